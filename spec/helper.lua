@@ -1,0 +1,295 @@
+-- spec/helper.lua: start and drive the mock VPCEP server (spec/mock/server.py).
+-- Works on Lua 5.1-5.4 and LuaJIT. Uses luasocket (+ luasec for TLS) and
+-- lua-cjson only; never the vpcep module itself.
+--
+--   local helper = require "spec.helper"
+--   local mock
+--   setup(function() mock = helper.start() end)
+--   teardown(function() mock:stop() end)
+--   before_each(function() mock:reset() end)
+
+local socket = require "socket"
+local http   = require "socket.http"
+local ltn12  = require "ltn12"
+local cjson  = require "cjson"
+local json   = cjson.new and cjson.new() or cjson
+
+local helper = {}
+
+helper.json = json
+helper.python = "/usr/bin/python3"
+
+helper.defaults = {
+  token      = "mock-token",
+  ak         = "MOCKAK0000000000000X",
+  sk         = "mock-secret-key-0123456789",
+  security_token = nil,
+  project_id = "p-0123456789",
+  service_id = "4e9a7c1b-5d2f-4a8e-9b3c-0123456789ab",
+}
+
+-- directory of this file, so the server is found whatever the cwd
+local function here()
+  local src = debug.getinfo(1, "S").source
+  if src:sub(1, 1) == "@" then
+    local dir = src:sub(2):match("^(.*)/[^/]*$")
+    if dir then return dir end
+  end
+  return "spec"
+end
+helper.spec_dir = here()
+helper.server_script = helper.spec_dir .. "/mock/server.py"
+helper.signer_script = helper.spec_dir .. "/mock/sdk_signer.py"
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+helper.shell_quote = shell_quote
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function tmpname()
+  local t = os.tmpname()   -- creates the file on most platforms
+  os.remove(t)
+  return t
+end
+
+-- os.execute returns true/0 on success depending on the Lua version
+local function exec_ok(cmd)
+  local a, _, c = os.execute(cmd)
+  if type(a) == "number" then return a == 0 end
+  return a == true and (c == nil or c == 0)
+end
+helper.exec_ok = exec_ok
+
+-- A self-signed certificate for 127.0.0.1/localhost (needs the openssl CLI).
+-- Returns cert_path, key_path.
+function helper.make_cert(dir)
+  dir = dir or tmpname()
+  assert(exec_ok("mkdir -p " .. shell_quote(dir)), "cannot create " .. dir)
+  local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
+  local cmd = "openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 2"
+    .. " -keyout " .. shell_quote(key) .. " -out " .. shell_quote(cert)
+    .. " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost"
+    .. " >/dev/null 2>&1"
+  assert(exec_ok(cmd), "openssl could not make a certificate")
+  return cert, key, dir
+end
+
+local Mock = {}
+Mock.__index = Mock
+
+-- helper.start{ tls = true | {cert=..., key=...}, quiet = true, log = "/path/stderr.log" }
+function helper.start(opts)
+  opts = opts or {}
+  local self = setmetatable({}, Mock)
+  local base = tmpname()
+  self.port_file = base .. ".port"
+  self.tmp_files = { self.port_file, self.port_file .. ".tmp" }
+  local args = { helper.python, shell_quote(helper.server_script),
+                 "--port", "0", "--port-file", shell_quote(self.port_file) }
+  if opts.tls then
+    local cert, key
+    if type(opts.tls) == "table" and opts.tls.cert then
+      cert, key = opts.tls.cert, opts.tls.key
+    else
+      local dir
+      cert, key, dir = helper.make_cert(base .. ".tls")
+      self.tmp_dir = dir
+    end
+    self.cert, self.key, self.cafile = cert, key, cert
+    args[#args + 1] = "--tls-cert " .. shell_quote(cert) .. " --tls-key " .. shell_quote(key)
+  end
+  if opts.quiet ~= false then args[#args + 1] = "--quiet" end
+  local errlog = opts.log and shell_quote(opts.log) or "/dev/null"
+  local cmd = table.concat(args, " ") .. " </dev/null >/dev/null 2>" .. errlog .. " & echo $!"
+  local p = assert(io.popen(cmd, "r"))
+  local pid = p:read("*l")
+  p:close()
+  self.pid = tonumber(pid)
+  assert(self.pid, "could not start the mock server")
+
+  local deadline = socket.gettime() + 10
+  while true do
+    local s = read_file(self.port_file)
+    local port = s and tonumber(s:match("(%d+)"))
+    if port then self.port = port break end
+    if socket.gettime() > deadline then
+      self:stop()
+      error("mock server did not start within 10 s (" .. cmd .. ")")
+    end
+    socket.sleep(0.02)
+  end
+  self.tls = opts.tls and true or false
+  self.host = "127.0.0.1"
+  self.url = (self.tls and "https" or "http") .. "://127.0.0.1:" .. self.port
+  self.defaults = helper.defaults
+  return self
+end
+
+function Mock:stop()
+  if self.pid then
+    os.execute("kill " .. self.pid .. " 2>/dev/null")
+    -- wait (briefly) for it to go away so ports and threads are released
+    local deadline = socket.gettime() + 3
+    while socket.gettime() < deadline and exec_ok("kill -0 " .. self.pid .. " 2>/dev/null") do
+      socket.sleep(0.02)
+    end
+    self.pid = nil
+  end
+  for _, f in ipairs(self.tmp_files or {}) do os.remove(f) end
+  if self.tmp_dir then
+    os.execute("rm -rf " .. shell_quote(self.tmp_dir))
+    self.tmp_dir = nil
+  end
+end
+
+-- Low-level: one HTTP request to the mock (new connection each time).
+-- req = { method=, path=, headers={}, body=string } -> status, body, headers
+function Mock:request(req)
+  local out = {}
+  local body = req.body
+  local headers = {}
+  for k, v in pairs(req.headers or {}) do headers[k] = v end
+  if body then headers["Content-Length"] = tostring(#body) end
+  local params = {
+    url = self.url .. req.path,
+    method = req.method or (body and "POST" or "GET"),
+    headers = headers,
+    source = body and ltn12.source.string(body) or nil,
+    sink = ltn12.sink.table(out),
+    redirect = req.redirect,
+  }
+  local requester = http.request
+  if self.tls then
+    local https = require "ssl.https"
+    params.verify = "none"
+    params.protocol = "any"
+    params.options = { "all" }
+    requester = https.request
+  end
+  local ok, status, rheaders = requester(params)
+  if not ok then error("mock request " .. params.method .. " " .. req.path .. " failed: " .. tostring(status)) end
+  return status, table.concat(out), rheaders
+end
+
+local function control(self, method, path, doc)
+  local body
+  if doc ~= nil then
+    body = type(doc) == "string" and doc or json.encode(doc)
+  end
+  local status, text = self:request{
+    method = method, path = path, body = body,
+    headers = body and { ["Content-Type"] = "application/json" } or nil,
+  }
+  local ok, decoded = pcall(json.decode, text)
+  if status ~= 200 then
+    error("mock control " .. method .. " " .. path .. " -> " .. tostring(status) .. ": " .. tostring(text), 3)
+  end
+  return ok and decoded or text
+end
+Mock.control = control
+
+function Mock:reset() return control(self, "POST", "/_mock/reset", {}) end
+
+-- mock:service{ project_id=?, service_id=?, endpoints={...}, count=?, prefix=? }
+-- or a pre-encoded JSON string (to keep 64-bit marker_ids exact).
+-- project_id/service_id default to helper.defaults.
+function Mock:service(spec)
+  if type(spec) == "table" then
+    local copy = {}
+    for k, v in pairs(spec) do copy[k] = v end
+    copy.project_id = copy.project_id or helper.defaults.project_id
+    copy.service_id = copy.service_id or helper.defaults.service_id
+    if copy.endpoints and #copy.endpoints == 0 then copy.endpoints = nil end
+    spec = copy
+  end
+  return control(self, "POST", "/_mock/services", spec)
+end
+
+function Mock:auth(t) return control(self, "POST", "/_mock/auth", t) end
+function Mock:config(t) return control(self, "POST", "/_mock/config", t) end
+function Mock:fault(rule) return control(self, "POST", "/_mock/faults", { rules = { rule } }) end
+function Mock:faults(rules)
+  if rules.rules then return control(self, "POST", "/_mock/faults", rules) end
+  return control(self, "POST", "/_mock/faults", { rules = rules })
+end
+function Mock:clear_faults() return control(self, "POST", "/_mock/faults/clear", {}) end
+function Mock:log() return control(self, "GET", "/_mock/log").requests end
+function Mock:clear_log() return control(self, "POST", "/_mock/log/clear", {}) end
+function Mock:stats() return control(self, "GET", "/_mock/stats") end
+
+local function urlenc(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+helper.urlencode = urlenc
+
+function Mock:state(project_id, service_id)
+  project_id = project_id or helper.defaults.project_id
+  service_id = service_id or helper.defaults.service_id
+  return control(self, "GET", "/_mock/state?project_id=" .. urlenc(project_id)
+    .. "&service_id=" .. urlenc(service_id)).connections
+end
+
+-- The state as a map id -> connection.
+function Mock:by_id(project_id, service_id)
+  local m = {}
+  for _, c in ipairs(self:state(project_id, service_id)) do m[c.id] = c end
+  return m
+end
+
+-- A persistent (keep-alive) plain-HTTP connection to the mock:
+--   local c = mock:connect(); local st, body, hdrs = c:request("GET", path, {h=v}, body); c:close()
+-- hdrs keys are lowercased.
+local Conn = {}
+Conn.__index = Conn
+
+function Mock:connect()
+  assert(not self.tls, "mock:connect() speaks plain HTTP only")
+  local s = assert(socket.tcp())
+  s:settimeout(10)
+  assert(s:connect("127.0.0.1", self.port))
+  return setmetatable({ sock = s, port = self.port }, Conn)
+end
+
+function Conn:request(method, path, headers, body)
+  local lines = { method .. " " .. path .. " HTTP/1.1", "Host: 127.0.0.1:" .. self.port }
+  for k, v in pairs(headers or {}) do lines[#lines + 1] = k .. ": " .. v end
+  if body then lines[#lines + 1] = "Content-Length: " .. #body end
+  local ok, err = self.sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n" .. (body or ""))
+  if not ok then return nil, err end
+  local status_line, e = self.sock:receive("*l")
+  if not status_line then return nil, e end
+  local status = tonumber(status_line:match("^HTTP/%d%.%d (%d+)"))
+  local h = {}
+  while true do
+    local line, e2 = self.sock:receive("*l")
+    if not line then return nil, e2 end
+    if line == "" then break end
+    local k, v = line:match("^([^:]+):%s*(.-)%s*$")
+    if k then h[k:lower()] = v end
+  end
+  local n = tonumber(h["content-length"] or "0")
+  local data = ""
+  if n > 0 then
+    local d, e3, partial = self.sock:receive(n)
+    if not d then return nil, e3, partial end
+    data = d
+  end
+  return status, data, h
+end
+
+function Conn:close() self.sock:close() end
+
+-- Run the Python signer's self-test (the five published vectors); true on success.
+function helper.signer_self_test()
+  return exec_ok(helper.python .. " " .. shell_quote(helper.signer_script) .. " -q >/dev/null 2>&1")
+end
+
+return helper
