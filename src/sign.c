@@ -149,29 +149,30 @@ static int value_ok(const char *s, size_t len)
     return 1;
 }
 
-/* A credential string: non-empty, no control bytes, no spaces at all. */
-static int secret_ok(const char *s)
+/* A credential string: non-empty, no control bytes; with strict, also no
+ * space nor ',' (the AK is written into the Authorization list as is). */
+static int cred_ok(const char *s, int strict)
 {
     size_t i, len;
     if (s == NULL || (len = strlen(s)) == 0)
         return 0;
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c <= 0x20 || c == 0x7f)
+        if (c < 0x20 || c == 0x7f || (strict && (c == ' ' || c == ',')))
             return 0;
     }
     return 1;
 }
 
+/* Messages name the field, never its value. */
 static void check_cred(lua_State *L, const vp_cred *cred)
 {
-    if (!secret_ok(cred->ak))
-        vp_raise(L, VP_EINVAL, "sign: ak must be a non-empty string without spaces or control characters");
-    if (!secret_ok(cred->sk))
-        vp_raise(L, VP_EINVAL, "sign: sk must be a non-empty string without spaces or control characters");
-    if (cred->security_token != NULL && !secret_ok(cred->security_token))
-        vp_raise(L, VP_EINVAL,
-                 "sign: security_token must be a non-empty string without spaces or control characters");
+    if (!cred_ok(cred->ak, 1))
+        vp_raise(L, VP_EINVAL, "sign: ak must be a non-empty string without spaces, commas or control characters");
+    if (!cred_ok(cred->sk, 0))
+        vp_raise(L, VP_EINVAL, "sign: sk must be a non-empty string without control characters");
+    if (cred->security_token != NULL && !cred_ok(cred->security_token, 0))
+        vp_raise(L, VP_EINVAL, "sign: security_token must be a non-empty string without control characters");
     if (cred->date != NULL && !date_ok(cred->date, strlen(cred->date)))
         vp_raise(L, VP_EINVAL, "sign: date must be YYYYMMDDTHHMMSSZ (UTC)");
 }
