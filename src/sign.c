@@ -715,6 +715,9 @@ void vp_sign_push(lua_State *L, int req_idx, const vp_cred *cred)
     size_t n, len;
     const char *url, *why;
     req_idx = vp_absindex(L, req_idx);
+    /* The canonical request is concatenated from ~12 stack pieces on top of
+     * ~10 working slots: more than the LUA_MINSTACK a C function is given. */
+    luaL_checkstack(L, 40, "vpcep.sign");
     check_cred(L, cred);
     read_request(L, req_idx);
     base = top + 1; /* method, url, headers, body */
