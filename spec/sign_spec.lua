@@ -335,6 +335,8 @@ describe("vpcep.sign", function()
       differ("https://h.example.com/?q=a+b", "https://h.example.com/?q=a%20b")
       same("https://h.example.com/?q=%7e", "https://h.example.com/?q=~")
       same("https://h.example.com/?q=a=b", "https://h.example.com/?q=a%3Db")
+      -- everything after the first '?' is the query, a second '?' included
+      same("https://h.example.com/??a=1", "https://h.example.com/?%3Fa=1")
     end)
 
     it("lower-cases, trims and sorts headers", function()
