@@ -1,0 +1,594 @@
+/* client.c: the client userdata and its calls: accept/reject (one request
+ * per endpoint, run as a batch), connections (following pages), wait,
+ * prepare, close. Each call is validate -> build -> run -> results. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/crypto.h>
+#include "options.h"
+#include "scheduler.h"
+
+#define MAX_ENDPOINTS 1000
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+/* Frees a secret after overwriting it, so it does not linger in memory. */
+static void free_secret(char *s)
+{
+    if (s != NULL) {
+        OPENSSL_cleanse(s, strlen(s));
+        free(s);
+    }
+}
+
+static void client_release(vp_client *c)
+{
+    vp_transport_free(c->tp);
+    c->tp = NULL;
+    free(c->project_id);
+    free(c->base_url);
+    free(c->host);
+    free_secret(c->token);
+    free(c->ak);
+    free_secret(c->sk);
+    free_secret(c->security_token);
+    free(c->cafile);
+    free(c->proxy);
+    free(c->user_agent);
+    c->project_id = c->base_url = c->host = c->token = c->ak = c->sk = NULL;
+    c->security_token = c->cafile = c->proxy = c->user_agent = NULL;
+    c->closed = 1;
+}
+
+/* Pushes a client made from the options at idx (validated first; the
+ * userdata exists before anything is allocated, so __gc owns it all). */
+static vp_client *client_push(lua_State *L, int idx, const char *const *extra)
+{
+    vp_options o;
+    vp_client *c;
+    vp_options_read(L, idx, &o, extra);
+    c = lua_newuserdata(L, sizeof *c);
+    memset(c, 0, sizeof *c);
+    luaL_getmetatable(L, VP_CLIENT_MT);
+    lua_setmetatable(L, -2);
+    c->project_id = dup_or_null(o.project_id);
+    c->base_url = dup_or_null(o.base_url);
+    c->host = dup_or_null(o.host);
+    c->token = dup_or_null(o.token);
+    c->ak = dup_or_null(o.ak);
+    c->sk = dup_or_null(o.sk);
+    c->security_token = dup_or_null(o.security_token);
+    c->cafile = dup_or_null(o.cafile);
+    c->proxy = dup_or_null(o.proxy);
+    c->user_agent = dup_or_null(o.user_agent);
+    c->timeout = o.timeout;
+    c->connect_timeout = o.connect_timeout;
+    c->retries = o.retries;
+    c->concurrency = o.concurrency;
+    c->verify = o.verify;
+    c->max_body = o.max_body;
+    c->tp = vp_transport_new();
+    if (c->tp == NULL || c->project_id == NULL || c->base_url == NULL || c->host == NULL ||
+        c->user_agent == NULL || (o.token != NULL && c->token == NULL) || (o.ak != NULL && c->ak == NULL) ||
+        (o.sk != NULL && c->sk == NULL) || (o.security_token != NULL && c->security_token == NULL) ||
+        (o.cafile != NULL && c->cafile == NULL) || (o.proxy != NULL && c->proxy == NULL)) {
+        client_release(c);
+        luaL_error(L, "vpcep: out of memory");
+    }
+    return c;
+}
+
+int vp_l_new(lua_State *L)
+{
+    client_push(L, 1, NULL);
+    return 1;
+}
+
+static vp_client *check_client(lua_State *L)
+{
+    vp_client *c = vp_testudata(L, 1, VP_CLIENT_MT);
+    if (c == NULL)
+        vp_raise(L, VP_EINVAL, "expected a vpcep client (use client:method(...), with a colon)");
+    if (c->closed)
+        vp_raise(L, VP_EINVAL, "this client is closed");
+    return c;
+}
+
+static int client_close(lua_State *L)
+{
+    vp_client *c = vp_testudata(L, 1, VP_CLIENT_MT);
+    if (c == NULL)
+        vp_raise(L, VP_EINVAL, "expected a vpcep client");
+    if (!c->closed)
+        client_release(c);
+    return 0;
+}
+
+static int client_tostring(lua_State *L)
+{
+    vp_client *c = vp_testudata(L, 1, VP_CLIENT_MT);
+    if (c == NULL || c->closed) {
+        lua_pushliteral(L, "vpcep.client (closed)");
+        return 1;
+    }
+    lua_pushfstring(L, "vpcep.client (project %s, %s, %s)", c->project_id, c->base_url,
+                    c->token != NULL ? "token" : "AK/SK");
+    return 1;
+}
+
+/* Pushes an array of the endpoint ids at idx (a string or an array of
+ * them), checked; returns how many. */
+static int push_endpoint_ids(lua_State *L, int idx, int max)
+{
+    int n, i;
+    idx = vp_absindex(L, idx);
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        vp_check_id(L, idx, "endpoint id", NULL);
+        lua_createtable(L, 1, 0);
+        lua_pushvalue(L, idx);
+        lua_rawseti(L, -2, 1);
+        return 1;
+    }
+    if (lua_type(L, idx) != LUA_TTABLE)
+        vp_raise(L, VP_EINVAL, "endpoints must be an endpoint id or an array of them, got %s",
+                 luaL_typename(L, idx));
+    n = (int)vp_rawlen(L, idx);
+    if (n == 0)
+        vp_raise(L, VP_EINVAL, "endpoints is empty");
+    if (n > max)
+        vp_raise(L, VP_EINVAL, "endpoints holds %d ids, more than %d at once (raise opts.max_endpoints "
+                 "to allow it)", n, max);
+    lua_pushnil(L);
+    i = 0;
+    while (lua_next(L, idx) != 0) {
+        long long k;
+        lua_pop(L, 1);
+        if (!vp_isintegral(L, -1, &k) || k < 1 || k > n)
+            vp_raise(L, VP_EINVAL, "endpoints must be an array (1..n, no other keys)");
+        i++;
+    }
+    lua_createtable(L, n, 0);
+    lua_newtable(L); /* seen ids */
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, idx, i);
+        lua_pushfstring(L, "endpoints[%d]", i);
+        vp_check_id(L, -2, lua_tostring(L, -1), NULL);
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, -3);
+        if (!lua_isnil(L, -1))
+            vp_raise(L, VP_EINVAL, "endpoint %s is given twice", lua_tostring(L, -2));
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -4);
+        lua_rawseti(L, -3, i);
+    }
+    lua_pop(L, 1);
+    return n;
+}
+
+typedef struct action_opts {
+    double wait; /* seconds, 0 = no waiting */
+    int max_endpoints;
+} action_opts;
+
+static void read_action_opts(lua_State *L, int idx, action_opts *o)
+{
+    o->wait = 0;
+    o->max_endpoints = MAX_ENDPOINTS;
+    if (lua_isnoneornil(L, idx))
+        return;
+    if (lua_type(L, idx) != LUA_TTABLE)
+        vp_raise(L, VP_EINVAL, "opts must be a table, got %s", luaL_typename(L, idx));
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+        long long v;
+        if (strcmp(k, "wait") == 0) {
+            if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0 && lua_tonumber(L, -1) <= 86400))
+                vp_raise(L, VP_EINVAL, "opts.wait must be a number of seconds in 0..86400");
+            o->wait = lua_tonumber(L, -1);
+        } else if (strcmp(k, "max_endpoints") == 0) {
+            if (!vp_isintegral(L, -1, &v) || v < 1 || v > 1000000)
+                vp_raise(L, VP_EINVAL, "opts.max_endpoints must be an integer in 1..1000000");
+            o->max_endpoints = (int)v;
+        } else {
+            vp_raise(L, VP_EINVAL, "unknown option opts.%s (known: wait, max_endpoints)", k);
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* Raises the error of a batch that had failures: the first failure's code,
+ * message and status, with every result in err.results. */
+static void raise_if_failed(lua_State *L, int results, int n)
+{
+    int i, first = 0, failed = 0;
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, results, i);
+        if (vp_is_error(L, -1)) {
+            failed++;
+            if (first == 0)
+                first = i;
+        }
+        lua_pop(L, 1);
+    }
+    if (failed == 0)
+        return;
+    lua_rawgeti(L, results, first);
+    vp_error_push(L, "", "", 0);
+    lua_pushnil(L);
+    while (lua_next(L, -3) != 0) { /* copy the first failure's fields */
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+    lua_pushvalue(L, results);
+    lua_setfield(L, -2, "results");
+    lua_pushinteger(L, failed);
+    lua_setfield(L, -2, "failed");
+    lua_error(L);
+}
+
+/* Loads the request at the top into op i and pops it. */
+static void load_op(lua_State *L, vp_batch *b, int i)
+{
+    vp_xfer_load(L, &b->ops[i].x, -1);
+    lua_pop(L, 1);
+}
+
+static int is_pending(lua_State *L, int conn)
+{
+    const char *s;
+    int r;
+    lua_getfield(L, conn, "status");
+    s = lua_tostring(L, -1);
+    r = s != NULL && (strcmp(s, "creating") == 0 || strcmp(s, "pendingAcceptance") == 0);
+    lua_pop(L, 1);
+    return r;
+}
+
+static void sleep_for(double s)
+{
+    struct timespec ts;
+    if (s <= 0)
+        return;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    nanosleep(&ts, NULL);
+}
+
+/* One round of polling: for each pending index in `pend` (array of
+ * positions), lists ?id= and updates results. Returns how many remain. */
+static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, int ids, int pend)
+{
+    int n = (int)vp_rawlen(L, pend), i, left = 0, got;
+    vp_batch *b = vp_batch_push(L, n, VP_LIST);
+    lua_createtable(L, n, 0);
+    got = lua_gettop(L);
+    for (i = 1; i <= n; i++) {
+        lua_createtable(L, 0, 1);
+        lua_rawgeti(L, pend, i);
+        lua_rawgeti(L, ids, (int)lua_tointeger(L, -1));
+        lua_setfield(L, -3, "id");
+        lua_pop(L, 1);
+        vp_build_list(L, c, sid, lua_gettop(L));
+        lua_remove(L, -2);
+        load_op(L, b, i - 1);
+    }
+    vp_batch_run(L, c, b, got, 0);
+    lua_createtable(L, n, 0); /* still pending */
+    for (i = 1; i <= n; i++) {
+        int pos;
+        lua_rawgeti(L, pend, i);
+        pos = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        lua_rawgeti(L, got, i);
+        if (vp_is_error(L, -1)) {
+            lua_rawgeti(L, ids, pos);
+            lua_setfield(L, -2, "endpoint");
+            lua_rawseti(L, results, pos);
+            continue;
+        }
+        lua_getfield(L, -1, "connections");
+        lua_rawgeti(L, -1, 1);
+        if (lua_istable(L, -1)) {
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, results, pos);
+        }
+        if (!lua_istable(L, -1) || is_pending(L, lua_gettop(L))) {
+            lua_pushinteger(L, pos);
+            lua_rawseti(L, -5, ++left);
+        }
+        lua_pop(L, 3);
+    }
+    lua_replace(L, pend);
+    lua_pop(L, 2);
+    return left;
+}
+
+/* Raises vpcep.timeout naming the endpoints still pending. */
+static void raise_wait_timeout(lua_State *L, int results, int ids, int pend, double wait)
+{
+    int i, n = (int)vp_rawlen(L, pend);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (i = 1; i <= n && i <= 20; i++) {
+        lua_rawgeti(L, pend, i);
+        lua_rawgeti(L, ids, (int)lua_tointeger(L, -1));
+        lua_remove(L, -2);
+        if (i > 1)
+            luaL_addstring(&b, ", ");
+        luaL_addvalue(&b);
+    }
+    if (n > 20)
+        luaL_addstring(&b, ", ...");
+    luaL_pushresult(&b);
+    vp_error_pushf(L, VP_ETIMEOUT, 0, "%d endpoint(s) still pending after waiting %f s: %s", n, wait,
+                   lua_tostring(L, -1));
+    lua_pushvalue(L, results);
+    lua_setfield(L, -2, "results");
+    lua_error(L);
+}
+
+/* opts.wait: poll until every connection has left creating/pendingAcceptance. */
+static void wait_settled(lua_State *L, vp_client *c, const char *sid, int results, int ids, int n, double wait)
+{
+    double deadline = vp_now() + wait, pause = 0.2;
+    int i, left = 0, pend;
+    lua_createtable(L, n, 0);
+    pend = lua_gettop(L);
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, results, i);
+        if (is_pending(L, lua_gettop(L))) {
+            lua_pushinteger(L, i);
+            lua_rawseti(L, pend, ++left);
+        }
+        lua_pop(L, 1);
+    }
+    while (left > 0) {
+        double now = vp_now();
+        if (now >= deadline)
+            raise_wait_timeout(L, results, ids, pend, wait);
+        sleep_for(pause < deadline - now ? pause : deadline - now);
+        left = poll_round(L, c, sid, results, ids, pend);
+        pause = pause * 2 > 2.0 ? 2.0 : pause * 2;
+    }
+    lua_pop(L, 1);
+    /* a connection that ended up failed while we waited is a failure too */
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, results, i);
+        if (!vp_is_error(L, -1)) {
+            lua_getfield(L, -1, "status");
+            if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "failed") == 0) {
+                vp_error_pushf(L, VP_EFAILED, 0, "connection failed while waiting");
+                lua_pushvalue(L, -3);
+                lua_setfield(L, -2, "connection");
+                lua_rawgeti(L, ids, i);
+                lua_setfield(L, -2, "endpoint");
+                lua_rawseti(L, results, i);
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* client:accept / client:reject */
+static int do_action(lua_State *L, const char *action)
+{
+    vp_client *c = check_client(L);
+    const char *sid = vp_check_id(L, 2, "service_id", NULL);
+    action_opts o;
+    int n, i, ids, results;
+    vp_batch *b;
+    read_action_opts(L, 4, &o);
+    n = push_endpoint_ids(L, 3, o.max_endpoints);
+    ids = lua_gettop(L);
+    b = vp_batch_push(L, n, VP_ACTION);
+    for (i = 0; i < n; i++) {
+        lua_rawgeti(L, ids, i + 1);
+        vp_build_action(L, c, action, sid, lua_tostring(L, -1));
+        lua_remove(L, -2);
+        load_op(L, b, i);
+    }
+    lua_createtable(L, n, 0);
+    results = lua_gettop(L);
+    vp_batch_run(L, c, b, results, ids);
+    raise_if_failed(L, results, n);
+    if (o.wait > 0) {
+        wait_settled(L, c, sid, results, ids, n, o.wait);
+        raise_if_failed(L, results, n);
+    }
+    lua_pushvalue(L, results);
+    return 1;
+}
+
+static int client_accept(lua_State *L)
+{
+    return do_action(L, "receive");
+}
+
+static int client_reject(lua_State *L)
+{
+    return do_action(L, "reject");
+}
+
+/* Runs one list request (the query table at the top is consumed); pushes
+ * the document or raises its error. */
+static void list_page(lua_State *L, vp_client *c, const char *sid)
+{
+    vp_batch *b = vp_batch_push(L, 1, VP_LIST);
+    vp_build_list(L, c, sid, -2);
+    load_op(L, b, 0);
+    lua_createtable(L, 1, 0);
+    vp_batch_run(L, c, b, -1, 0);
+    lua_rawgeti(L, -1, 1);
+    if (vp_is_error(L, -1))
+        lua_error(L);
+    lua_replace(L, -4);
+    lua_pop(L, 2);
+}
+
+/* client:connections(service_id [, query]) -> all connections, total_count */
+static int client_connections(lua_State *L)
+{
+    vp_client *c = check_client(L);
+    const char *sid = vp_check_id(L, 2, "service_id", NULL);
+    long long limit = 1000, offset = 0, total = -1;
+    int all, n = 0, user_limit = 0;
+    if (!lua_isnoneornil(L, 3)) {
+        vp_check_query(L, 3);
+        lua_getfield(L, 3, "limit");
+        user_limit = vp_isintegral(L, -1, &limit);
+        lua_getfield(L, 3, "offset");
+        vp_isintegral(L, -1, &offset);
+        lua_pop(L, 2);
+    }
+    lua_newtable(L);
+    all = lua_gettop(L);
+    for (;;) {
+        int got, i;
+        /* this page's query: the user's, with limit and offset set */
+        lua_newtable(L);
+        if (!lua_isnoneornil(L, 3)) {
+            lua_pushnil(L);
+            while (lua_next(L, 3) != 0) {
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_rawset(L, -4);
+            }
+        }
+        lua_pushinteger(L, (lua_Integer)limit);
+        lua_setfield(L, -2, "limit");
+        lua_pushinteger(L, (lua_Integer)offset);
+        lua_setfield(L, -2, "offset");
+        list_page(L, c, sid);
+        lua_getfield(L, -1, "total_count");
+        if (!lua_isnil(L, -1))
+            vp_isintegral(L, -1, &total);
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "connections");
+        got = (int)vp_rawlen(L, -1);
+        for (i = 1; i <= got; i++) {
+            lua_rawgeti(L, -1, i);
+            lua_rawseti(L, all, ++n);
+        }
+        lua_pop(L, 2);
+        offset += got;
+        /* the end: a short or empty page, total reached, or limit 0 */
+        if (got == 0 || got < limit || limit == 0 || (total >= 0 && offset >= total))
+            break;
+    }
+    (void)user_limit;
+    lua_pushvalue(L, all);
+    if (total >= 0)
+        lua_pushinteger(L, (lua_Integer)total);
+    else
+        lua_pushinteger(L, n);
+    return 2;
+}
+
+/* client:prepare(action, service_id, endpoint_id) -> request table */
+static int client_prepare(lua_State *L)
+{
+    vp_client *c = check_client(L);
+    const char *action = luaL_optstring(L, 2, "");
+    const char *sid, *eid;
+    if (lua_type(L, 2) != LUA_TSTRING || (strcmp(action, "receive") != 0 && strcmp(action, "reject") != 0))
+        vp_raise(L, VP_EINVAL, "action must be \"receive\" or \"reject\"");
+    sid = vp_check_id(L, 3, "service_id", NULL);
+    eid = vp_check_id(L, 4, "endpoint id", NULL);
+    vp_build_action(L, c, action, sid, eid);
+    return 1;
+}
+
+static int client_gc(lua_State *L)
+{
+    vp_client *c = lua_touserdata(L, 1);
+    if (c != NULL && !c->closed)
+        client_release(c);
+    return 0;
+}
+
+/* vpcep.accept{...} / vpcep.reject{...}: a client for one call. */
+static int oneshot(lua_State *L, lua_CFunction call)
+{
+    static const char *const extra[] = {"service_id", "endpoints", "wait", "max_endpoints", NULL};
+    vp_client *c;
+    int ok;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    c = client_push(L, 1, extra);
+    lua_pushcfunction(L, call);
+    lua_pushvalue(L, -2);
+    lua_getfield(L, 1, "service_id");
+    lua_getfield(L, 1, "endpoints");
+    lua_createtable(L, 0, 2);
+    lua_getfield(L, 1, "wait");
+    lua_setfield(L, -2, "wait");
+    lua_getfield(L, 1, "max_endpoints");
+    lua_setfield(L, -2, "max_endpoints");
+    ok = lua_pcall(L, 4, 1, 0) == 0;
+    client_release(c);
+    if (!ok)
+        lua_error(L);
+    return 1;
+}
+
+int vp_l_oneshot_accept(lua_State *L)
+{
+    return oneshot(L, client_accept);
+}
+
+int vp_l_oneshot_reject(lua_State *L)
+{
+    return oneshot(L, client_reject);
+}
+
+/* The client's methods; in a safe client (vpcep.safe.new) each returns
+ * nil, err instead of raising. */
+static int dispatch(lua_State *L)
+{
+    vp_client *c = vp_testudata(L, 1, VP_CLIENT_MT);
+    lua_CFunction f = lua_tocfunction(L, lua_upvalueindex(1));
+    if (c == NULL || !c->safe)
+        return f(L);
+    lua_pushcfunction(L, f);
+    lua_insert(L, 1);
+    if (lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0) != 0) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    return lua_gettop(L);
+}
+
+void vp_client_open(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"accept", client_accept}, {"reject", client_reject}, {"connections", client_connections},
+        {"prepare", client_prepare}, {"close", client_close}, {NULL, NULL}};
+    int i;
+    vp_scheduler_open(L);
+    luaL_newmetatable(L, VP_CLIENT_MT);
+    lua_newtable(L);
+    for (i = 0; methods[i].name != NULL; i++) {
+        lua_pushcfunction(L, methods[i].func);
+        lua_pushcclosure(L, dispatch, 1);
+        lua_setfield(L, -2, methods[i].name);
+    }
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, client_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, client_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, client_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, "vpcep.client");
+    lua_setfield(L, -2, "__name");
+    lua_pop(L, 1);
+}

@@ -1,0 +1,132 @@
+/* json.c: the bridge to the JSON library, resolved at run time.
+ *
+ * A private lua-cjson instance (cjson.new()) so that settings made by the
+ * host program on the shared cjson module never change what vpcep sends or
+ * reads. Where cjson is missing but vim.json exists (Neovim), that is used.
+ * The encode/decode functions are kept in the registry. */
+#include <string.h>
+#include "vpcep.h"
+
+static const char DECODE_KEY = 'd';
+static const char ENCODE_KEY = 'e';
+static const char ARRAY_MT_KEY = 'a';
+
+/* Calls inst[name](inst-or-nothing, arg) when that setter exists. */
+static void configure(lua_State *L, int inst, const char *name, int value)
+{
+    lua_getfield(L, inst, name);
+    if (lua_isfunction(L, -1)) {
+        lua_pushinteger(L, value);
+        if (lua_pcall(L, 1, 0, 0) != 0)
+            lua_pop(L, 1);
+    } else {
+        lua_pop(L, 1);
+    }
+}
+
+/* Pushes a private cjson instance, or nil when cjson cannot be loaded. */
+static void push_cjson_instance(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "cjson");
+    if (lua_pcall(L, 1, 1, 0) != 0 || !lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        return;
+    }
+    lua_getfield(L, -1, "new");
+    if (lua_isfunction(L, -1) && lua_pcall(L, 0, 1, 0) == 0 && lua_istable(L, -1)) {
+        lua_remove(L, -2);
+    } else {
+        /* An old cjson without new(): use the module itself. */
+        lua_pop(L, 1);
+    }
+    {
+        int inst = lua_gettop(L);
+        /* Depth well above anything the service sends, far below a
+         * stack-exhausting one. */
+        configure(L, inst, "decode_max_depth", 64);
+        configure(L, inst, "encode_max_depth", 16);
+    }
+    lua_getfield(L, -1, "decode_invalid_numbers");
+    if (lua_isfunction(L, -1)) {
+        lua_pushboolean(L, 0);
+        if (lua_pcall(L, 1, 0, 0) != 0)
+            lua_pop(L, 1);
+    } else {
+        lua_pop(L, 1);
+    }
+}
+
+/* Pushes vim.json when running inside Neovim, else nil. */
+static void push_vim_json(lua_State *L)
+{
+    lua_getglobal(L, "vim");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "json");
+        lua_remove(L, -2);
+        if (lua_istable(L, -1))
+            return;
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+}
+
+void vp_json_open(lua_State *L)
+{
+    push_cjson_instance(L);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        push_vim_json(L);
+    }
+    if (lua_isnil(L, -1))
+        luaL_error(L, "vpcep: needs lua-cjson (require \"cjson\" failed) or vim.json");
+    lua_pushlightuserdata(L, (void *)&DECODE_KEY);
+    lua_getfield(L, -2, "decode");
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    lua_pushlightuserdata(L, (void *)&ENCODE_KEY);
+    lua_getfield(L, -2, "encode");
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    /* The array marker: cjson's empty_array_mt when it has one. */
+    lua_pushlightuserdata(L, (void *)&ARRAY_MT_KEY);
+    lua_getfield(L, -2, "array_mt");
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);
+}
+
+int vp_json_decode(lua_State *L, const char *s, size_t len)
+{
+    lua_pushlightuserdata(L, (void *)&DECODE_KEY);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_pushlstring(L, s, len);
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        if (!lua_isstring(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushliteral(L, "decoder failed");
+        }
+        return 0;
+    }
+    return 1;
+}
+
+void vp_json_encode(lua_State *L, int idx)
+{
+    idx = vp_absindex(L, idx);
+    lua_pushlightuserdata(L, (void *)&ENCODE_KEY);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, idx);
+    if (lua_pcall(L, 1, 1, 0) != 0 || !lua_isstring(L, -1)) {
+        const char *why = lua_isstring(L, -1) ? lua_tostring(L, -1) : "encoder failed";
+        vp_raise(L, VP_EINVAL, "cannot encode request body: %s", why);
+    }
+}
+
+void vp_json_push_array_mt(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)&ARRAY_MT_KEY);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+}

@@ -1,0 +1,24 @@
+/* options.h: the validated options of vpcep.new, before they are copied
+ * into a client. Pointers point into Lua strings anchored by the caller. */
+#ifndef VPCEP_OPTIONS_H
+#define VPCEP_OPTIONS_H
+
+#include "vpcep.h"
+
+typedef struct vp_options {
+    const char *project_id, *base_url, *host;
+    const char *token, *ak, *sk, *security_token;
+    const char *cafile, *proxy, *user_agent;
+    double timeout, connect_timeout;
+    int retries, concurrency, verify;
+    long max_body;
+    char region_host[128], region_url[160];
+    char ua_buf[128];
+} vp_options;
+
+/* Reads and checks the options table at idx; extra names keys that the
+ * caller handles itself (the one-shot functions' service_id, endpoints).
+ * Raises invalid_argument on anything wrong. */
+void vp_options_read(lua_State *L, int idx, vp_options *o, const char *const *extra);
+
+#endif

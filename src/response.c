@@ -1,0 +1,555 @@
+/* response.c: reading an answer: status + body + headers -> the decoded
+ * document or an error object.
+ *
+ * Exact 64-bit integers: lua-cjson (Debian's 2.1.0 in particular) decodes
+ * every number as a double, so 422321321312321321 would lose its last digits.
+ * Before decoding, integer literals of 16 or more digits outside strings are
+ * rewritten as strings that start with the byte 0xFF, which no valid UTF-8
+ * string can contain (answers are checked to be valid UTF-8 first); after
+ * decoding, those strings become exact integers again. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include "vpcep.h"
+
+#define BIGINT_MARK '\xFF'
+#define BIGINT_DIGITS 16
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Length of the number token at s (JSON number characters). */
+static size_t number_len(const char *s, size_t n, size_t *int_digits, int *is_int)
+{
+    size_t j = 0, d0;
+    if (j < n && s[j] == '-')
+        j++;
+    d0 = j;
+    while (j < n && is_digit(s[j]))
+        j++;
+    *int_digits = j - d0;
+    *is_int = !(j < n && (s[j] == '.' || s[j] == 'e' || s[j] == 'E'));
+    while (j < n && (is_digit(s[j]) || s[j] == '.' || s[j] == 'e' || s[j] == 'E' ||
+                     s[j] == '+' || s[j] == '-'))
+        j++;
+    return j;
+}
+
+/* Length of the string token starting at s[0] == '"' (quotes included), or 0
+ * when it holds invalid UTF-8 or is unterminated (then the decoder reports). */
+static size_t string_len(const char *s, size_t n, int *bad_utf8)
+{
+    size_t i = 1;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"')
+            return i + 1;
+        if (c == '\\') {
+            i += 2;
+        } else if (c < 0x80) {
+            i++;
+        } else {
+            size_t k = vp_utf8_seqlen((const unsigned char *)s + i, n - i);
+            if (k == 0) {
+                *bad_utf8 = 1;
+                return 0;
+            }
+            i += k;
+        }
+    }
+    return 0;
+}
+
+/* One pass over the body: counts big integer literals outside strings and
+ * checks every string for valid UTF-8. Returns -1 on invalid UTF-8. */
+static long scan_body(const char *s, size_t n)
+{
+    size_t i = 0;
+    long big = 0;
+    int bad = 0;
+    while (i < n) {
+        char c = s[i];
+        if (c == '"') {
+            size_t k = string_len(s + i, n - i, &bad);
+            if (bad)
+                return -1;
+            if (k == 0)
+                return big; /* unterminated: the decoder says so */
+            i += k;
+        } else if (c == '-' || is_digit(c)) {
+            size_t digits;
+            int is_int;
+            i += number_len(s + i, n - i, &digits, &is_int);
+            if (is_int && digits >= BIGINT_DIGITS)
+                big++;
+        } else if ((unsigned char)c >= 0x80) {
+            return -1;
+        } else {
+            i++;
+        }
+    }
+    return big;
+}
+
+/* Pushes the body with big integer literals turned into marked strings. */
+static void push_marked_body(lua_State *L, const char *s, size_t n)
+{
+    luaL_Buffer b;
+    size_t i = 0, from = 0;
+    int bad = 0;
+    luaL_buffinit(L, &b);
+    while (i < n) {
+        char c = s[i];
+        if (c == '"') {
+            size_t k = string_len(s + i, n - i, &bad);
+            if (k == 0)
+                break;
+            i += k;
+        } else if (c == '-' || is_digit(c)) {
+            size_t digits;
+            int is_int;
+            size_t k = number_len(s + i, n - i, &digits, &is_int);
+            if (is_int && digits >= BIGINT_DIGITS) {
+                luaL_addlstring(&b, s + from, i - from);
+                luaL_addchar(&b, '"');
+                luaL_addchar(&b, BIGINT_MARK);
+                luaL_addlstring(&b, s + i, k);
+                luaL_addchar(&b, '"');
+                from = i + k;
+            }
+            i += k;
+        } else {
+            i++;
+        }
+    }
+    luaL_addlstring(&b, s + from, n - from);
+    luaL_pushresult(&b);
+}
+
+/* Replaces the marked string at the top of the stack with its integer. */
+static void unmark_top(lua_State *L)
+{
+    const char *digits = lua_tostring(L, -1) + 1;
+    char *end;
+    long long v;
+    errno = 0;
+    v = strtoll(digits, &end, 10);
+    if (errno == ERANGE || *end != '\0') {
+        /* Beyond 64 bits: keep the decimal text, exact if not a number. */
+        lua_pushstring(L, digits);
+    } else {
+        vp_pushint64(L, v, digits);
+    }
+    lua_remove(L, -2);
+}
+
+static int is_marked(lua_State *L, int idx)
+{
+    size_t len;
+    const char *s;
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return 0;
+    s = lua_tolstring(L, idx, &len);
+    return len > 1 && s[0] == BIGINT_MARK;
+}
+
+static int is_integer_field(lua_State *L, int key_idx)
+{
+    const char *k;
+    if (lua_type(L, key_idx) != LUA_TSTRING)
+        return 0;
+    k = lua_tostring(L, key_idx);
+    return strcmp(k, "marker_id") == 0 || strcmp(k, "total_count") == 0;
+}
+
+/* Walks the decoded tree: marked strings become integers again, and on
+ * 5.3+ the integer fields of the contract become Lua integers. */
+static void restore_integers(lua_State *L, int idx, int depth)
+{
+    idx = vp_absindex(L, idx);
+    luaL_checkstack(L, 4, "answer nested too deeply");
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        if (lua_type(L, -1) == LUA_TTABLE && depth < 100) {
+            restore_integers(L, -1, depth + 1);
+        } else if (is_marked(L, -1)) {
+            unmark_top(L);
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, idx);
+            continue;
+        }
+#if VP_HAS_INTEGERS
+        else if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1) && is_integer_field(L, -2)) {
+            long long v;
+            if (vp_isintegral(L, -1, &v)) {
+                lua_pushvalue(L, -2);
+                lua_pushinteger(L, (lua_Integer)v);
+                lua_rawset(L, idx);
+            }
+        }
+#endif
+        lua_pop(L, 1);
+    }
+}
+
+/* Decodes a body the exact way; pushes the document, or an error message
+ * and returns 0. */
+static int decode_exact(lua_State *L, const char *body, size_t len)
+{
+    long big = scan_body(body, len);
+    int ok;
+    if (big < 0) {
+        lua_pushliteral(L, "answer is not valid UTF-8");
+        return 0;
+    }
+    if (big == 0)
+        return vp_json_decode(L, body, len);
+    push_marked_body(L, body, len);
+    {
+        size_t mlen;
+        const char *marked = lua_tolstring(L, -1, &mlen);
+        ok = vp_json_decode(L, marked, mlen);
+    }
+    lua_remove(L, -2);
+    return ok;
+}
+
+void vp_header_get(lua_State *L, int headers_idx, const char *name)
+{
+    if (headers_idx == 0 || !lua_istable(L, headers_idx)) {
+        lua_pushnil(L);
+        return;
+    }
+    headers_idx = vp_absindex(L, headers_idx);
+    lua_getfield(L, headers_idx, name);
+    if (!lua_isnil(L, -1))
+        return;
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, headers_idx) != 0) {
+        if (lua_type(L, -2) == LUA_TSTRING && strcasecmp(lua_tostring(L, -2), name) == 0) {
+            lua_remove(L, -2);
+            /* Several values (OpenResty gives a table): take the first. */
+            if (lua_istable(L, -1)) {
+                lua_rawgeti(L, -1, 1);
+                lua_remove(L, -2);
+            }
+            return;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+}
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
+static long days_from_civil(long y, unsigned m, unsigned d)
+{
+    long era;
+    unsigned yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long)doe - 719468;
+}
+
+double vp_retry_after_seconds(const char *v)
+{
+    static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    char wd[4], mon[4], zone[4];
+    int d, y, hh, mm, ss, i;
+    if (v == NULL)
+        return -1;
+    while (*v == ' ')
+        v++;
+    if (is_digit(*v)) {
+        char *end;
+        double s = strtod(v, &end);
+        while (*end == ' ')
+            end++;
+        return *end == '\0' ? s : -1;
+    }
+    /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
+    if (sscanf(v, "%3s, %d %3s %d %d:%d:%d %3s", wd, &d, mon, &y, &hh, &mm, &ss, zone) != 8 ||
+        strcmp(zone, "GMT") != 0)
+        return -1;
+    for (i = 0; i < 12; i++) {
+        if (strcmp(mon, months[i]) == 0) {
+            double at = (double)days_from_civil(y, (unsigned)i + 1, (unsigned)d) * 86400.0 +
+                        hh * 3600.0 + mm * 60.0 + ss;
+            double now = (double)time(NULL);
+            return at > now ? at - now : 0;
+        }
+    }
+    return -1;
+}
+
+static int retryable_status(long status)
+{
+    return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+static int retryable_code(const char *code)
+{
+    return code != NULL && (strcmp(code, "EndPoint.0022") == 0 || strcmp(code, "APIGW.0308") == 0);
+}
+
+/* Pushes field k of the table at idx when it is a string, else nothing;
+ * returns whether it pushed. */
+static int push_string_field(lua_State *L, int idx, const char *k)
+{
+    lua_getfield(L, idx, k);
+    if (lua_type(L, -1) == LUA_TSTRING)
+        return 1;
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* From a decoded error body at idx, pushes code and message (strings or
+ * nil each), whatever of the three shapes it has. */
+static void push_code_message(lua_State *L, int idx)
+{
+    static const char *const codes[] = {"error_code", "code", NULL};
+    static const char *const msgs[] = {"error_msg", "error_message", "message", NULL};
+    int i, obj = idx;
+    idx = vp_absindex(L, idx);
+    obj = idx;
+    lua_getfield(L, idx, "error");
+    if (lua_istable(L, -1))
+        obj = lua_gettop(L);
+    for (i = 0; codes[i] != NULL; i++)
+        if (push_string_field(L, obj, codes[i]) || (obj != idx && push_string_field(L, idx, codes[i])))
+            break;
+    if (codes[i] == NULL)
+        lua_pushnil(L);
+    for (i = 0; msgs[i] != NULL; i++)
+        if (push_string_field(L, obj, msgs[i]) || (obj != idx && push_string_field(L, idx, msgs[i])))
+            break;
+    if (msgs[i] == NULL)
+        lua_pushnil(L);
+    lua_remove(L, -3);
+}
+
+/* A code is kept only when short and printable: it goes into tostring. */
+static int code_ok(const char *s, size_t len)
+{
+    size_t i;
+    if (len == 0 || len > 64)
+        return 0;
+    for (i = 0; i < len; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7F)
+            return 0;
+    return 1;
+}
+
+/* Pushes the error object of a non-2xx answer. */
+static void push_http_error(lua_State *L, long status, const char *body, size_t len, int headers_idx)
+{
+    int err, decoded;
+    const char *code = NULL;
+    decoded = len > 0 && vp_json_decode(L, body, len) && lua_istable(L, -1);
+    if (!decoded) {
+        lua_pop(L, len > 0 ? 1 : 0);
+        lua_pushnil(L);
+    }
+    /* stack: doc-or-nil */
+    if (decoded) {
+        push_code_message(L, -1);
+    } else {
+        lua_pushnil(L);
+        lua_pushnil(L);
+    }
+    /* stack: doc code message */
+    if (lua_type(L, -2) == LUA_TSTRING && code_ok(lua_tostring(L, -2), vp_rawlen(L, -2))) {
+        code = lua_tostring(L, -2);
+    } else {
+        lua_pushfstring(L, "HTTP.%d", (int)status);
+        lua_replace(L, -3);
+    }
+    vp_error_push(L, lua_tostring(L, -2), "", status);
+    err = lua_gettop(L);
+    if (lua_type(L, -2) == LUA_TSTRING) {
+        vp_push_capped_text(L, lua_tostring(L, -2), vp_rawlen(L, -2), VP_TEXT_CAP);
+    } else if (len == 0) {
+        lua_pushfstring(L, "HTTP %d answer with an empty body", (int)status);
+    } else {
+        lua_pushfstring(L, "HTTP %d answer without an error code: ", (int)status);
+        vp_push_capped_text(L, body, len, 200);
+        lua_concat(L, 2);
+    }
+    lua_setfield(L, err, "message");
+    lua_pushboolean(L, retryable_status(status) || retryable_code(code));
+    lua_setfield(L, err, "retryable");
+    /* request id: the header, else the body's */
+    vp_header_get(L, headers_idx, "X-Request-Id");
+    if (lua_type(L, -1) != LUA_TSTRING && decoded) {
+        lua_pop(L, 1);
+        lua_getfield(L, err - 3, "request_id");
+    }
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        vp_push_capped_text(L, lua_tostring(L, -1), vp_rawlen(L, -1), 128);
+        lua_setfield(L, err, "request_id");
+    }
+    lua_pop(L, 1);
+    vp_header_get(L, headers_idx, "Retry-After");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        double s = vp_retry_after_seconds(lua_tostring(L, -1));
+        if (s >= 0) {
+            lua_pushnumber(L, s);
+            lua_setfield(L, err, "retry_after");
+        }
+    }
+    lua_pop(L, 1);
+    /* keep only the error object */
+    lua_replace(L, err - 3);
+    lua_settop(L, err - 3);
+}
+
+/* 1 when the table at idx is a JSON array (keys 1..n only). */
+static int is_array(lua_State *L, int idx)
+{
+    size_t n = 0, len;
+    if (!lua_istable(L, idx))
+        return 0;
+    idx = vp_absindex(L, idx);
+    len = vp_rawlen(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        n++;
+    }
+    return n == len;
+}
+
+/* Checks one connection; returns NULL or what is wrong with it. */
+static const char *check_connection(lua_State *L, int idx)
+{
+    static const char *const strings[] = {"id", "status", "domain_id", "created_at", "updated_at", NULL};
+    const char *bad = NULL;
+    int i;
+    if (!lua_istable(L, idx) || (is_array(L, idx) && vp_rawlen(L, idx) > 0))
+        return "a connection is not an object";
+    for (i = 0; strings[i] != NULL && bad == NULL; i++) {
+        lua_getfield(L, idx, strings[i]);
+        if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+            bad = strings[i];
+        lua_pop(L, 1);
+    }
+    if (bad != NULL)
+        return bad;
+    lua_getfield(L, idx, "id");
+    if (lua_type(L, -1) != LUA_TSTRING)
+        bad = "a connection has no id";
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "marker_id");
+    if (bad == NULL && !lua_isnil(L, -1) && lua_type(L, -1) != LUA_TNUMBER && lua_type(L, -1) != LUA_TSTRING)
+        bad = "marker_id";
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "error");
+    if (bad == NULL && !lua_isnil(L, -1) && !is_array(L, -1))
+        bad = "error";
+    lua_pop(L, 1);
+    return bad;
+}
+
+/* Checks the decoded 2xx document at the top; returns NULL or a reason. */
+static const char *check_document(lua_State *L)
+{
+    int doc = lua_gettop(L);
+    size_t i, n;
+    const char *bad = NULL;
+    if (!lua_istable(L, doc) || (is_array(L, doc) && vp_rawlen(L, doc) > 0))
+        return "answer is not a JSON object";
+    lua_getfield(L, doc, "connections");
+    if (!is_array(L, -1))
+        bad = "answer has no connections array";
+    n = bad == NULL ? vp_rawlen(L, -1) : 0;
+    for (i = 1; i <= n && bad == NULL; i++) {
+        lua_rawgeti(L, -1, (int)i);
+        bad = check_connection(L, lua_gettop(L));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (bad == NULL) {
+        long long v;
+        lua_getfield(L, doc, "total_count");
+        if (!lua_isnil(L, -1) && (!vp_isintegral(L, -1, &v) || v < 0))
+            bad = "total_count is not a count";
+        lua_pop(L, 1);
+    }
+    return bad;
+}
+
+/* 1 when a Content-Type names JSON (application/json, anything+json). */
+static int json_content_type(const char *ct)
+{
+    const char *semi = strchr(ct, ';');
+    size_t n = semi != NULL ? (size_t)(semi - ct) : strlen(ct);
+    while (n > 0 && ct[n - 1] == ' ')
+        n--;
+    return (n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
+           (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
+}
+
+static void push_bad_response(lua_State *L, long status, int headers_idx, const char *fmt, const char *what)
+{
+    int err;
+    vp_error_pushf(L, VP_EBADRESP, status, fmt, what);
+    err = lua_gettop(L);
+    vp_header_get(L, headers_idx, "X-Request-Id");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        vp_push_capped_text(L, lua_tostring(L, -1), vp_rawlen(L, -1), 128);
+        lua_setfield(L, err, "request_id");
+    }
+    lua_pop(L, 1);
+}
+
+int vp_parse(lua_State *L, long status, const char *body, size_t len, int headers_idx)
+{
+    const char *bad;
+    if (headers_idx != 0)
+        headers_idx = vp_absindex(L, headers_idx);
+    luaL_checkstack(L, 20, "vpcep.parse");
+    if (status < 200 || status > 299) {
+        push_http_error(L, status, body, len, headers_idx);
+        return 0;
+    }
+    vp_header_get(L, headers_idx, "Content-Type");
+    if (lua_type(L, -1) == LUA_TSTRING && !json_content_type(lua_tostring(L, -1))) {
+        const char *ct = lua_tostring(L, -1);
+        vp_push_capped_text(L, ct, strlen(ct), 100);
+        push_bad_response(L, status, headers_idx, "answer has Content-Type %s, not JSON", lua_tostring(L, -1));
+        lua_replace(L, -3);
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_pop(L, 1);
+    if (len == 0) {
+        push_bad_response(L, status, headers_idx, "answer has an empty body%s", "");
+        return 0;
+    }
+    if (!decode_exact(L, body, len)) {
+        vp_push_capped_text(L, lua_tostring(L, -1), vp_rawlen(L, -1), 200);
+        push_bad_response(L, status, headers_idx, "answer is not the expected JSON: %s", lua_tostring(L, -1));
+        lua_replace(L, -3);
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (lua_istable(L, -1))
+        restore_integers(L, -1, 0);
+    bad = check_document(L);
+    if (bad != NULL) {
+        lua_pop(L, 1);
+        push_bad_response(L, status, headers_idx, "answer has the wrong shape: %s", bad);
+        return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,35 @@
+/* scheduler.h: running a batch of requests: at most `concurrency` at once,
+ * each retried on its own, results in input order. */
+#ifndef VPCEP_SCHEDULER_H
+#define VPCEP_SCHEDULER_H
+
+#include "transport.h"
+
+enum vp_kind { VP_ACTION, VP_LIST };
+enum vp_state { OP_QUEUED, OP_RUNNING, OP_BACKOFF, OP_DONE };
+
+typedef struct vp_op {
+    vp_xfer x;
+    int tries;
+    enum vp_state state;
+    double deadline, next_at; /* monotonic seconds; deadline 0 = not started */
+} vp_op;
+
+/* A userdata (metatable vpcep.batch, with __gc) that owns the requests and
+ * answers of one call. */
+typedef struct vp_batch {
+    int n;
+    enum vp_kind kind;
+    vp_op ops[1];
+} vp_batch;
+
+/* Pushes a new batch userdata of n operations. */
+vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind);
+/* Runs the batch. results_idx: table receiving, at 1..n, the connection
+ * (VP_ACTION), the document (VP_LIST), or an error object. ids_idx: table
+ * of endpoint ids for err.endpoint (or 0). Raises only on memory errors,
+ * after detaching every transfer. */
+void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int ids_idx);
+void vp_scheduler_open(lua_State *L);
+
+#endif

@@ -1,0 +1,399 @@
+/* transport.c: libcurl easy/multi, buffers, timeouts, TLS, proxy.
+ *
+ * libcurl callbacks only copy bytes into the transfer's buffers; they never
+ * call into Lua, so no Lua error can cross them. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include "transport.h"
+
+double vp_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int buf_append(vp_buf *b, const char *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        char *d;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        d = realloc(b->data, cap);
+        if (d == NULL)
+            return -1;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    vp_xfer *x = ud;
+    size_t len = size * n;
+    if (x->answer.len + len > (size_t)x->max_body) {
+        x->too_large = 1;
+        return 0; /* aborts the transfer */
+    }
+    if (buf_append(&x->answer, p, len) != 0) {
+        x->out_of_memory = 1;
+        return 0;
+    }
+    return len;
+}
+
+/* Copies a header value (trimmed, capped to the field) when name matches. */
+static void keep_header(const char *line, size_t len, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name), i, j;
+    if (len <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0)
+        return;
+    i = nl + 1;
+    while (i < len && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    j = len;
+    while (j > i && (line[j - 1] == '\r' || line[j - 1] == '\n' || line[j - 1] == ' ' || line[j - 1] == '\t'))
+        j--;
+    if (j - i >= cap)
+        j = i + cap - 1;
+    memcpy(out, line + i, j - i);
+    out[j - i] = '\0';
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    vp_xfer *x = ud;
+    size_t len = size * n;
+    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+        /* a new answer (after a 100 Continue, say): forget the last one's */
+        x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
+        return len;
+    }
+    keep_header(p, len, "X-Request-Id", x->request_id, sizeof x->request_id);
+    keep_header(p, len, "Retry-After", x->retry_after, sizeof x->retry_after);
+    keep_header(p, len, "Content-Type", x->content_type, sizeof x->content_type);
+    return len;
+}
+
+struct vp_transport *vp_transport_new(void)
+{
+    struct vp_transport *tp = calloc(1, sizeof *tp);
+    if (tp == NULL)
+        return NULL;
+    tp->multi = curl_multi_init();
+    if (tp->multi == NULL) {
+        free(tp);
+        return NULL;
+    }
+    return tp;
+}
+
+void vp_transport_abort(struct vp_transport *tp)
+{
+    int i;
+    if (tp == NULL)
+        return;
+    for (i = 0; i < tp->in_flight; i++) {
+        vp_xfer *x = NULL;
+        CURL *e = tp->busy[i];
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+        curl_multi_remove_handle(tp->multi, e);
+        if (x != NULL)
+            x->easy = NULL;
+        /* A handle cut off mid-transfer is not worth keeping. */
+        curl_easy_cleanup(e);
+    }
+    tp->in_flight = 0;
+}
+
+void vp_transport_free(struct vp_transport *tp)
+{
+    int i;
+    if (tp == NULL)
+        return;
+    vp_transport_abort(tp);
+    for (i = 0; i < tp->n_idle; i++)
+        curl_easy_cleanup(tp->idle[i]);
+    free(tp->idle);
+    free(tp->busy);
+    curl_multi_cleanup(tp->multi);
+    free(tp);
+}
+
+void vp_xfer_free(vp_xfer *x)
+{
+    free(x->method);
+    free(x->url);
+    free(x->body);
+    curl_slist_free_all(x->headers);
+    free(x->answer.data);
+    x->method = x->url = x->body = NULL;
+    x->headers = NULL;
+    x->answer.data = NULL;
+    x->answer.len = x->answer.cap = 0;
+    x->body_len = 0;
+}
+
+static char *dup_field(lua_State *L, int req, const char *k, size_t *len)
+{
+    const char *s;
+    char *d;
+    size_t n;
+    lua_getfield(L, req, k);
+    s = lua_tolstring(L, -1, &n);
+    if (s == NULL) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    d = malloc(n + 1);
+    if (d != NULL) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    lua_pop(L, 1);
+    if (len != NULL)
+        *len = n;
+    return d;
+}
+
+/* Builds the curl header list from req.headers; NULL on a bad header (then
+ * *bad says so) or when out of memory. Never raises. */
+static struct curl_slist *header_list(lua_State *L, int req, const char **bad)
+{
+    struct curl_slist *list = NULL, *next;
+    lua_getfield(L, req, "headers");
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        *bad = "req.headers must be a table";
+        return NULL;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        size_t nl, vl;
+        const char *name, *value;
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
+            *bad = "req.headers must map strings to strings";
+            lua_pop(L, 3);
+            curl_slist_free_all(list);
+            return NULL;
+        }
+        name = lua_tolstring(L, -2, &nl);
+        value = lua_tolstring(L, -1, &vl);
+        if (!vp_header_value_ok(value, vl) || !vp_header_value_ok(name, nl) || strchr(name, ':') != NULL) {
+            *bad = "a header holds a control character or a colon in its name";
+            lua_pop(L, 3);
+            curl_slist_free_all(list);
+            return NULL;
+        }
+        /* "Name;" is libcurl's way to send a header with an empty value. */
+        lua_pushfstring(L, vl > 0 ? "%s: %s" : "%s;", name, value);
+        next = curl_slist_append(list, lua_tostring(L, -1));
+        lua_pop(L, 2);
+        if (next == NULL) {
+            lua_pop(L, 2);
+            curl_slist_free_all(list);
+            *bad = "out of memory";
+            return NULL;
+        }
+        list = next;
+    }
+    lua_pop(L, 1);
+    /* No "Expect: 100-continue" round trip, and exactly what was signed. */
+    next = curl_slist_append(list, "Expect:");
+    if (next == NULL) {
+        curl_slist_free_all(list);
+        *bad = "out of memory";
+        return NULL;
+    }
+    return next;
+}
+
+void vp_xfer_load(lua_State *L, vp_xfer *x, int req_idx)
+{
+    const char *bad = NULL;
+    req_idx = vp_absindex(L, req_idx);
+    vp_xfer_free(x);
+    x->method = dup_field(L, req_idx, "method", NULL);
+    x->url = dup_field(L, req_idx, "url", NULL);
+    x->body = dup_field(L, req_idx, "body", &x->body_len);
+    x->headers = header_list(L, req_idx, &bad);
+    if (x->method == NULL || x->url == NULL || x->headers == NULL) {
+        vp_xfer_free(x);
+        vp_raise(L, VP_EINVAL, "cannot send this request: %s", bad != NULL ? bad : "method or url missing");
+    }
+}
+
+static CURL *take_easy(struct vp_transport *tp)
+{
+    if (tp->n_idle > 0) {
+        CURL *e = tp->idle[--tp->n_idle];
+        curl_easy_reset(e);
+        return e;
+    }
+    return curl_easy_init();
+}
+
+static void give_back(struct vp_transport *tp, CURL *e)
+{
+    if (tp->n_idle == tp->cap_idle) {
+        int cap = tp->cap_idle ? tp->cap_idle * 2 : 8;
+        CURL **idle = realloc(tp->idle, (size_t)cap * sizeof *idle);
+        if (idle == NULL) {
+            curl_easy_cleanup(e);
+            return;
+        }
+        tp->idle = idle;
+        tp->cap_idle = cap;
+    }
+    tp->idle[tp->n_idle++] = e;
+}
+
+/* Makes room for one more in-flight handle. */
+static int busy_room(struct vp_transport *tp)
+{
+    if (tp->in_flight == tp->cap_busy) {
+        int cap = tp->cap_busy ? tp->cap_busy * 2 : 8;
+        CURL **busy = realloc(tp->busy, (size_t)cap * sizeof *busy);
+        if (busy == NULL)
+            return -1;
+        tp->busy = busy;
+        tp->cap_busy = cap;
+    }
+    return 0;
+}
+
+static void forget_busy(struct vp_transport *tp, CURL *e)
+{
+    int i;
+    for (i = 0; i < tp->in_flight; i++) {
+        if (tp->busy[i] == e) {
+            tp->busy[i] = tp->busy[--tp->in_flight];
+            return;
+        }
+    }
+}
+
+static long ms(double seconds)
+{
+    double v = seconds * 1000.0;
+    return v < 1 ? 1 : v > 2147483647.0 ? 2147483647L : (long)v;
+}
+
+/* Sets every option of one exchange; returns the first failure. */
+static CURLcode set_options(vp_client *c, vp_xfer *x, double seconds)
+{
+    CURL *e = x->easy;
+    CURLcode rc = CURLE_OK;
+#define SET(opt, val) \
+    if (rc == CURLE_OK) \
+    rc = curl_easy_setopt(e, opt, val)
+    SET(CURLOPT_URL, x->url);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_HTTPHEADER, x->headers);
+    SET(CURLOPT_TIMEOUT_MS, ms(seconds));
+    SET(CURLOPT_CONNECTTIMEOUT_MS, ms(c->connect_timeout < seconds ? c->connect_timeout : seconds));
+    SET(CURLOPT_SSL_VERIFYPEER, c->verify ? 1L : 0L);
+    SET(CURLOPT_SSL_VERIFYHOST, c->verify ? 2L : 0L);
+    if (c->cafile != NULL)
+        SET(CURLOPT_CAINFO, c->cafile);
+    if (c->proxy != NULL)
+        SET(CURLOPT_PROXY, c->proxy);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, x);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, x);
+    SET(CURLOPT_ERRORBUFFER, x->errbuf);
+    SET(CURLOPT_PRIVATE, (void *)x);
+    if (strcmp(x->method, "GET") == 0) {
+        SET(CURLOPT_HTTPGET, 1L);
+    } else {
+        SET(CURLOPT_POST, 1L);
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
+        SET(CURLOPT_POSTFIELDS, x->body != NULL ? x->body : "");
+        if (strcmp(x->method, "POST") != 0)
+            SET(CURLOPT_CUSTOMREQUEST, x->method);
+    }
+#undef SET
+    return rc;
+}
+
+int vp_xfer_start(vp_client *c, vp_xfer *x, double seconds)
+{
+    struct vp_transport *tp = c->tp;
+    CURLcode rc;
+    x->status = 0;
+    x->answer.len = 0;
+    x->too_large = x->out_of_memory = 0;
+    x->errbuf[0] = x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
+    x->max_body = c->max_body;
+    x->easy = take_easy(tp);
+    if (x->easy == NULL) {
+        x->result = CURLE_OUT_OF_MEMORY;
+        return -1;
+    }
+    rc = busy_room(tp) != 0 ? CURLE_OUT_OF_MEMORY : set_options(c, x, seconds);
+    if (rc == CURLE_OK && curl_multi_add_handle(tp->multi, x->easy) != CURLM_OK)
+        rc = CURLE_FAILED_INIT;
+    if (rc != CURLE_OK) {
+        x->result = rc;
+        give_back(tp, x->easy);
+        x->easy = NULL;
+        return -1;
+    }
+    tp->busy[tp->in_flight++] = x->easy;
+    return 0;
+}
+
+/* Takes one finished transfer off the multi handle, or returns NULL. */
+static vp_xfer *take_done(struct vp_transport *tp)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(tp->multi, &left)) != NULL) {
+        vp_xfer *x = NULL;
+        CURL *e;
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        e = m->easy_handle;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+        x->result = m->data.result;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &x->status);
+        curl_multi_remove_handle(tp->multi, e);
+        forget_busy(tp, e);
+        give_back(tp, e);
+        x->easy = NULL;
+        return x;
+    }
+    return NULL;
+}
+
+vp_xfer *vp_transport_next(struct vp_transport *tp, double max_wait)
+{
+    double until = vp_now() + max_wait;
+    for (;;) {
+        int running;
+        vp_xfer *x = take_done(tp);
+        double left;
+        if (x != NULL)
+            return x;
+        curl_multi_perform(tp->multi, &running);
+        x = take_done(tp);
+        if (x != NULL)
+            return x;
+        left = until - vp_now();
+        if (left <= 0)
+            return NULL;
+        curl_multi_poll(tp->multi, NULL, 0, (int)ms(left), NULL);
+    }
+}

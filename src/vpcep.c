@@ -1,0 +1,95 @@
+/* vpcep.c: luaopen_vpcep and the module table; thin Lua-facing wrappers. */
+#include <string.h>
+#include <curl/curl.h>
+#include "vpcep.h"
+
+/* vpcep.parse(status, body [, headers]) -> document, or raises the error */
+static int l_parse(lua_State *L)
+{
+    long long status;
+    size_t len;
+    const char *body;
+    if (!vp_isintegral(L, 1, &status) || status < 100 || status > 599)
+        vp_raise(L, VP_EINVAL, "status must be an HTTP status (100..599)");
+    if (lua_type(L, 2) != LUA_TSTRING && !lua_isnil(L, 2))
+        vp_raise(L, VP_EINVAL, "body must be a string, got %s", luaL_typename(L, 2));
+    if (!lua_isnoneornil(L, 3) && !lua_istable(L, 3))
+        vp_raise(L, VP_EINVAL, "headers must be a table, got %s", luaL_typename(L, 3));
+    body = lua_isnil(L, 2) ? "" : lua_tolstring(L, 2, &len);
+    if (lua_isnil(L, 2))
+        len = 0;
+    if (vp_parse(L, (long)status, body, len, lua_istable(L, 3) ? 3 : 0))
+        return 1;
+    return lua_error(L);
+}
+
+static int l_is_error(lua_State *L)
+{
+    lua_pushboolean(L, vp_is_error(L, 1));
+    return 1;
+}
+
+int vp_l_safe_new(lua_State *L)
+{
+    vp_client *c;
+    vp_l_new(L);
+    c = lua_touserdata(L, -1);
+    c->safe = 1;
+    return 1;
+}
+
+/* A function of vpcep.safe: calls its upvalue, returning nil, err on error. */
+static int safe_call(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    if (lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0) != 0) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    return lua_gettop(L);
+}
+
+static const luaL_Reg functions[] = {
+    {"new", vp_l_new},
+    {"accept", vp_l_oneshot_accept},
+    {"reject", vp_l_oneshot_reject},
+    {"parse", l_parse},
+    {"sign", vp_l_sign},
+    {"is_error", l_is_error},
+    {NULL, NULL},
+};
+
+/* vpcep.safe: the same functions, returning nil, err instead of raising. */
+static void push_safe_table(lua_State *L)
+{
+    int i;
+    lua_newtable(L);
+    for (i = 0; functions[i].name != NULL; i++) {
+        lua_pushcfunction(L, strcmp(functions[i].name, "new") == 0 ? vp_l_safe_new : functions[i].func);
+        lua_pushcclosure(L, safe_call, 1);
+        lua_setfield(L, -2, functions[i].name);
+    }
+    lua_pushcfunction(L, l_is_error);
+    lua_setfield(L, -2, "is_error");
+}
+
+int luaopen_vpcep(lua_State *L);
+
+int luaopen_vpcep(lua_State *L)
+{
+    /* Thread-safe since libcurl 7.84; a no-op after the first call. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return luaL_error(L, "vpcep: libcurl failed to initialise");
+    vp_error_open(L);
+    vp_json_open(L);
+    vp_client_open(L);
+    lua_newtable(L);
+    vp_setfuncs(L, functions, 0);
+    lua_pushliteral(L, "vpcep " VPCEP_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    push_safe_table(L);
+    lua_setfield(L, -2, "safe");
+    return 1;
+}

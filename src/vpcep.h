@@ -1,0 +1,161 @@
+/* vpcep.h: what the source files of the vpcep module share.
+ *
+ * One path for every call:
+ *   validate (request.c) -> build (request.c) -> authenticate (sign.c)
+ *   -> send (transport.c) -> parse (response.c) -> policy (client.c)
+ * vpcep.c only wires these to Lua. */
+#ifndef VPCEP_H
+#define VPCEP_H
+
+#include <stddef.h>
+#include "compat.h"
+
+#define VPCEP_VERSION "0.1.0"
+#define VP_CLIENT_MT "vpcep.client"
+#define VP_ERROR_MT "vpcep.error"
+
+/* Error codes of the client's own. */
+#define VP_EINVAL "vpcep.invalid_argument"
+#define VP_ECONNECT "vpcep.connect"
+#define VP_ETLS "vpcep.tls"
+#define VP_ETIMEOUT "vpcep.timeout"
+#define VP_ETRANSPORT "vpcep.transport"
+#define VP_EBADRESP "vpcep.bad_response"
+#define VP_EFAILED "vpcep.connection_failed"
+
+/* Texts taken from an answer are capped at this many bytes. */
+#define VP_TEXT_CAP 2048
+
+/* ---- errors.c: the error object ---------------------------------------- */
+
+/* Pushes a new error object {code=, message=, status=?}; status 0 = none. */
+void vp_error_push(lua_State *L, const char *code, const char *message, long status);
+/* Formats a message (like lua_pushfstring) and pushes an error object. */
+void vp_error_pushf(lua_State *L, const char *code, long status, const char *fmt, ...);
+#if defined(__GNUC__)
+#define VP_NORETURN __attribute__((noreturn))
+#else
+#define VP_NORETURN
+#endif
+
+/* Pushes an error object and raises it; never returns. */
+VP_NORETURN int vp_raise(lua_State *L, const char *code, const char *fmt, ...);
+/* Raises the value at the top of the stack. */
+int vp_raise_top(lua_State *L);
+/* 1 when the value at idx is an error object. */
+int vp_is_error(lua_State *L, int idx);
+/* Creates the error metatable (called once from luaopen). */
+void vp_error_open(lua_State *L);
+/* Sets err[field] = string at the error object at idx (no-op for NULL). */
+void vp_error_setstr(lua_State *L, int idx, const char *field, const char *value);
+/* Replaces every occurrence of each secret (NULL-terminated array) in the
+ * error's message with "***". */
+void vp_error_redact(lua_State *L, int idx, const char *const *secrets);
+
+/* ---- text.c: UTF-8, capped texts, percent-encoding ------------------- */
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
+size_t vp_utf8_seqlen(const unsigned char *s, size_t n);
+/* Pushes a copy of s with control bytes blanked, invalid UTF-8 as '?', and
+ * at most cap bytes ("..." marks a cut), for texts that came from an answer. */
+void vp_push_capped_text(lua_State *L, const char *s, size_t len, size_t cap);
+/* Percent-encodes s (RFC 3986 unreserved kept; '/' too when keep_slash). */
+void vp_addescaped(luaL_Buffer *b, const char *s, size_t len, int keep_slash);
+
+/* ---- json.c: the bridge to lua-cjson (or vim.json) ------------------- */
+
+/* Resolves the JSON library at luaopen time; raises when none is found. */
+void vp_json_open(lua_State *L);
+/* Decodes s; pushes the value and returns 1, or pushes the decoder's
+ * message and returns 0. Never raises (runs under lua_pcall). */
+int vp_json_decode(lua_State *L, const char *s, size_t len);
+/* Encodes the value at idx; pushes the string. Raises invalid_argument on failure. */
+void vp_json_encode(lua_State *L, int idx);
+/* Pushes a table marked as a JSON array for the encoder. */
+void vp_json_push_array_mt(lua_State *L);
+
+/* ---- response.c: answers ------------------------------------------------ */
+
+/* Parses an answer. headers_idx is 0 or the index of a table of response
+ * headers (any case). Pushes the decoded document and returns 1, or pushes
+ * an error object and returns 0. Raises only on bad arguments/memory. */
+int vp_parse(lua_State *L, long status, const char *body, size_t len, int headers_idx);
+/* Looks up a header by name, case-insensitively; pushes it or nil. */
+void vp_header_get(lua_State *L, int headers_idx, const char *name);
+/* Parses Retry-After (delta seconds or HTTP date); returns seconds or -1. */
+double vp_retry_after_seconds(const char *v);
+
+/* ---- request.c: validation and building -------------------------------- */
+
+/* Checks an id (project, service or endpoint): 1..64 chars of
+ * [A-Za-z0-9._-], not "." nor containing "..". Raises invalid_argument
+ * naming `what`. */
+const char *vp_check_id(lua_State *L, int idx, const char *what, size_t *len);
+/* Checks that a header value has no CR, LF or NUL and is printable. */
+int vp_header_value_ok(const char *s, size_t len);
+
+/* ---- sign.c: SDK-HMAC-SHA256 ------------------------------------------- */
+
+typedef struct vp_cred {
+    const char *ak, *sk, *security_token; /* security_token may be NULL */
+    const char *date;                     /* YYYYMMDDTHHMMSSZ, or NULL for now */
+} vp_cred;
+
+/* Pushes a copy of the header table of the request table at req_idx
+ * ({method=, url=, headers=, body=}), with X-Sdk-Date, X-Security-Token
+ * (when cred has one) and Authorization added, signed as the API gateway
+ * checks it. Raises invalid_argument on a malformed request. */
+void vp_sign_push(lua_State *L, int req_idx, const vp_cred *cred);
+/* vpcep.sign(req, cred) */
+int vp_l_sign(lua_State *L);
+/* Writes the current UTC time as YYYYMMDDTHHMMSSZ (17 bytes with NUL). */
+void vp_sdk_date_now(char out[17]);
+/* Fills out with hex(sha256(data)) (65 bytes with NUL). */
+void vp_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* ---- regions.c ---------------------------------------------------------- */
+
+/* Returns the service host for a region ("vpcep.<region>.myhuaweicloud.com",
+ * ".eu" for eu-west-101), or NULL for a region the module does not know. */
+const char *vp_region_host(const char *region, char *buf, size_t buflen);
+/* A comma-separated list of the known regions (static storage). */
+const char *vp_region_names(void);
+
+/* ---- the client ---------------------------------------------------------- */
+
+struct vp_transport;
+
+typedef struct vp_client {
+    int closed;
+    int safe; /* made by vpcep.safe.new: methods return nil, err */
+    char *project_id;
+    char *base_url; /* scheme://host[:port], no trailing slash */
+    char *host;     /* host[:port], as the Host header carries it */
+    char *token;    /* IAM token, or NULL when signing with AK/SK */
+    char *ak, *sk, *security_token;
+    char *cafile, *proxy, *user_agent;
+    double timeout, connect_timeout; /* seconds */
+    int retries, concurrency, verify;
+    long max_body; /* bytes */
+    struct vp_transport *tp;
+} vp_client;
+
+/* request.c: pushes the request table {method=, url=, headers=, body=} of an
+ * accept/reject ("receive"/"reject") of one endpoint, authenticated. */
+void vp_build_action(lua_State *L, vp_client *c, const char *action, const char *service_id,
+                     const char *endpoint_id);
+/* request.c: pushes the request table of the list call; query_idx is 0 or a
+ * table of already validated query values (strings or integers). */
+void vp_build_list(lua_State *L, vp_client *c, const char *service_id, int query_idx);
+/* request.c: validates a list query table at idx (enums, ranges, types). */
+void vp_check_query(lua_State *L, int idx);
+
+/* ---- client.c / vpcep.c ---------------------------------------------- */
+
+int vp_l_new(lua_State *L);
+int vp_l_safe_new(lua_State *L);
+int vp_l_oneshot_accept(lua_State *L);
+int vp_l_oneshot_reject(lua_State *L);
+void vp_client_open(lua_State *L);
+
+#endif
