@@ -175,7 +175,7 @@ static void check_endpoint(lua_State *L, const char *e, vp_options *o)
 
 static void resolve_host(lua_State *L, int idx, vp_options *o)
 {
-    const char *region = opt_string(L, idx, "region", 1, 64, 1);
+    const char *region = opt_string(L, idx, "region", 0, 64, 0);
     const char *endpoint = opt_string(L, idx, "endpoint", 1, 512, 1);
     if (region != NULL && endpoint != NULL)
         vp_raise(L, VP_EINVAL, "give region or endpoint, not both");

@@ -158,6 +158,7 @@ static int is_marked(lua_State *L, int idx)
     return len > 1 && s[0] == BIGINT_MARK;
 }
 
+#if VP_HAS_INTEGERS
 static int is_integer_field(lua_State *L, int key_idx)
 {
     const char *k;
@@ -166,6 +167,7 @@ static int is_integer_field(lua_State *L, int key_idx)
     k = lua_tostring(L, key_idx);
     return strcmp(k, "marker_id") == 0 || strcmp(k, "total_count") == 0;
 }
+#endif
 
 /* Walks the decoded tree: marked strings become integers again, and on
  * 5.3+ the integer fields of the contract become Lua integers. */
