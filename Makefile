@@ -9,7 +9,9 @@ LUAS_KNOWN := lua5.1 lua5.3 lua5.4 luajit
 LUAS = $(foreach v,$(LUAS_KNOWN),$(if $(shell command -v $(v) >/dev/null 2>&1 && pkg-config --exists $(v) 2>/dev/null && echo y),$(v)))
 
 CC ?= cc
-BUILD := build/$(LUA)
+# O: the build root (helpers and CI jobs can build side by side).
+O ?= build
+BUILD := $(O)/$(LUA)
 SRCS := $(sort $(wildcard src/*.c))
 HDRS := $(wildcard src/*.h)
 OBJS := $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS))
@@ -53,7 +55,7 @@ demo: all
 
 test:
 	@sh mk/deps.sh build test
-	@sh mk/test.sh $(LUAS)
+	@O=$(O) sh mk/test.sh $(LUAS)
 
 clean:
 	rm -rf build

@@ -8,13 +8,13 @@ specs=${SPECS:-spec}
 [ $# -gt 0 ] || { echo "test.sh: no Lua with headers is installed" >&2; echo "0 passed, 1 failed"; exit 1; }
 for lua in "$@"; do
   echo "== $lua"
-  if ! make -s LUA="$lua" lib; then
+  if ! make -s LUA="$lua" O="${O:-build}" lib; then
     echo "$lua: build failed"
     failed=$((failed + 1))
     continue
   fi
   out=$(mktemp)
-  "$lua" /usr/bin/busted --lpath='./?.lua' --cpath="build/$lua/?.so" -o plainTerminal $specs >"$out" 2>&1
+  "$lua" /usr/bin/busted --lpath='./?.lua' --cpath="${O:-build}/$lua/?.so" -o plainTerminal $specs >"$out" 2>&1
   rc=$?
   cat "$out"
   summary=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$out" | tail -n 1)
