@@ -1,0 +1,223 @@
+-- spec/connections_spec.lua: client:connections(service_id, query): follows
+-- offset pages to the end, returns every connection plus total_count, passes
+-- filters through exactly, and refuses bad query values before sending.
+local helper = require "spec.helper"
+local vpcep = require "vpcep"
+
+local D = helper.defaults
+local LIST_PATH = "/v1/" .. D.project_id .. "/vpc-endpoint-services/" .. D.service_id .. "/connections"
+local HAS_INTEGERS = math.type ~= nil
+
+local function capture(f, ...)
+  local ok, err = pcall(f, ...)
+  assert.is_false(ok, "expected an error")
+  assert.is_true(vpcep.is_error(err), "expected an error object, got " .. tostring(err))
+  return err
+end
+
+local function paths(log)
+  local t = {}
+  for i, e in ipairs(log) do
+    assert.equal("GET", e.method)
+    t[i] = e.path
+  end
+  return t
+end
+
+describe("client:connections", function()
+  local mock, c
+
+  setup(function()
+    mock = helper.start()
+    c = vpcep.new { endpoint = mock.url, project_id = D.project_id, token = D.token, retries = 0 }
+  end)
+  teardown(function()
+    c:close()
+    mock:stop()
+  end)
+  before_each(function() mock:reset() end)
+
+  it("follows pages of 1000 over 2500 connections and returns them all with total_count", function()
+    mock:service{ count = 2500, prefix = "ep-" }
+    local list, total = c:connections(D.service_id)
+    assert.equal(2500, total)
+    assert.equal(2500, #list)
+    for i = 1, 2500 do
+      assert.equal(string.format("ep-%04d", i - 1), list[i].id)
+    end
+    assert.equal("pendingAcceptance", list[1].status)
+    assert.equal("d0", list[2500].domain_id)
+    assert.same({
+      LIST_PATH .. "?limit=1000&offset=0",
+      LIST_PATH .. "?limit=1000&offset=1000",
+      LIST_PATH .. "?limit=1000&offset=2000",
+    }, paths(mock:log()))
+  end)
+
+  it("stops at total_count without asking for an empty page", function()
+    mock:service{ count = 2000, prefix = "ep-" }
+    local list, total = c:connections(D.service_id)
+    assert.equal(2000, #list)
+    assert.equal(2000, total)
+    assert.equal(2, #mock:log())
+  end)
+
+  it("uses query.limit as the page size and starts at query.offset", function()
+    mock:service{ count = 2500, prefix = "ep-" }
+    local list, total = c:connections(D.service_id, { limit = 300 })
+    assert.equal(2500, #list)
+    assert.equal(2500, total)
+    local p = paths(mock:log())
+    assert.equal(9, #p)
+    for i = 1, 9 do
+      assert.equal(LIST_PATH .. "?limit=300&offset=" .. (i - 1) * 300, p[i])
+    end
+    assert.equal("ep-2499", list[2500].id)
+
+    mock:clear_log()
+    list, total = c:connections(D.service_id, { limit = 1000, offset = 2100 })
+    assert.equal(400, #list)
+    assert.equal("ep-2100", list[1].id)
+    assert.equal(2500, total)
+    assert.same({ LIST_PATH .. "?limit=1000&offset=2100" }, paths(mock:log()))
+  end)
+
+  it("asks once with limit 0 and returns no connections but the total", function()
+    mock:service{ count = 30, prefix = "ep-" }
+    local list, total = c:connections(D.service_id, { limit = 0 })
+    assert.same({}, list)
+    assert.equal(30, total)
+    assert.same({ LIST_PATH .. "?limit=0&offset=0" }, paths(mock:log()))
+  end)
+
+  it("returns an empty list and 0 for a service without connections", function()
+    mock:service{ endpoints = {} }
+    local list, total = c:connections(D.service_id)
+    assert.same({}, list)
+    assert.equal(0, total)
+    assert.equal(1, #mock:log())
+  end)
+
+  it("passes status, id, sort_key and sort_dir through exactly", function()
+    mock:service{ count = 1200, prefix = "ep-" }
+    local acc = {}
+    for i = 1, 30 do acc[i] = string.format("ep-%04d", (i - 1) * 37) end
+    c:accept(D.service_id, acc)
+    mock:clear_log()
+
+    local list, total = c:connections(D.service_id, { status = "accepted" })
+    assert.equal(30, total)
+    assert.equal(30, #list)
+    for i = 1, 30 do
+      assert.equal(acc[i], list[i].id)
+      assert.equal("accepted", list[i].status)
+    end
+    list, total = c:connections(D.service_id, { status = "pendingAcceptance", limit = 1000 })
+    assert.equal(1170, total)
+    assert.equal(1170, #list)
+
+    list, total = c:connections(D.service_id, { id = "ep-0037" })
+    assert.equal(1, total)
+    assert.equal("ep-0037", list[1].id)
+
+    list = c:connections(D.service_id, { sort_key = "create_at", sort_dir = "desc", limit = 500 })
+    assert.equal(1200, #list)
+    assert.equal("ep-1199", list[1].id)
+    assert.equal("ep-0000", list[1200].id)
+
+    list = c:connections(D.service_id, { sort_key = "update_at", sort_dir = "asc", status = "accepted" })
+    assert.equal(30, #list)
+
+    assert.same({
+      LIST_PATH .. "?status=accepted&limit=1000&offset=0",
+      LIST_PATH .. "?status=pendingAcceptance&limit=1000&offset=0",
+      LIST_PATH .. "?status=pendingAcceptance&limit=1000&offset=1000",
+      LIST_PATH .. "?id=ep-0037&limit=1000&offset=0",
+      LIST_PATH .. "?sort_key=create_at&sort_dir=desc&limit=500&offset=0",
+      LIST_PATH .. "?sort_key=create_at&sort_dir=desc&limit=500&offset=500",
+      LIST_PATH .. "?sort_key=create_at&sort_dir=desc&limit=500&offset=1000",
+      LIST_PATH .. "?status=accepted&sort_key=update_at&sort_dir=asc&limit=1000&offset=0",
+    }, paths(mock:log()))
+  end)
+
+  it("filters on a 64-bit marker_id exactly, as an integer or a decimal string", function()
+    mock:service(string.format(
+      '{"project_id":"%s","service_id":"%s","endpoints":[{"id":"big","marker_id":422321321312321321},{"id":"small","marker_id":422321321312321320}]}',
+      D.project_id, D.service_id))
+    local queries = { { marker_id = "422321321312321321" } }
+    if HAS_INTEGERS then queries[2] = { marker_id = math.tointeger("422321321312321321") or 422321321312321321 } end
+    for _, q in ipairs(queries) do
+      mock:clear_log()
+      local list, total = c:connections(D.service_id, q)
+      assert.equal(1, total)
+      assert.equal("big", list[1].id)
+      if HAS_INTEGERS then
+        assert.equal("integer", math.type(list[1].marker_id))
+        assert.equal("422321321312321321", string.format("%d", list[1].marker_id))
+      else
+        assert.equal("422321321312321321", list[1].marker_id)
+      end
+      assert.same({ LIST_PATH .. "?marker_id=422321321312321321&limit=1000&offset=0" }, paths(mock:log()))
+    end
+  end)
+
+  it("raises the service's error, and a failing later page fails the call", function()
+    local err = capture(c.connections, c, "no-such-service")
+    assert.equal("EndPoint.0005", err.code)
+    assert.equal(404, err.status)
+
+    mock:service{ count = 1500, prefix = "ep-" }
+    mock:clear_log()
+    mock:fault{ match = { path_contains = "offset=1000" }, times = 1,
+      answer = { status = 403, json = { error_code = "APIGW.0302", error_msg = "page refused" } } }
+    err = capture(c.connections, c, D.service_id)
+    assert.equal("APIGW.0302", err.code)
+    assert.equal(403, err.status)
+    assert.equal("page refused", err.message)
+    assert.equal(2, #mock:log())
+  end)
+
+  it("refuses every bad query value with invalid_argument, sending nothing", function()
+    mock:service{ count = 3, prefix = "ep-" }
+    local bad = {
+      { status = "bogus" }, { status = "ACCEPTED" }, { status = "" }, { status = 1 }, { status = true },
+      { sort_key = "created_at" }, { sort_key = "name" }, { sort_key = 1 },
+      { sort_dir = "ASC" }, { sort_dir = "up" }, { sort_dir = {} },
+      { limit = -1 }, { limit = 1001 }, { limit = 1.5 }, { limit = "10" }, { limit = 0 / 0 }, { limit = math.huge },
+      { offset = -1 }, { offset = 2147483648 }, { offset = 0.5 }, { offset = "0" },
+      { id = "" }, { id = string.rep("e", 65) }, { id = "a/b" }, { id = "a b" }, { id = ".." }, { id = 7 },
+      { marker_id = "abc" }, { marker_id = "" }, { marker_id = "-" }, { marker_id = "1.5" }, { marker_id = 1.5 },
+      { marker_id = string.rep("1", 21) }, { marker_id = true },
+      { nope = 1 }, { limit = 10, extra = "x" }, { [1] = "status" }, { Status = "accepted" },
+    }
+    for i, q in ipairs(bad) do
+      local err = capture(c.connections, c, D.service_id, q)
+      assert.equal("vpcep.invalid_argument", err.code, "case " .. i)
+      assert.is_string(err.message)
+    end
+    for _, q in ipairs({ "status=accepted", 42, true }) do
+      assert.equal("vpcep.invalid_argument", capture(c.connections, c, D.service_id, q).code)
+    end
+    for _, sid in ipairs({ "", "a/b", string.rep("s", 65), 5 }) do
+      assert.equal("vpcep.invalid_argument", capture(c.connections, c, sid).code)
+    end
+    assert.equal(0, #mock:log())
+  end)
+
+  it("accepts the edges of every range", function()
+    mock:service{ count = 1, prefix = "ep-" }
+    local good = {
+      { limit = 1000 }, { limit = 1 }, { offset = 2147483647 }, { offset = 0 },
+      { id = string.rep("e", 64) }, { marker_id = "-1" }, { marker_id = 0 },
+      { status = "creating" }, { status = "rejected" }, { status = "failed" }, { status = "deleting" },
+      { sort_dir = "asc" }, { sort_key = "update_at" },
+    }
+    for i, q in ipairs(good) do
+      local ok, list, total = pcall(c.connections, c, D.service_id, q)
+      assert.is_true(ok, "case " .. i .. ": " .. tostring(list))
+      assert.is_table(list)
+      assert.is_number(total)
+    end
+    assert.equal(#good, #mock:log())
+  end)
+end)
