@@ -281,6 +281,7 @@ static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, 
         load_op(L, b, i - 1);
     }
     vp_batch_run(L, c, b, got, 0);
+    vp_batch_release(b);
     lua_createtable(L, n, 0); /* still pending */
     for (i = 1; i <= n; i++) {
         int pos;
@@ -399,6 +400,7 @@ static int do_action(lua_State *L, const char *action)
     lua_createtable(L, n, 0);
     results = lua_gettop(L);
     vp_batch_run(L, c, b, results, ids);
+    vp_batch_release(b);
     raise_if_failed(L, results, n);
     if (o.wait > 0) {
         wait_settled(L, c, sid, results, ids, n, o.wait);
@@ -427,6 +429,7 @@ static void list_page(lua_State *L, vp_client *c, const char *sid)
     load_op(L, b, 0);
     lua_createtable(L, 1, 0);
     vp_batch_run(L, c, b, -1, 0);
+    vp_batch_release(b);
     lua_rawgeti(L, -1, 1);
     if (vp_is_error(L, -1))
         lua_error(L);
@@ -440,11 +443,11 @@ static int client_connections(lua_State *L)
     vp_client *c = check_client(L);
     const char *sid = vp_check_id(L, 2, "service_id", NULL);
     long long limit = 1000, offset = 0, total = -1;
-    int all, n = 0, user_limit = 0;
+    int all, n = 0;
     if (!lua_isnoneornil(L, 3)) {
         vp_check_query(L, 3);
         lua_getfield(L, 3, "limit");
-        user_limit = vp_isintegral(L, -1, &limit);
+        vp_isintegral(L, -1, &limit);
         lua_getfield(L, 3, "offset");
         vp_isintegral(L, -1, &offset);
         lua_pop(L, 2);
@@ -484,7 +487,6 @@ static int client_connections(lua_State *L)
         if (got == 0 || got < limit || limit == 0 || (total >= 0 && offset >= total))
             break;
     }
-    (void)user_limit;
     lua_pushvalue(L, all);
     if (total >= 0)
         lua_pushinteger(L, (lua_Integer)total);
@@ -521,7 +523,8 @@ static int oneshot(lua_State *L, lua_CFunction call)
     static const char *const extra[] = {"service_id", "endpoints", "wait", "max_endpoints", NULL};
     vp_client *c;
     int ok;
-    luaL_checktype(L, 1, LUA_TTABLE);
+    if (lua_type(L, 1) != LUA_TTABLE)
+        vp_raise(L, VP_EINVAL, "options must be a table, got %s", luaL_typename(L, 1));
     c = client_push(L, 1, extra);
     lua_pushcfunction(L, call);
     lua_pushvalue(L, -2);

@@ -439,9 +439,10 @@ static const char *check_connection(lua_State *L, int idx)
     int i;
     if (!lua_istable(L, idx) || (is_array(L, idx) && vp_rawlen(L, idx) > 0))
         return "a connection is not an object";
+    /* optional fields may be absent or JSON null (a light userdata) */
     for (i = 0; strings[i] != NULL && bad == NULL; i++) {
         lua_getfield(L, idx, strings[i]);
-        if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+        if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TLIGHTUSERDATA)
             bad = strings[i];
         lua_pop(L, 1);
     }
@@ -452,11 +453,12 @@ static const char *check_connection(lua_State *L, int idx)
         bad = "a connection has no id";
     lua_pop(L, 1);
     lua_getfield(L, idx, "marker_id");
-    if (bad == NULL && !lua_isnil(L, -1) && lua_type(L, -1) != LUA_TNUMBER && lua_type(L, -1) != LUA_TSTRING)
+    if (bad == NULL && !lua_isnil(L, -1) && lua_type(L, -1) != LUA_TNUMBER && lua_type(L, -1) != LUA_TSTRING &&
+        lua_type(L, -1) != LUA_TLIGHTUSERDATA)
         bad = "marker_id";
     lua_pop(L, 1);
     lua_getfield(L, idx, "error");
-    if (bad == NULL && !lua_isnil(L, -1) && !is_array(L, -1))
+    if (bad == NULL && !lua_isnil(L, -1) && lua_type(L, -1) != LUA_TLIGHTUSERDATA && !is_array(L, -1))
         bad = "error";
     lua_pop(L, 1);
     return bad;

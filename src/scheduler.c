@@ -14,13 +14,17 @@
 #define BACKOFF_CAP 8.0
 #define RETRY_AFTER_CAP 60.0
 
-static int batch_gc(lua_State *L)
+void vp_batch_release(vp_batch *b)
 {
-    vp_batch *b = luaL_checkudata(L, 1, BATCH_MT);
     int i;
     for (i = 0; i < b->n; i++)
         vp_xfer_free(&b->ops[i].x);
     b->n = 0;
+}
+
+static int batch_gc(lua_State *L)
+{
+    vp_batch_release(luaL_checkudata(L, 1, BATCH_MT));
     return 0;
 }
 

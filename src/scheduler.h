@@ -30,6 +30,9 @@ vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind);
  * of endpoint ids for err.endpoint (or 0). Raises only on memory errors,
  * after detaching every transfer. */
 void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int ids_idx);
+/* Frees the batch's native memory now rather than at the next collection
+ * (the collector cannot see how much it is). */
+void vp_batch_release(vp_batch *b);
 void vp_scheduler_open(lua_State *L);
 
 #endif
