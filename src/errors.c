@@ -137,9 +137,13 @@ static int error_tostring(lua_State *L)
         lua_pop(L, 1);
     lua_getfield(L, 1, "request_id");
     if (lua_type(L, -1) == LUA_TSTRING) {
-        luaL_addstring(&b, " (request_id=");
+        /* Only luaL_addvalue may run with a value above the buffer (a
+         * buffer that has grown lives on the stack top). */
+        lua_pushliteral(L, " (request_id=");
+        lua_insert(L, -2);
+        lua_pushliteral(L, ")");
+        lua_concat(L, 3);
         luaL_addvalue(&b);
-        luaL_addchar(&b, ')');
     } else {
         lua_pop(L, 1);
     }
