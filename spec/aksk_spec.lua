@@ -1,0 +1,160 @@
+-- spec/aksk_spec.lua: the same accept/reject suite (spec/shared_client_cases.lua)
+-- run once with an IAM token, once with AK/SK and once with AK/SK plus a
+-- security token. In each mode the mock is told to refuse the other kind of
+-- credential, so a case can only pass if the mode under test really works.
+local helper = require "spec.helper"
+local vpcep = require "vpcep"
+local cases = require "spec.shared_client_cases"
+
+local D = helper.defaults
+local null = helper.json.null
+local SECURITY_TOKEN = "temp-security-token-Zq8pL0x"
+
+local mock
+
+local function merge(base, extra)
+  local o = {}
+  for k, v in pairs(base) do o[k] = v end
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+-- Returns a make_client for the shared cases: client, opts.
+local function maker(auth_opts)
+  return function(extra)
+    local opts = merge(merge({ endpoint = mock.url, project_id = D.project_id, retries = 1 }, auth_opts), extra)
+    return vpcep.new(opts), opts
+  end
+end
+
+local function header(entry, name)
+  name = name:lower()
+  for _, h in ipairs(entry.headers) do
+    if h[1]:lower() == name then return h[2] end
+  end
+  return nil
+end
+
+local function signed_headers(authz)
+  local list = authz:match("SignedHeaders=([^,]+)")
+  local set = {}
+  for h in (list or ""):gmatch("[^;]+") do set[h] = true end
+  return set
+end
+
+local function get_mock() return mock end
+
+setup(function() mock = helper.start() end)
+teardown(function() mock:stop() end)
+
+local TOKEN = { token = D.token }
+local AKSK = { ak = D.ak, sk = D.sk }
+local AKSK_ST = { ak = D.ak, sk = D.sk, security_token = SECURITY_TOKEN }
+
+describe("with a token", function()
+  cases(maker(TOKEN), get_mock, { auth = { ak = null, sk = null } })
+
+  it("sends X-Auth-Token and no signature", function()
+    local c = maker(TOKEN)()
+    c:accept(D.service_id, { "e1", "e2" })
+    c:connections(D.service_id)
+    local log = mock:log()
+    assert.are.equal(3, #log)
+    for _, r in ipairs(log) do
+      assert.are.equal(D.token, header(r, "X-Auth-Token"))
+      assert.is_nil(header(r, "Authorization"))
+      assert.is_nil(header(r, "X-Sdk-Date"))
+    end
+    c:close()
+  end)
+
+  it("is refused when the mock does not know the token", function()
+    mock:auth { token = "another-token" }
+    local c = maker(TOKEN)()
+    local ok, err = pcall(c.accept, c, D.service_id, "e1")
+    assert.is_false(ok)
+    assert.are.equal(401, err.status)
+    assert.are.equal("APIGW.0301", err.code)
+    assert.is_nil(tostring(err):find(D.token, 1, true))
+    assert.are.equal("pendingAcceptance", mock:by_id().e1.status)
+    c:close()
+  end)
+end)
+
+describe("with AK/SK", function()
+  cases(maker(AKSK), get_mock, { auth = { token = null } })
+
+  it("signs every request (action and list) and sends no token", function()
+    local c = maker(AKSK)()
+    c:accept(D.service_id, { "e1", "e2" })
+    c:connections(D.service_id, { status = "accepted", limit = 1 })
+    local log = mock:log()
+    assert.are.equal(4, #log) -- two actions, two pages
+    for _, r in ipairs(log) do
+      local authz = header(r, "Authorization")
+      assert.is_nil(header(r, "X-Auth-Token"))
+      assert.is_nil(header(r, "X-Security-Token"))
+      assert.matches("^SDK%-HMAC%-SHA256 Access=" .. D.ak .. ", SignedHeaders=[%w;%-]+, Signature=%x+$", authz)
+      assert.are.equal(64, #authz:match("Signature=(%x+)"))
+      assert.matches("^%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ$", header(r, "X-Sdk-Date"))
+      assert.are.equal(D.project_id, header(r, "X-Project-Id"))
+      local s = signed_headers(authz)
+      for _, h in ipairs { "host", "content-type", "x-project-id", "x-sdk-date" } do
+        assert.is_true(s[h] == true, h .. " is not signed in " .. authz)
+      end
+      assert.is_nil(s["x-security-token"])
+    end
+    c:close()
+  end)
+
+  it("is refused when the mock knows another SK", function()
+    mock:auth { sk = "some-other-secret" }
+    local c = maker(AKSK)()
+    local ok, err = pcall(c.accept, c, D.service_id, "e1")
+    assert.is_false(ok)
+    assert.are.equal(401, err.status)
+    assert.are.equal("APIGW.0301", err.code)
+    assert.are.equal("pendingAcceptance", mock:by_id().e1.status)
+    c:close()
+  end)
+
+  it("is refused when the mock wants a security token the client lacks", function()
+    mock:auth { security_token = SECURITY_TOKEN }
+    local c = maker(AKSK)()
+    local ok, err = pcall(c.accept, c, D.service_id, "e1")
+    assert.is_false(ok)
+    assert.are.equal(401, err.status)
+    assert.are.equal("APIGW.0301", err.code)
+    c:close()
+  end)
+end)
+
+describe("with AK/SK and a security token", function()
+  cases(maker(AKSK_ST), get_mock, { auth = { token = null, security_token = SECURITY_TOKEN } })
+
+  it("sends the security token on every request, signed", function()
+    local c = maker(AKSK_ST)()
+    c:reject(D.service_id, { "e1", "e2" })
+    c:connections(D.service_id)
+    local log = mock:log()
+    assert.are.equal(3, #log)
+    for _, r in ipairs(log) do
+      assert.are.equal(SECURITY_TOKEN, header(r, "X-Security-Token"))
+      assert.is_true(signed_headers(header(r, "Authorization"))["x-security-token"])
+      assert.is_nil(header(r, "X-Auth-Token"))
+    end
+    c:close()
+  end)
+
+  it("is refused when the mock expects another security token", function()
+    mock:auth { security_token = "a-different-token" }
+    local c = maker(AKSK_ST)()
+    local ok, err = pcall(c.reject, c, D.service_id, "e1")
+    assert.is_false(ok)
+    assert.are.equal(401, err.status)
+    assert.are.equal("APIGW.0301", err.code)
+    assert.is_nil(tostring(err):find(SECURITY_TOKEN, 1, true))
+    assert.is_nil(err.message:find(SECURITY_TOKEN, 1, true))
+    c:close()
+  end)
+end)
