@@ -269,3 +269,166 @@ describe("bulk accept/reject", function()
     end
   end)
 end)
+
+-- examples/approve_pending.lua, run as a child process against the mock.
+describe("examples/approve_pending.lua", function()
+  local mock
+
+  -- the interpreter running this spec, and where its vpcep.so came from
+  local function interpreter()
+    if type(jit) == "table" then return "luajit" end
+    return "lua" .. _VERSION:match("(%d+%.%d+)")
+  end
+  local function module_dir()
+    for tmpl in package.cpath:gmatch("[^;]+") do
+      local path = tmpl:gsub("%?", "vpcep")
+      local f = io.open(path, "rb")
+      if f then
+        f:close()
+        return (path:match("^(.*)/[^/]*$") or ".")
+      end
+    end
+    error("vpcep.so not found on package.cpath")
+  end
+
+  -- runs the example; returns stdout lines (as one string), exit status, stderr
+  local function run(args, env)
+    local q = helper.shell_quote
+    local err_file = os.tmpname()
+    local vars = {
+      VPCEP_ENDPOINT = mock.url, HUAWEICLOUD_SDK_PROJECT_ID = D.project_id, VPCEP_TOKEN = D.token,
+      LUA_CPATH = module_dir() .. "/?.so;;", LUA_PATH = "./?.lua;;",
+    }
+    for k, v in pairs(env or {}) do vars[k] = v end
+    local parts = { "env -u VPCEP_REGION -u VPCEP_SERVICE_ID -u VPCEP_DOMAIN_IDS -u HUAWEICLOUD_SDK_AK"
+      .. " -u HUAWEICLOUD_SDK_SK -u HUAWEICLOUD_SDK_SECURITY_TOKEN" }
+    for k, v in pairs(vars) do
+      if v ~= false then parts[#parts + 1] = k .. "=" .. q(v) end
+    end
+    parts[#parts + 1] = interpreter() .. " examples/approve_pending.lua"
+    for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+    local cmd = table.concat(parts, " ") .. " 2>" .. q(err_file) .. "; echo \"exit=$?\""
+    local p = assert(io.popen(cmd, "r"))
+    local out = p:read("*a")
+    p:close()
+    local f = io.open(err_file, "rb")
+    local err = f and f:read("*a") or ""
+    if f then f:close() end
+    os.remove(err_file)
+    local status = tonumber(out:match("exit=(%d+)%s*$"))
+    return out:gsub("exit=%d+%s*$", ""), status, err
+  end
+
+  local function seed()
+    mock:service{ endpoints = {
+      { id = "a1", domain_id = "dom-a" }, { id = "b1", domain_id = "dom-b" },
+      { id = "a2", domain_id = "dom-a" }, { id = "done", domain_id = "dom-a", status = "accepted" },
+      { id = "c1", domain_id = "dom-c" }, { id = "b2", domain_id = "dom-b" },
+      { id = "gone", domain_id = "dom-b", status = "rejected" }, { id = "a3", domain_id = "dom-a" },
+    } }
+  end
+
+  setup(function() mock = helper.start() end)
+  teardown(function() mock:stop() end)
+  before_each(function() mock:reset() end)
+
+  it("accepts the pending connections of the chosen accounts in one bulk call", function()
+    seed()
+    local out, status, err = run({ "--domain", "dom-a", "--domain", "dom-b", D.service_id })
+    assert.equal(0, status, err)
+    for _, id in ipairs({ "a1", "a2", "a3", "b1", "b2" }) do
+      assert.matches("\naccepted%s+" .. id .. " domain=dom%-[ab]\n", "\n" .. out)
+    end
+    assert.is_nil(out:find("c1", 1, true))
+    assert.matches("summary: 6 pending, 1 skipped (other accounts), 5 accepted, 0 failed", out, 1, true)
+    local state = mock:by_id()
+    for _, id in ipairs({ "a1", "a2", "a3", "b1", "b2", "done" }) do assert.equal("accepted", state[id].status, id) end
+    assert.equal("pendingAcceptance", state.c1.status)
+    assert.equal("rejected", state.gone.status)
+    -- one list call for the pending ones, then one action per chosen endpoint
+    local log = mock:log()
+    assert.equal(6, #log)
+    assert.equal("GET", log[1].method)
+    assert.matches("?status=pendingAcceptance&", log[1].path, 1, true)
+    for k = 2, 6 do assert.equal("POST", log[k].method) end
+  end)
+
+  it("takes the service and accounts from the environment, and signs with AK/SK", function()
+    seed()
+    local out, status, err = run({}, {
+      VPCEP_SERVICE_ID = D.service_id, VPCEP_DOMAIN_IDS = "dom-c, dom-b", VPCEP_TOKEN = false,
+      HUAWEICLOUD_SDK_AK = D.ak, HUAWEICLOUD_SDK_SK = D.sk,
+    })
+    assert.equal(0, status, err)
+    assert.matches("summary: 6 pending, 3 skipped (other accounts), 3 accepted, 0 failed", out, 1, true)
+    assert.equal("pendingAcceptance", mock:by_id().a1.status)
+    assert.equal("accepted", mock:by_id().c1.status)
+    assert.is_nil((out .. err):find(D.sk, 1, true))
+  end)
+
+  it("exits 1 when any endpoint fails, still accepting the rest", function()
+    seed()
+    mock:fault{ match = { endpoint = "b1" }, times = 0,
+      answer = { status = 403, json = { error_code = "EndPoint.0403", error_msg = "not yours" } } }
+    local out, status = run({ D.service_id })
+    assert.equal(1, status)
+    assert.matches("FAILED%s+b1 domain=dom%-b: [^\n]*EndPoint%.0403[^\n]*not yours", out)
+    assert.matches("summary: 6 pending, 0 skipped (other accounts), 5 accepted, 1 failed", out, 1, true)
+    assert.equal("accepted", mock:by_id().c1.status)
+    assert.equal("pendingAcceptance", mock:by_id().b1.status)
+    assert.is_nil(out:find(D.token, 1, true))
+  end)
+
+  it("counts a connection still creating when --wait runs out as failed", function()
+    mock:service{ endpoints = { { id = "slow" }, { id = "fast" } } }
+    mock:config{ transition_ms = 60000 }
+    mock:fault{ match = { method = "POST", endpoint = "fast" }, times = 1,
+      answer = { status = 200, json = { connections = { { id = "fast", status = "accepted", domain_id = "d0" } } } } }
+    local out, status = run({ "--wait", "0.2", D.service_id })
+    assert.equal(1, status)
+    assert.matches("FAILED%s+slow domain=d0: still creating", out)
+    assert.matches("\naccepted%s+fast", "\n" .. out)
+    assert.matches("1 accepted, 1 failed", out, 1, true)
+  end)
+
+  it("pages through more than 1000 pending connections", function()
+    mock:service{ count = 1100, prefix = "ep-" }
+    local out, status, err = run({ "--concurrency", "16", D.service_id })
+    assert.equal(0, status, err)
+    assert.matches("summary: 1100 pending, 0 skipped (other accounts), 1100 accepted, 0 failed", out, 1, true)
+    local lines = 0
+    for _ in out:gmatch("\naccepted ") do lines = lines + 1 end
+    assert.equal(1099, lines) -- the first line has no newline before it
+    assert.matches("^accepted%s+ep%-0000", out)
+    assert.equal("accepted", mock:by_id()["ep-1099"].status)
+  end)
+
+  it("does nothing when nothing matches, and --dry-run sends no action", function()
+    seed()
+    local out, status = run({ "--domain", "dom-z", D.service_id })
+    assert.equal(0, status)
+    assert.matches("nothing to approve", out, 1, true)
+    out, status = run({ "--dry-run", "--domain", "dom-c", D.service_id })
+    assert.equal(0, status)
+    assert.matches("would%s+c1 domain=dom%-c", out)
+    for _, e in ipairs(mock:log()) do assert.equal("GET", e.method) end
+    assert.equal("pendingAcceptance", mock:by_id().c1.status)
+  end)
+
+  it("exits 2 on bad usage, bad settings or an unreadable list", function()
+    seed()
+    local cases = {
+      { {} }, { { "--bogus", D.service_id } }, { { "--wait" } }, { { "s1", "s2" } },
+      { { "--concurrency", "x", D.service_id } }, { { "--concurrency", "0", D.service_id } },
+      { { D.service_id }, { HUAWEICLOUD_SDK_PROJECT_ID = false } },
+      { { "no-such-service" } },
+    }
+    for k, case in ipairs(cases) do
+      local out, status, err = run(case[1], case[2])
+      assert.equal(2, status, "case " .. k .. ": " .. out .. err)
+      assert.is_true(#err > 0, "case " .. k .. " says nothing on stderr")
+      assert.is_nil(err:find(D.token, 1, true))
+    end
+    for _, e in ipairs(mock:log()) do assert.equal("GET", e.method) end
+  end)
+end)
