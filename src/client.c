@@ -499,9 +499,11 @@ static int client_connections(lua_State *L)
 static int client_prepare(lua_State *L)
 {
     vp_client *c = check_client(L);
-    const char *action = luaL_optstring(L, 2, "");
+    size_t alen = 0;
+    const char *action = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &alen) : "";
     const char *sid, *eid;
-    if (lua_type(L, 2) != LUA_TSTRING || (strcmp(action, "receive") != 0 && strcmp(action, "reject") != 0))
+    if (lua_type(L, 2) != LUA_TSTRING || strlen(action) != alen ||
+        (strcmp(action, "receive") != 0 && strcmp(action, "reject") != 0))
         vp_raise(L, VP_EINVAL, "action must be \"receive\" or \"reject\"");
     sid = vp_check_id(L, 3, "service_id", NULL);
     eid = vp_check_id(L, 4, "endpoint id", NULL);
