@@ -206,6 +206,12 @@ static int decode_exact(lua_State *L, const char *body, size_t len)
 {
     long big = scan_body(body, len);
     int ok;
+    /* The decoder stops at a NUL byte and would take what follows for the
+     * end; JSON never holds a raw one. */
+    if (memchr(body, '\0', len) != NULL) {
+        lua_pushliteral(L, "answer holds a NUL byte");
+        return 0;
+    }
     if (big < 0) {
         lua_pushliteral(L, "answer is not valid UTF-8");
         return 0;
