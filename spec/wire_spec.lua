@@ -230,6 +230,24 @@ describe("the request on the wire", function()
     end
   end)
 
+  it("a retried request is still the signed one", function()
+    mock:fault { match = { method = "POST" }, times = 1,
+                 answer = { status = 503, json = { error_code = "APIGW.0201", error_msg = "busy" } } }
+    local c = client { retries = 2 }
+    local conns = c:accept(SID, "e1")
+    c:close()
+    assert.are.equal("accepted", conns[1].status)
+    local log = mock:log()
+    assert.are.equal(2, #log)
+    assert.are.equal(log[1].body, log[2].body)
+    assert.are.equal(log[1].path, log[2].path)
+    for _, r in ipairs(log) do
+      local res = recompute(r)
+      assert.are.equal(wire_header(r, "Authorization"), res.authorization)
+      assert.is_true(res.ok, res.reason)
+    end
+  end)
+
   it("client:prepare's request, sent by another HTTP client, is accepted as it is", function()
     local c = client()
     local p = c:prepare("receive", SID, "e2")
