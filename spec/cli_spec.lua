@@ -480,6 +480,43 @@ describe("vpcep command", function()
     end)
   end)
 
+  describe("transport settings", function()
+    it("--timeout and --retries reach the client", function()
+      mock:fault { match = { method = "GET" }, times = 0, hang_ms = 3000 }
+      local rc, _, err = vpcep({ "list", "--service", SID, "--timeout", "0.3", "--retries", "0" })
+      assert.are.equal(1, rc)
+      assert.matches("^vpcep: vpcep%.timeout: ", err)
+      assert.are.equal(1, api_requests())
+    end)
+
+    it("--cafile and --insecure over TLS; the dry run carries them", function()
+      local tls = helper.start { tls = true }
+      local ok, e = pcall(function()
+        tls:service { endpoints = { { id = "t1" } } }
+        local env = { VPCEP_ENDPOINT = tls.url }
+        local rc, _, err = vpcep({ "list", "--service", SID }, env)
+        assert.are.equal(1, rc)
+        assert.matches("vpcep.tls", err, 1, true)
+        rc = vpcep({ "list", "--service", SID, "--cafile", tls.cafile }, env)
+        assert.are.equal(0, rc)
+        local out
+        rc, out = vpcep({ "accept", "--service", SID, "--insecure", "t1" }, env)
+        assert.are.equal(0, rc)
+        assert.matches("^t1%s+accepted\n", out)
+        rc, out = vpcep({ "reject", "--service", SID, "--cafile", tls.cafile, "--dry-run", "t1" }, env)
+        assert.are.equal(0, rc)
+        assert.matches("--cacert " .. q(tls.cafile), out, 1, true)
+        local script = tmp()
+        write_file(script, (out:gsub("<TOKEN>", D.token)))
+        assert.is_true(helper.exec_ok("sh " .. q(script) .. " >/dev/null 2>&1"))
+        os.remove(script)
+        assert.are.equal("rejected", tls:by_id().t1.status)
+      end)
+      tls:stop()
+      assert(ok, e)
+    end)
+  end)
+
   describe("progress", function()
     local ids = { "e1", "e3", "e4", "p1", "p2", "p3", "p4" }
     before_each(function()
