@@ -193,6 +193,14 @@ static void resolve_host(lua_State *L, int idx, vp_options *o)
     o->host = o->region_host;
 }
 
+/* The AK goes into the Authorization header as Access=<AK>, before a comma:
+ * refuse here what the signer would refuse on every request. */
+static void check_ak(lua_State *L, const char *ak, const char *what)
+{
+    if (ak != NULL && strchr(ak, ',') != NULL)
+        vp_raise(L, VP_EINVAL, "%s must not contain a comma", what);
+}
+
 static void resolve_credentials(lua_State *L, int idx, vp_options *o)
 {
     o->token = opt_string(L, idx, "token", 1, 2048, 1);
@@ -205,11 +213,13 @@ static void resolve_credentials(lua_State *L, int idx, vp_options *o)
         vp_raise(L, VP_EINVAL, "ak and sk go together: %s is missing", o->ak != NULL ? "sk" : "ak");
     if (o->security_token != NULL && o->ak == NULL)
         vp_raise(L, VP_EINVAL, "security_token needs ak and sk");
+    check_ak(L, o->ak, "ak");
     if (o->token != NULL || o->ak != NULL)
         return;
     o->ak = env_checked(L, "HUAWEICLOUD_SDK_AK", 256);
     o->sk = env_checked(L, "HUAWEICLOUD_SDK_SK", 256);
     o->security_token = env_checked(L, "HUAWEICLOUD_SDK_SECURITY_TOKEN", 16384);
+    check_ak(L, o->ak, "HUAWEICLOUD_SDK_AK");
     if (o->ak == NULL && o->sk == NULL)
         vp_raise(L, VP_EINVAL, "no credentials: give token, or ak and sk, or set HUAWEICLOUD_SDK_AK "
                  "and HUAWEICLOUD_SDK_SK");
