@@ -280,6 +280,11 @@ describe("credentials from the environment", function()
               { endpoint = mock.url }, "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK")
     end)
 
+    it("an AK with a comma is refused by vpcep.new, naming the variable", function()
+      refused({ HUAWEICLOUD_SDK_AK = "ENV,AK", HUAWEICLOUD_SDK_SK = ENV_SK, HUAWEICLOUD_SDK_PROJECT_ID = ENV_PID },
+              { endpoint = mock.url }, "HUAWEICLOUD_SDK_AK", "comma")
+    end)
+
     it("a SK with a space or a control byte names the variable, not the value", function()
       refused({ HUAWEICLOUD_SDK_AK = ENV_AK, HUAWEICLOUD_SDK_SK = ENV_SK .. " x", HUAWEICLOUD_SDK_PROJECT_ID = ENV_PID },
               { endpoint = mock.url }, "HUAWEICLOUD_SDK_SK")
@@ -317,6 +322,14 @@ describe("credentials given as options", function()
     local e1 = einval({ ak = D.ak }, "sk is missing")
     local e2 = einval({ sk = OPT_SK }, "ak is missing")
     assert.are_not.equal(e1.message, e2.message)
+  end)
+
+  it("an AK with a comma is refused when the client is made, not at each call", function()
+    einval({ ak = "AK,X", sk = OPT_SK }, "ak", "comma")
+    -- the characters the signer accepts are accepted here too
+    local c = vpcep.new { endpoint = "http://127.0.0.1:9", project_id = "p", ak = "AK=X;Y", sk = OPT_SK }
+    assert.is_truthy(c:prepare("receive", "s", "e").headers.Authorization:find("Access=AK=X;Y,", 1, true))
+    c:close()
   end)
 
   it("a security token without ak is refused", function()
