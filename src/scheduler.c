@@ -267,11 +267,17 @@ static int settle(lua_State *L)
         lua_setfield(L, err, "endpoint");
     }
     {
+        /* NULL ends the list: an AK/SK client has no token, so skip the
+         * missing ones rather than stopping at the first. */
         const char *secrets[4];
-        secrets[0] = ctx->c->token;
-        secrets[1] = ctx->c->sk;
-        secrets[2] = ctx->c->security_token;
-        secrets[3] = NULL;
+        int ns = 0;
+        if (ctx->c->token != NULL)
+            secrets[ns++] = ctx->c->token;
+        if (ctx->c->sk != NULL)
+            secrets[ns++] = ctx->c->sk;
+        if (ctx->c->security_token != NULL)
+            secrets[ns++] = ctx->c->security_token;
+        secrets[ns] = NULL;
         vp_error_redact(L, err, secrets);
     }
     if (op->tries <= ctx->c->retries && should_retry(L, err)) {
