@@ -73,38 +73,80 @@ void vp_error_setstr(lua_State *L, int idx, const char *field, const char *value
     lua_setfield(L, idx, field);
 }
 
-/* Pushes s with every occurrence of secret replaced by "***". */
-static void push_without(lua_State *L, const char *s, const char *secret)
+/* Replaces the string at the top of the stack with a copy in which every
+ * occurrence of secret is "***", and so is a head of it (8 bytes or more)
+ * that a cap cut off at the end (a capped text ends in "..."). */
+static void redact_top(lua_State *L, const char *secret)
 {
-    size_t sl = strlen(secret);
+    size_t sl = strlen(secret), n, k, dots = 0;
+    const char *s = lua_tostring(L, -1);
+    if (strstr(s, secret) != NULL) {
+        luaL_gsub(L, s, secret, "***");
+        lua_remove(L, -2);
+    }
+    s = lua_tolstring(L, -1, &n);
+    if (n > 3 && memcmp(s + n - 3, "...", 3) == 0)
+        dots = 3;
+    n -= dots;
+    /* (a fixed-size copy, such as the request id, is cut without "...") */
+    for (k = sl - 1 < n ? sl - 1 : n; k >= 8; k--) {
+        if (memcmp(s + n - k, secret, k) == 0) {
+            lua_pushlstring(L, s, n - k);
+            lua_pushstring(L, dots ? "***..." : "***");
+            lua_concat(L, 2);
+            lua_remove(L, -2);
+            return;
+        }
+    }
+}
+
+static int is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* The same for signature values ("Signature=<hex>"): a signed request can
+ * be replayed while its date is fresh. */
+static void redact_signatures(lua_State *L)
+{
+    const char *s = lua_tostring(L, -1), *hit;
     luaL_Buffer b;
-    const char *hit;
+    if (strstr(s, "Signature=") == NULL)
+        return;
     luaL_buffinit(L, &b);
-    while ((hit = strstr(s, secret)) != NULL) {
-        luaL_addlstring(&b, s, (size_t)(hit - s));
-        luaL_addstring(&b, "***");
-        s = hit + sl;
+    while ((hit = strstr(s, "Signature=")) != NULL) {
+        const char *v = hit + 10, *e = v;
+        while (is_hex(*e))
+            e++;
+        luaL_addlstring(&b, s, (size_t)(v - s));
+        if (e > v)
+            luaL_addstring(&b, "***");
+        s = e;
     }
     luaL_addstring(&b, s);
     luaL_pushresult(&b);
+    lua_remove(L, -2);
 }
 
 void vp_error_redact(lua_State *L, int idx, const char *const *secrets)
 {
+    static const char *const fields[] = {"message", "request_id", NULL};
+    int f;
     idx = vp_absindex(L, idx);
-    for (; *secrets != NULL; secrets++) {
-        const char *msg;
+    for (f = 0; fields[f] != NULL; f++) {
+        const char *const *sec;
+        lua_getfield(L, idx, fields[f]);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            continue;
+        }
         /* Very short secrets would blank out ordinary words; the contract's
          * secrets are never that short, and validation refuses empty ones. */
-        if (strlen(*secrets) < 4)
-            continue;
-        lua_getfield(L, idx, "message");
-        msg = lua_tostring(L, -1);
-        if (msg != NULL && strstr(msg, *secrets) != NULL) {
-            push_without(L, msg, *secrets);
-            lua_setfield(L, idx, "message");
-        }
-        lua_pop(L, 1);
+        for (sec = secrets; *sec != NULL; sec++)
+            if (strlen(*sec) >= 4)
+                redact_top(L, *sec);
+        redact_signatures(L);
+        lua_setfield(L, idx, fields[f]);
     }
 }
 

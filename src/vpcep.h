@@ -48,8 +48,9 @@ int vp_is_error(lua_State *L, int idx);
 void vp_error_open(lua_State *L);
 /* Sets err[field] = string at the error object at idx (no-op for NULL). */
 void vp_error_setstr(lua_State *L, int idx, const char *field, const char *value);
-/* Replaces every occurrence of each secret (NULL-terminated array) in the
- * error's message with "***". */
+/* Replaces every occurrence of each secret (NULL-terminated array), a head
+ * of one cut off by a text cap, and "Signature=<hex>" values in the error's
+ * message and request_id with "***". */
 void vp_error_redact(lua_State *L, int idx, const char *const *secrets);
 
 /* ---- text.c: UTF-8, capped texts, percent-encoding ------------------- */
