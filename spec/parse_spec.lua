@@ -120,13 +120,13 @@ describe("vpcep.parse", function()
       end
     end)
 
-    it("a big total_count is exact too", function()
+    -- (on 5.1/LuaJIT a count above 2^53 cannot be a number; the contract
+    -- only promises the string form for marker_id, so this is 5.3+ only)
+    local it_int = HAS_INT and it or pending
+    it_int("a big total_count is an exact integer on 5.3+", function()
       local doc = vpcep.parse(200, '{"connections":[],"total_count":9007199254740993}')
-      if HAS_INT then
-        assert.are.equal("9007199254740993", string.format("%d", doc.total_count))
-      else
-        assert.are.equal("9007199254740993", tostring(doc.total_count))
-      end
+      assert.are.equal("integer", math.type(doc.total_count))
+      assert.are.equal("9007199254740993", string.format("%d", doc.total_count))
     end)
 
     it("big digits inside strings are left alone", function()
