@@ -130,7 +130,7 @@ static void redact_signatures(lua_State *L)
 
 void vp_error_redact(lua_State *L, int idx, const char *const *secrets)
 {
-    static const char *const fields[] = {"message", "request_id", NULL};
+    static const char *const fields[] = {"message", "request_id", "code", NULL};
     int f;
     idx = vp_absindex(L, idx);
     for (f = 0; fields[f] != NULL; f++) {
