@@ -133,12 +133,21 @@ function helper.start(opts)
   return self
 end
 
+-- A process that has exited but waits to be reaped (a zombie) is gone too.
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat", "r")
+  if not f then return false end
+  local stat = f:read("*l") or ""
+  f:close()
+  return stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
 function Mock:stop()
   if self.pid then
     os.execute("kill " .. self.pid .. " 2>/dev/null")
     -- wait (briefly) for it to go away so ports and threads are released
     local deadline = socket.gettime() + 3
-    while socket.gettime() < deadline and exec_ok("kill -0 " .. self.pid .. " 2>/dev/null") do
+    while socket.gettime() < deadline and alive(self.pid) do
       socket.sleep(0.02)
     end
     self.pid = nil
