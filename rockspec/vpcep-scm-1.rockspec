@@ -44,7 +44,7 @@ build = {
    modules = {
       vpcep = {
          sources = {
-            "src/client.c", "src/errors.c", "src/json.c", "src/options.c",
+            "src/client.c", "src/errors.c", "src/exact.c", "src/json.c", "src/options.c",
             "src/regions.c", "src/request.c", "src/response.c", "src/scheduler.c",
             "src/sign.c", "src/text.c", "src/transport.c", "src/vpcep.c",
          },
@@ -54,5 +54,5 @@ build = {
          libraries = { "curl", "crypto" },
       },
    },
-   -- install = { bin = { vpcep = "bin/vpcep" } },   -- once bin/vpcep exists
+   install = { bin = { vpcep = "bin/vpcep" } },
 }

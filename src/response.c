@@ -1,13 +1,6 @@
 /* response.c: reading an answer: status + body + headers -> the decoded
- * document or an error object.
- *
- * Exact 64-bit integers: lua-cjson (Debian's 2.1.0 in particular) decodes
- * every number as a double, so 422321321312321321 would lose its last digits.
- * Before decoding, integer literals of 16 or more digits outside strings are
- * rewritten as strings that start with the byte 0xFF, which no valid UTF-8
- * string can contain (answers are checked to be valid UTF-8 first); after
- * decoding, those strings become exact integers again. */
-#include <errno.h>
+ * document (through exact.c) or an error object, whatever shape the error
+ * body has. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,217 +8,9 @@
 #include <time.h>
 #include "vpcep.h"
 
-#define BIGINT_MARK '\xFF'
-#define BIGINT_DIGITS 16
-
 static int is_digit(char c)
 {
     return c >= '0' && c <= '9';
-}
-
-/* Length of the number token at s (JSON number characters). */
-static size_t number_len(const char *s, size_t n, size_t *int_digits, int *is_int)
-{
-    size_t j = 0, d0;
-    if (j < n && s[j] == '-')
-        j++;
-    d0 = j;
-    while (j < n && is_digit(s[j]))
-        j++;
-    *int_digits = j - d0;
-    *is_int = !(j < n && (s[j] == '.' || s[j] == 'e' || s[j] == 'E'));
-    while (j < n && (is_digit(s[j]) || s[j] == '.' || s[j] == 'e' || s[j] == 'E' ||
-                     s[j] == '+' || s[j] == '-'))
-        j++;
-    return j;
-}
-
-/* Length of the string token starting at s[0] == '"' (quotes included), or 0
- * when it holds invalid UTF-8 or is unterminated (then the decoder reports). */
-static size_t string_len(const char *s, size_t n, int *bad_utf8)
-{
-    size_t i = 1;
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"')
-            return i + 1;
-        if (c == '\\') {
-            i += 2;
-        } else if (c < 0x80) {
-            i++;
-        } else {
-            size_t k = vp_utf8_seqlen((const unsigned char *)s + i, n - i);
-            if (k == 0) {
-                *bad_utf8 = 1;
-                return 0;
-            }
-            i += k;
-        }
-    }
-    return 0;
-}
-
-/* One pass over the body: counts big integer literals outside strings and
- * checks every string for valid UTF-8. Returns -1 on invalid UTF-8. */
-static long scan_body(const char *s, size_t n)
-{
-    size_t i = 0;
-    long big = 0;
-    int bad = 0;
-    while (i < n) {
-        char c = s[i];
-        if (c == '"') {
-            size_t k = string_len(s + i, n - i, &bad);
-            if (bad)
-                return -1;
-            if (k == 0)
-                return big; /* unterminated: the decoder says so */
-            i += k;
-        } else if (c == '-' || is_digit(c)) {
-            size_t digits;
-            int is_int;
-            i += number_len(s + i, n - i, &digits, &is_int);
-            if (is_int && digits >= BIGINT_DIGITS)
-                big++;
-        } else if ((unsigned char)c >= 0x80) {
-            return -1;
-        } else {
-            i++;
-        }
-    }
-    return big;
-}
-
-/* Pushes the body with big integer literals turned into marked strings. */
-static void push_marked_body(lua_State *L, const char *s, size_t n)
-{
-    luaL_Buffer b;
-    size_t i = 0, from = 0;
-    int bad = 0;
-    luaL_buffinit(L, &b);
-    while (i < n) {
-        char c = s[i];
-        if (c == '"') {
-            size_t k = string_len(s + i, n - i, &bad);
-            if (k == 0)
-                break;
-            i += k;
-        } else if (c == '-' || is_digit(c)) {
-            size_t digits;
-            int is_int;
-            size_t k = number_len(s + i, n - i, &digits, &is_int);
-            if (is_int && digits >= BIGINT_DIGITS) {
-                luaL_addlstring(&b, s + from, i - from);
-                luaL_addchar(&b, '"');
-                luaL_addchar(&b, BIGINT_MARK);
-                luaL_addlstring(&b, s + i, k);
-                luaL_addchar(&b, '"');
-                from = i + k;
-            }
-            i += k;
-        } else {
-            i++;
-        }
-    }
-    luaL_addlstring(&b, s + from, n - from);
-    luaL_pushresult(&b);
-}
-
-/* Replaces the marked string at the top of the stack with its integer. */
-static void unmark_top(lua_State *L)
-{
-    const char *digits = lua_tostring(L, -1) + 1;
-    char *end;
-    long long v;
-    errno = 0;
-    v = strtoll(digits, &end, 10);
-    if (errno == ERANGE || *end != '\0') {
-        /* Beyond 64 bits: keep the decimal text, exact if not a number. */
-        lua_pushstring(L, digits);
-    } else {
-        vp_pushint64(L, v, digits);
-    }
-    lua_remove(L, -2);
-}
-
-static int is_marked(lua_State *L, int idx)
-{
-    size_t len;
-    const char *s;
-    if (lua_type(L, idx) != LUA_TSTRING)
-        return 0;
-    s = lua_tolstring(L, idx, &len);
-    return len > 1 && s[0] == BIGINT_MARK;
-}
-
-#if VP_HAS_INTEGERS
-static int is_integer_field(lua_State *L, int key_idx)
-{
-    const char *k;
-    if (lua_type(L, key_idx) != LUA_TSTRING)
-        return 0;
-    k = lua_tostring(L, key_idx);
-    return strcmp(k, "marker_id") == 0 || strcmp(k, "total_count") == 0;
-}
-#endif
-
-/* Walks the decoded tree: marked strings become integers again, and on
- * 5.3+ the integer fields of the contract become Lua integers. */
-static void restore_integers(lua_State *L, int idx, int depth)
-{
-    idx = vp_absindex(L, idx);
-    luaL_checkstack(L, 4, "answer nested too deeply");
-    lua_pushnil(L);
-    while (lua_next(L, idx) != 0) {
-        if (lua_type(L, -1) == LUA_TTABLE && depth < 100) {
-            restore_integers(L, -1, depth + 1);
-        } else if (is_marked(L, -1)) {
-            unmark_top(L);
-            lua_pushvalue(L, -2);
-            lua_insert(L, -2);
-            lua_rawset(L, idx);
-            continue;
-        }
-#if VP_HAS_INTEGERS
-        else if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1) && is_integer_field(L, -2)) {
-            long long v;
-            if (vp_isintegral(L, -1, &v)) {
-                lua_pushvalue(L, -2);
-                lua_pushinteger(L, (lua_Integer)v);
-                lua_rawset(L, idx);
-            }
-        }
-#endif
-        lua_pop(L, 1);
-    }
-}
-
-/* Decodes a body the exact way; pushes the document, or an error message
- * and returns 0. */
-static int decode_exact(lua_State *L, const char *body, size_t len)
-{
-    long big = scan_body(body, len);
-    int ok;
-    /* The decoder stops at a NUL byte and would take what follows for the
-     * end; JSON never holds a raw one. */
-    if (memchr(body, '\0', len) != NULL) {
-        lua_pushliteral(L, "answer holds a NUL byte");
-        return 0;
-    }
-    if (big < 0) {
-        lua_pushliteral(L, "answer is not valid UTF-8");
-        return 0;
-    }
-    if (big == 0)
-        return vp_json_decode(L, body, len);
-    push_marked_body(L, body, len);
-    {
-        size_t mlen;
-        const char *marked = lua_tolstring(L, -1, &mlen);
-        ok = vp_json_decode(L, marked, mlen);
-    }
-    lua_remove(L, -2);
-    return ok;
 }
 
 void vp_header_get(lua_State *L, int headers_idx, const char *name)
@@ -421,52 +206,47 @@ static void push_http_error(lua_State *L, long status, const char *body, size_t 
     lua_settop(L, err - 3);
 }
 
-/* 1 when the table at idx is a JSON array (keys 1..n only). */
+/* 1 when the decoded value at idx is a JSON array. The decoder gives
+ * objects string keys only and arrays the keys 1..n, so a table is an array
+ * when it has a length, or no keys at all ([] and {} decode alike). */
 static int is_array(lua_State *L, int idx)
 {
-    size_t n = 0, len;
     if (!lua_istable(L, idx))
         return 0;
+    if (vp_rawlen(L, idx) > 0)
+        return 1;
     idx = vp_absindex(L, idx);
-    len = vp_rawlen(L, idx);
     lua_pushnil(L);
-    while (lua_next(L, idx) != 0) {
-        lua_pop(L, 1);
-        n++;
-    }
-    return n == len;
+    if (lua_next(L, idx) == 0)
+        return 1;
+    lua_pop(L, 2);
+    return 0;
 }
 
-/* Checks one connection; returns NULL or what is wrong with it. */
+/* Checks one connection; returns NULL or what is wrong with it. Fields the
+ * contract does not promise are kept as they come, unchecked. */
 static const char *check_connection(lua_State *L, int idx)
 {
-    static const char *const strings[] = {"id", "status", "domain_id", "created_at", "updated_at", NULL};
     const char *bad = NULL;
-    int i;
-    if (!lua_istable(L, idx) || (is_array(L, idx) && vp_rawlen(L, idx) > 0))
+    int t;
+    if (!lua_istable(L, idx) || vp_rawlen(L, idx) > 0)
         return "a connection is not an object";
-    /* optional fields may be absent or JSON null (a light userdata) */
-    for (i = 0; strings[i] != NULL && bad == NULL; i++) {
-        lua_getfield(L, idx, strings[i]);
-        if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TLIGHTUSERDATA)
-            bad = strings[i];
-        lua_pop(L, 1);
-    }
-    if (bad != NULL)
-        return bad;
     lua_getfield(L, idx, "id");
     if (lua_type(L, -1) != LUA_TSTRING)
-        bad = "a connection has no id";
-    lua_pop(L, 1);
+        bad = "a connection has no string id";
+    lua_getfield(L, idx, "status");
+    t = lua_type(L, -1);
+    if (bad == NULL && t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TLIGHTUSERDATA)
+        bad = "a connection's status is not a string";
     lua_getfield(L, idx, "marker_id");
-    if (bad == NULL && !lua_isnil(L, -1) && lua_type(L, -1) != LUA_TNUMBER && lua_type(L, -1) != LUA_TSTRING &&
-        lua_type(L, -1) != LUA_TLIGHTUSERDATA)
-        bad = "marker_id";
-    lua_pop(L, 1);
+    t = lua_type(L, -1);
+    if (bad == NULL && t != LUA_TNIL && t != LUA_TNUMBER && t != LUA_TSTRING && t != LUA_TLIGHTUSERDATA)
+        bad = "a connection's marker_id is not a number";
     lua_getfield(L, idx, "error");
-    if (bad == NULL && !lua_isnil(L, -1) && lua_type(L, -1) != LUA_TLIGHTUSERDATA && !is_array(L, -1))
-        bad = "error";
-    lua_pop(L, 1);
+    t = lua_type(L, -1);
+    if (bad == NULL && t != LUA_TNIL && t != LUA_TLIGHTUSERDATA && !is_array(L, -1))
+        bad = "a connection's error is not an array";
+    lua_pop(L, 4);
     return bad;
 }
 
@@ -546,15 +326,13 @@ int vp_parse(lua_State *L, long status, const char *body, size_t len, int header
         push_bad_response(L, status, headers_idx, "answer has an empty body%s", "");
         return 0;
     }
-    if (!decode_exact(L, body, len)) {
+    if (!vp_decode_exact(L, body, len)) {
         vp_push_capped_text(L, lua_tostring(L, -1), vp_rawlen(L, -1), 200);
         push_bad_response(L, status, headers_idx, "answer is not the expected JSON: %s", lua_tostring(L, -1));
         lua_replace(L, -3);
         lua_pop(L, 1);
         return 0;
     }
-    if (lua_istable(L, -1))
-        restore_integers(L, -1, 0);
     bad = check_document(L);
     if (bad != NULL) {
         lua_pop(L, 1);

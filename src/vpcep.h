@@ -75,6 +75,13 @@ void vp_json_encode(lua_State *L, int idx);
 /* Pushes a table marked as a JSON array for the encoder. */
 void vp_json_push_array_mt(lua_State *L);
 
+/* ---- exact.c: JSON with exact integers ------------------------------- */
+
+/* Decodes an answer body: checks UTF-8, keeps integers of 16+ digits exact,
+ * makes marker_id and total_count integers on 5.3+. Pushes the value and
+ * returns 1, or pushes a message and returns 0. */
+int vp_decode_exact(lua_State *L, const char *body, size_t len);
+
 /* ---- response.c: answers ------------------------------------------------ */
 
 /* Parses an answer. headers_idx is 0 or the index of a table of response
