@@ -3,7 +3,6 @@
  * prepare, close. Each call is validate -> build -> run -> results. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <openssl/crypto.h>
 #include "options.h"
 #include "scheduler.h"
@@ -252,16 +251,6 @@ static int is_pending(lua_State *L, int conn)
     return r;
 }
 
-static void sleep_for(double s)
-{
-    struct timespec ts;
-    if (s <= 0)
-        return;
-    ts.tv_sec = (time_t)s;
-    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-    nanosleep(&ts, NULL);
-}
-
 /* One round of polling: for each pending index in `pend` (array of
  * positions), lists ?id= and updates results. Returns how many remain. */
 static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, int ids, int pend)
@@ -355,7 +344,7 @@ static void wait_settled(lua_State *L, vp_client *c, const char *sid, int result
         double now = vp_now();
         if (now >= deadline)
             raise_wait_timeout(L, results, ids, pend, wait);
-        sleep_for(pause < deadline - now ? pause : deadline - now);
+        vp_sleep(pause < deadline - now ? pause : deadline - now);
         left = poll_round(L, c, sid, results, ids, pend);
         pause = pause * 2 > 2.0 ? 2.0 : pause * 2;
     }

@@ -6,7 +6,6 @@
  * lua_pcall, so a Lua error can never leave a handle inside the multi. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "scheduler.h"
 
 #define BATCH_MT "vpcep.batch"
@@ -349,6 +348,25 @@ static double next_wake(vp_batch *b)
     return wait > 0 ? wait : 0;
 }
 
+/* A batch of one goes over the single-call handle with curl_easy_perform:
+ * the same tries and settling, less machinery per request. */
+static void run_single(lua_State *L, run_ctx *ctx, int *pending)
+{
+    vp_op *op = &ctx->b->ops[0];
+    while (op->state != OP_DONE) {
+        double now;
+        if (op->state == OP_BACKOFF)
+            vp_sleep(op->next_at - vp_now());
+        now = vp_now();
+        if (op->deadline == 0)
+            op->deadline = now + ctx->c->timeout;
+        op->tries++;
+        op->state = OP_RUNNING;
+        vp_xfer_perform(ctx->c, &op->x, op->deadline - now);
+        settle_op(L, ctx, op, pending);
+    }
+}
+
 void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int ids_idx)
 {
     run_ctx ctx;
@@ -359,6 +377,10 @@ void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int 
     ctx.results = vp_absindex(L, results_idx);
     ctx.ids = ids_idx != 0 ? vp_absindex(L, ids_idx) : 0;
     luaL_checkstack(L, 30, "vpcep");
+    if (b->n == 1) {
+        run_single(L, &ctx, &pending);
+        return;
+    }
     while (pending > 0) {
         int flying = start_ready(L, &ctx, &pending);
         vp_xfer *x;
@@ -366,11 +388,7 @@ void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int 
             break;
         if (flying == 0) {
             /* all waiting to retry: sleep until the first may go */
-            double w = next_wake(b);
-            struct timespec ts;
-            ts.tv_sec = (time_t)w;
-            ts.tv_nsec = (long)((w - (double)ts.tv_sec) * 1e9);
-            nanosleep(&ts, NULL);
+            vp_sleep(next_wake(b));
             continue;
         }
         x = vp_transport_next(c->tp, next_wake(b));

@@ -15,6 +15,16 @@ double vp_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void vp_sleep(double seconds)
+{
+    struct timespec ts;
+    if (!(seconds > 0))
+        return;
+    ts.tv_sec = (time_t)seconds;
+    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+    nanosleep(&ts, NULL);
+}
+
 static int buf_append(vp_buf *b, const char *p, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
@@ -88,7 +98,13 @@ struct vp_transport *vp_transport_new(void)
     if (tp == NULL)
         return NULL;
     tp->multi = curl_multi_init();
-    if (tp->multi == NULL) {
+    tp->share = curl_share_init();
+    if (tp->multi == NULL || tp->share == NULL ||
+        curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+        curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
+        curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+        curl_multi_cleanup(tp->multi);
+        curl_share_cleanup(tp->share);
         free(tp);
         return NULL;
     }
@@ -121,9 +137,12 @@ void vp_transport_free(struct vp_transport *tp)
     vp_transport_abort(tp);
     for (i = 0; i < tp->n_idle; i++)
         curl_easy_cleanup(tp->idle[i]);
+    curl_easy_cleanup(tp->single);
     free(tp->idle);
     free(tp->busy);
     curl_multi_cleanup(tp->multi);
+    /* last: the handles above used it */
+    curl_share_cleanup(tp->share);
     free(tp);
 }
 
@@ -230,14 +249,20 @@ void vp_xfer_load(lua_State *L, vp_xfer *x, int req_idx)
     }
 }
 
-static CURL *take_easy(struct vp_transport *tp)
+static CURLcode set_client_options(vp_client *c, CURL *e);
+
+/* An easy handle for the pool: a kept one, or a new one set up for c. */
+static CURL *take_easy(vp_client *c)
 {
-    if (tp->n_idle > 0) {
-        CURL *e = tp->idle[--tp->n_idle];
-        curl_easy_reset(e);
-        return e;
+    CURL *e;
+    if (c->tp->n_idle > 0)
+        return c->tp->idle[--c->tp->n_idle];
+    e = curl_easy_init();
+    if (e != NULL && set_client_options(c, e) != CURLE_OK) {
+        curl_easy_cleanup(e);
+        e = NULL;
     }
-    return curl_easy_init();
+    return e;
 }
 
 static void give_back(struct vp_transport *tp, CURL *e)
@@ -286,21 +311,18 @@ static long ms(double seconds)
     return v < 1 ? 1 : v > 2147483647.0 ? 2147483647L : (long)v;
 }
 
-/* Sets every option of one exchange; returns the first failure. */
-static CURLcode set_options(vp_client *c, vp_xfer *x, double seconds)
-{
-    CURL *e = x->easy;
-    CURLcode rc = CURLE_OK;
 #define SET(opt, val) \
     if (rc == CURLE_OK) \
     rc = curl_easy_setopt(e, opt, val)
-    SET(CURLOPT_URL, x->url);
+
+/* The options that stay the same for every exchange of a client: set once
+ * per easy handle, so a kept handle needs no reset between requests. */
+static CURLcode set_client_options(vp_client *c, CURL *e)
+{
+    CURLcode rc = CURLE_OK;
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_FOLLOWLOCATION, 0L);
-    SET(CURLOPT_HTTPHEADER, x->headers);
-    SET(CURLOPT_TIMEOUT_MS, ms(seconds));
-    SET(CURLOPT_CONNECTTIMEOUT_MS, ms(c->connect_timeout < seconds ? c->connect_timeout : seconds));
     SET(CURLOPT_SSL_VERIFYPEER, c->verify ? 1L : 0L);
     SET(CURLOPT_SSL_VERIFYHOST, c->verify ? 2L : 0L);
     if (c->cafile != NULL)
@@ -308,41 +330,86 @@ static CURLcode set_options(vp_client *c, vp_xfer *x, double seconds)
     if (c->proxy != NULL)
         SET(CURLOPT_PROXY, c->proxy);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
     SET(CURLOPT_WRITEFUNCTION, on_body);
-    SET(CURLOPT_WRITEDATA, x);
     SET(CURLOPT_HEADERFUNCTION, on_header);
+    /* one connection cache for the single-call handle and the bulk pool */
+    SET(CURLOPT_SHARE, c->tp->share);
+    return rc;
+}
+
+/* The options of one exchange. Every one is set each time, so nothing of
+ * the last request carries over. */
+static CURLcode set_request_options(vp_client *c, vp_xfer *x, double seconds)
+{
+    CURL *e = x->easy;
+    CURLcode rc = CURLE_OK;
+    int get = strcmp(x->method, "GET") == 0;
+    SET(CURLOPT_URL, x->url);
+    SET(CURLOPT_HTTPHEADER, x->headers);
+    SET(CURLOPT_TIMEOUT_MS, ms(seconds));
+    SET(CURLOPT_CONNECTTIMEOUT_MS, ms(c->connect_timeout < seconds ? c->connect_timeout : seconds));
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
+    SET(CURLOPT_WRITEDATA, x);
     SET(CURLOPT_HEADERDATA, x);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
     SET(CURLOPT_PRIVATE, (void *)x);
-    if (strcmp(x->method, "GET") == 0) {
+    if (get) {
         SET(CURLOPT_HTTPGET, 1L);
     } else {
         SET(CURLOPT_POST, 1L);
         SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
         SET(CURLOPT_POSTFIELDS, x->body != NULL ? x->body : "");
-        if (strcmp(x->method, "POST") != 0)
-            SET(CURLOPT_CUSTOMREQUEST, x->method);
     }
-#undef SET
+    SET(CURLOPT_CUSTOMREQUEST, get || strcmp(x->method, "POST") == 0 ? NULL : x->method);
     return rc;
+}
+#undef SET
+
+/* Clears what the last exchange left in x. */
+static void xfer_reset(vp_client *c, vp_xfer *x)
+{
+    x->status = 0;
+    x->answer.len = 0;
+    x->too_large = x->out_of_memory = 0;
+    x->errbuf[0] = x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
+    x->max_body = c->max_body;
+}
+
+int vp_xfer_perform(vp_client *c, vp_xfer *x, double seconds)
+{
+    struct vp_transport *tp = c->tp;
+    CURLcode rc = CURLE_OK;
+    xfer_reset(c, x);
+    if (tp->single == NULL) {
+        tp->single = curl_easy_init();
+        if (tp->single == NULL || set_client_options(c, tp->single) != CURLE_OK) {
+            curl_easy_cleanup(tp->single);
+            tp->single = NULL;
+            x->result = CURLE_OUT_OF_MEMORY;
+            return -1;
+        }
+    }
+    x->easy = tp->single;
+    rc = set_request_options(c, x, seconds);
+    if (rc == CURLE_OK)
+        rc = curl_easy_perform(x->easy);
+    x->result = rc;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+    x->easy = NULL;
+    return 0;
 }
 
 int vp_xfer_start(vp_client *c, vp_xfer *x, double seconds)
 {
     struct vp_transport *tp = c->tp;
     CURLcode rc;
-    x->status = 0;
-    x->answer.len = 0;
-    x->too_large = x->out_of_memory = 0;
-    x->errbuf[0] = x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
-    x->max_body = c->max_body;
-    x->easy = take_easy(tp);
+    xfer_reset(c, x);
+    x->easy = take_easy(c);
     if (x->easy == NULL) {
         x->result = CURLE_OUT_OF_MEMORY;
         return -1;
     }
-    rc = busy_room(tp) != 0 ? CURLE_OUT_OF_MEMORY : set_options(c, x, seconds);
+    rc = busy_room(tp) != 0 ? CURLE_OUT_OF_MEMORY : set_request_options(c, x, seconds);
     if (rc == CURLE_OK && curl_multi_add_handle(tp->multi, x->easy) != CURLM_OK)
         rc = CURLE_FAILED_INIT;
     if (rc != CURLE_OK) {

@@ -32,6 +32,8 @@ typedef struct vp_xfer {
 
 struct vp_transport {
     CURLM *multi;
+    CURLSH *share; /* the connection cache (and DNS, TLS sessions) of all handles */
+    CURL *single;  /* the handle for one-request calls, driven by curl_easy_perform */
     CURL **idle; /* easy handles not in use, kept for their warm state */
     int n_idle, cap_idle;
     CURL **busy; /* easy handles in the multi handle now */
@@ -50,6 +52,9 @@ void vp_xfer_free(vp_xfer *x);
 /* Starts x, with at most `seconds` for the whole exchange. Returns 0, or
  * -1 when libcurl refused (x->result and x->errbuf say why). */
 int vp_xfer_start(vp_client *c, vp_xfer *x, double seconds);
+/* Sends x on the single-call handle and waits for the answer, at most
+ * `seconds`. Returns 0, or -1 when libcurl could not even start. */
+int vp_xfer_perform(vp_client *c, vp_xfer *x, double seconds);
 /* Waits at most max_wait seconds for a transfer to end; returns it (done,
  * detached) or NULL. Never calls into Lua. */
 vp_xfer *vp_transport_next(struct vp_transport *tp, double max_wait);
@@ -57,5 +62,7 @@ vp_xfer *vp_transport_next(struct vp_transport *tp, double max_wait);
 void vp_transport_abort(struct vp_transport *tp);
 /* Monotonic seconds. */
 double vp_now(void);
+/* Sleeps that many seconds (nothing for zero or less). */
+void vp_sleep(double seconds);
 
 #endif
