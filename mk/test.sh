@@ -1,24 +1,40 @@
 #!/bin/sh
 # test.sh LUA...: builds the module for each Lua and runs the busted suite
 # with it; ends with one line "N passed, M failed" over every suite and Lua,
-# and exits non-zero on any failure. SPECS may name spec files (default: spec/).
+# and exits non-zero on any failure.
+#   SPECS  spec files (default: spec/)
+#   JOBS   Lua versions tested at once (default 2: the suites mostly wait
+#          on their servers, so two share a machine well)
 passed=0
 failed=0
 specs=${SPECS:-spec}
+jobs=${JOBS:-2}
+O=${O:-build}
 [ $# -gt 0 ] || { echo "test.sh: no Lua with headers is installed" >&2; echo "0 passed, 1 failed"; exit 1; }
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+for lua in "$@"; do
+  make -s LUA="$lua" O="$O" lib || echo "build failed" >"$logs/$lua.build"
+done
+running=0
+for lua in "$@"; do
+  [ -e "$logs/$lua.build" ] && continue
+  ( "$lua" /usr/bin/busted --lpath='./?.lua' --cpath="$O/$lua/?.so" -o plainTerminal $specs \
+      >"$logs/$lua.out" 2>&1; echo $? >"$logs/$lua.rc" ) &
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs" ]; then wait; running=0; fi
+done
+wait
 for lua in "$@"; do
   echo "== $lua"
-  if ! make -s LUA="$lua" O="${O:-build}" lib; then
+  if [ -e "$logs/$lua.build" ]; then
     echo "$lua: build failed"
     failed=$((failed + 1))
     continue
   fi
-  out=$(mktemp)
-  "$lua" /usr/bin/busted --lpath='./?.lua' --cpath="${O:-build}/$lua/?.so" -o plainTerminal $specs >"$out" 2>&1
-  rc=$?
-  cat "$out"
-  summary=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$out" | tail -n 1)
-  rm -f "$out"
+  cat "$logs/$lua.out"
+  rc=$(cat "$logs/$lua.rc")
+  summary=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$logs/$lua.out" | tail -n 1)
   if [ -z "$summary" ]; then
     echo "$lua: busted ended without a summary (exit $rc)"
     failed=$((failed + 1))

@@ -75,9 +75,16 @@ static void push_safe_table(lua_State *L)
     lua_setfield(L, -2, "is_error");
 }
 
-int luaopen_vpcep(lua_State *L);
+/* The one symbol the module exports (the build hides the rest). */
+#if defined(__GNUC__)
+#define VP_EXPORT __attribute__((visibility("default")))
+#else
+#define VP_EXPORT
+#endif
 
-int luaopen_vpcep(lua_State *L)
+VP_EXPORT int luaopen_vpcep(lua_State *L);
+
+VP_EXPORT int luaopen_vpcep(lua_State *L)
 {
     /* Thread-safe since libcurl 7.84; a no-op after the first call. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
