@@ -233,141 +233,6 @@ static void raise_if_failed(lua_State *L, int results, int n)
     lua_error(L);
 }
 
-/* Loads the request at the top into op i and pops it. */
-static void load_op(lua_State *L, vp_batch *b, int i)
-{
-    vp_xfer_load(L, &b->ops[i].x, -1);
-    lua_pop(L, 1);
-}
-
-static int is_pending(lua_State *L, int conn)
-{
-    const char *s;
-    int r;
-    lua_getfield(L, conn, "status");
-    s = lua_tostring(L, -1);
-    r = s != NULL && (strcmp(s, "creating") == 0 || strcmp(s, "pendingAcceptance") == 0);
-    lua_pop(L, 1);
-    return r;
-}
-
-/* One round of polling: for each pending index in `pend` (array of
- * positions), lists ?id= and updates results. Returns how many remain. */
-static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, int ids, int pend)
-{
-    int n = (int)vp_rawlen(L, pend), i, left = 0, got;
-    vp_batch *b = vp_batch_push(L, n, VP_LIST);
-    lua_createtable(L, n, 0);
-    got = lua_gettop(L);
-    for (i = 1; i <= n; i++) {
-        lua_createtable(L, 0, 1);
-        lua_rawgeti(L, pend, i);
-        lua_rawgeti(L, ids, (int)lua_tointeger(L, -1));
-        lua_setfield(L, -3, "id");
-        lua_pop(L, 1);
-        vp_build_list(L, c, sid, lua_gettop(L));
-        lua_remove(L, -2);
-        load_op(L, b, i - 1);
-    }
-    vp_batch_run(L, c, b, got, 0);
-    vp_batch_release(b);
-    lua_createtable(L, n, 0); /* still pending */
-    for (i = 1; i <= n; i++) {
-        int pos;
-        lua_rawgeti(L, pend, i);
-        pos = (int)lua_tointeger(L, -1);
-        lua_pop(L, 1);
-        lua_rawgeti(L, got, i);
-        if (vp_is_error(L, -1)) {
-            lua_rawgeti(L, ids, pos);
-            lua_setfield(L, -2, "endpoint");
-            lua_rawseti(L, results, pos);
-            continue;
-        }
-        lua_getfield(L, -1, "connections");
-        lua_rawgeti(L, -1, 1);
-        if (lua_istable(L, -1)) {
-            lua_pushvalue(L, -1);
-            lua_rawseti(L, results, pos);
-        }
-        if (!lua_istable(L, -1) || is_pending(L, lua_gettop(L))) {
-            lua_pushinteger(L, pos);
-            lua_rawseti(L, -5, ++left);
-        }
-        lua_pop(L, 3);
-    }
-    lua_replace(L, pend);
-    lua_pop(L, 2);
-    return left;
-}
-
-/* Raises vpcep.timeout naming the endpoints still pending. */
-static void raise_wait_timeout(lua_State *L, int results, int ids, int pend, double wait)
-{
-    int i, n = (int)vp_rawlen(L, pend);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (i = 1; i <= n && i <= 20; i++) {
-        lua_rawgeti(L, pend, i);
-        lua_rawgeti(L, ids, (int)lua_tointeger(L, -1));
-        lua_remove(L, -2);
-        if (i > 1)
-            luaL_addstring(&b, ", ");
-        luaL_addvalue(&b);
-    }
-    if (n > 20)
-        luaL_addstring(&b, ", ...");
-    luaL_pushresult(&b);
-    vp_error_pushf(L, VP_ETIMEOUT, 0, "%d endpoint(s) still pending after waiting %f s: %s", n, wait,
-                   lua_tostring(L, -1));
-    lua_pushvalue(L, results);
-    lua_setfield(L, -2, "results");
-    lua_error(L);
-}
-
-/* opts.wait: poll until every connection has left creating/pendingAcceptance. */
-static void wait_settled(lua_State *L, vp_client *c, const char *sid, int results, int ids, int n, double wait)
-{
-    double deadline = vp_now() + wait, pause = 0.2;
-    int i, left = 0, pend;
-    lua_createtable(L, n, 0);
-    pend = lua_gettop(L);
-    for (i = 1; i <= n; i++) {
-        lua_rawgeti(L, results, i);
-        if (is_pending(L, lua_gettop(L))) {
-            lua_pushinteger(L, i);
-            lua_rawseti(L, pend, ++left);
-        }
-        lua_pop(L, 1);
-    }
-    while (left > 0) {
-        double now = vp_now();
-        if (now >= deadline)
-            raise_wait_timeout(L, results, ids, pend, wait);
-        vp_sleep(pause < deadline - now ? pause : deadline - now);
-        left = poll_round(L, c, sid, results, ids, pend);
-        pause = pause * 2 > 2.0 ? 2.0 : pause * 2;
-    }
-    lua_pop(L, 1);
-    /* a connection that ended up failed while we waited is a failure too */
-    for (i = 1; i <= n; i++) {
-        lua_rawgeti(L, results, i);
-        if (!vp_is_error(L, -1)) {
-            lua_getfield(L, -1, "status");
-            if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "failed") == 0) {
-                vp_error_pushf(L, VP_EFAILED, 0, "connection failed while waiting");
-                lua_pushvalue(L, -3);
-                lua_setfield(L, -2, "connection");
-                lua_rawgeti(L, ids, i);
-                lua_setfield(L, -2, "endpoint");
-                lua_rawseti(L, results, i);
-            }
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-    }
-}
-
 /* client:accept / client:reject */
 static int do_action(lua_State *L, const char *action)
 {
@@ -384,7 +249,7 @@ static int do_action(lua_State *L, const char *action)
         lua_rawgeti(L, ids, i + 1);
         vp_build_action(L, c, action, sid, lua_tostring(L, -1));
         lua_remove(L, -2);
-        load_op(L, b, i);
+        vp_batch_load(L, b, i);
     }
     lua_createtable(L, n, 0);
     results = lua_gettop(L);
@@ -392,7 +257,7 @@ static int do_action(lua_State *L, const char *action)
     vp_batch_release(b);
     raise_if_failed(L, results, n);
     if (o.wait > 0) {
-        wait_settled(L, c, sid, results, ids, n, o.wait);
+        vp_wait_settled(L, c, sid, results, ids, n, o.wait);
         raise_if_failed(L, results, n);
     }
     lua_pushvalue(L, results);
@@ -415,7 +280,7 @@ static void list_page(lua_State *L, vp_client *c, const char *sid)
 {
     vp_batch *b = vp_batch_push(L, 1, VP_LIST);
     vp_build_list(L, c, sid, -2);
-    load_op(L, b, 0);
+    vp_batch_load(L, b, 0);
     lua_createtable(L, 1, 0);
     vp_batch_run(L, c, b, -1, 0);
     vp_batch_release(b);
@@ -553,12 +418,7 @@ static int dispatch(lua_State *L)
         return f(L);
     lua_pushcfunction(L, f);
     lua_insert(L, 1);
-    if (lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0) != 0) {
-        lua_pushnil(L);
-        lua_insert(L, -2);
-        return 2;
-    }
-    return lua_gettop(L);
+    return vp_pcall_or_nil(L);
 }
 
 void vp_client_open(lua_State *L)

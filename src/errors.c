@@ -202,3 +202,13 @@ void vp_error_open(lua_State *L)
     lua_setfield(L, -2, "__name");
     lua_pop(L, 1);
 }
+
+int vp_pcall_or_nil(lua_State *L)
+{
+    if (lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0) != 0) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    return lua_gettop(L);
+}

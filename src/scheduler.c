@@ -39,6 +39,12 @@ vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind)
     return b;
 }
 
+void vp_batch_load(lua_State *L, vp_batch *b, int i)
+{
+    vp_xfer_load(L, &b->ops[i].x, -1);
+    lua_pop(L, 1);
+}
+
 void vp_scheduler_open(lua_State *L)
 {
     luaL_newmetatable(L, BATCH_MT);

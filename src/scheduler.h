@@ -30,9 +30,18 @@ vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind);
  * of endpoint ids for err.endpoint (or 0). Raises only on memory errors,
  * after detaching every transfer. */
 void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int ids_idx);
+/* Loads the request table at the top of the stack into operation i (0-based)
+ * and pops it. */
+void vp_batch_load(lua_State *L, vp_batch *b, int i);
 /* Frees the batch's native memory now rather than at the next collection
  * (the collector cannot see how much it is). */
 void vp_batch_release(vp_batch *b);
 void vp_scheduler_open(lua_State *L);
+
+/* wait.c: opts.wait. Polls ?id= for every result (1..n at results_idx,
+ * endpoint ids at ids_idx) still creating/pendingAcceptance until none is,
+ * or raises vpcep.timeout naming them after `wait` seconds. */
+void vp_wait_settled(lua_State *L, vp_client *c, const char *sid, int results_idx, int ids_idx, int n,
+                     double wait);
 
 #endif

@@ -43,12 +43,7 @@ static int safe_call(lua_State *L)
 {
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
-    if (lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0) != 0) {
-        lua_pushnil(L);
-        lua_insert(L, -2);
-        return 2;
-    }
-    return lua_gettop(L);
+    return vp_pcall_or_nil(L);
 }
 
 static const luaL_Reg functions[] = {

@@ -44,6 +44,9 @@ VP_NORETURN int vp_raise(lua_State *L, const char *code, const char *fmt, ...);
 int vp_raise_top(lua_State *L);
 /* 1 when the value at idx is an error object. */
 int vp_is_error(lua_State *L, int idx);
+/* With a function at stack index 1 and its arguments above, calls it and
+ * returns its results, or nil and the error (what vpcep.safe gives). */
+int vp_pcall_or_nil(lua_State *L);
 /* Creates the error metatable (called once from luaopen). */
 void vp_error_open(lua_State *L);
 /* Sets err[field] = string at the error object at idx (no-op for NULL). */
