@@ -34,7 +34,6 @@
 #define DATE_LEN 16
 
 static const char hexdigits[] = "0123456789abcdef";
-static const char HEXDIGITS[] = "0123456789ABCDEF";
 
 /* ---- hashing ------------------------------------------------------------ */
 
@@ -229,30 +228,6 @@ static const char *split_url(const char *url, size_t len, url_parts *u)
 
 /* ---- percent-encoding --------------------------------------------------- */
 
-static int unreserved(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-        || c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-static void add_escaped_byte(luaL_Buffer *b, unsigned char c)
-{
-    if (unreserved(c)) {
-        luaL_addchar(b, (char)c);
-    } else {
-        luaL_addchar(b, '%');
-        luaL_addchar(b, HEXDIGITS[c >> 4]);
-        luaL_addchar(b, HEXDIGITS[c & 15]);
-    }
-}
-
-static void add_escaped(luaL_Buffer *b, const char *s, size_t len)
-{
-    size_t i;
-    for (i = 0; i < len; i++)
-        add_escaped_byte(b, (unsigned char)s[i]);
-}
-
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')
@@ -301,7 +276,7 @@ static void push_canonical_uri(lua_State *L, const char *path, size_t len)
         if (c == '/')
             luaL_addchar(&b, '/');
         else
-            add_escaped_byte(&b, c);
+            vp_addescaped_byte(&b, c);
         last = c;
     }
     if (last != '/')
@@ -382,9 +357,9 @@ static void push_canonical_query(lua_State *L, const char *q, size_t len)
     for (i = 0; i < n; i++) {
         if (i > 0)
             luaL_addchar(&b, '&');
-        add_escaped(&b, ps[i].k, ps[i].klen);
+        vp_addescaped(&b, ps[i].k, ps[i].klen, 0);
         luaL_addchar(&b, '=');
-        add_escaped(&b, ps[i].v, ps[i].vlen);
+        vp_addescaped(&b, ps[i].v, ps[i].vlen, 0);
     }
     luaL_pushresult(&b);
     lua_replace(L, -3); /* the result takes the userdata's slot */

@@ -68,18 +68,25 @@ static int unreserved(unsigned char c)
            c == '-' || c == '_' || c == '.' || c == '~';
 }
 
-void vp_addescaped(luaL_Buffer *b, const char *s, size_t len, int keep_slash)
+void vp_addescaped_byte(luaL_Buffer *b, unsigned char c)
 {
     static const char hex[] = "0123456789ABCDEF";
+    if (unreserved(c)) {
+        luaL_addchar(b, (char)c);
+    } else {
+        luaL_addchar(b, '%');
+        luaL_addchar(b, hex[c >> 4]);
+        luaL_addchar(b, hex[c & 15]);
+    }
+}
+
+void vp_addescaped(luaL_Buffer *b, const char *s, size_t len, int keep_slash)
+{
     size_t i;
     for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (unreserved(c) || (keep_slash && c == '/')) {
-            luaL_addchar(b, (char)c);
-        } else {
-            luaL_addchar(b, '%');
-            luaL_addchar(b, hex[c >> 4]);
-            luaL_addchar(b, hex[c & 15]);
-        }
+        if (keep_slash && s[i] == '/')
+            luaL_addchar(b, '/');
+        else
+            vp_addescaped_byte(b, (unsigned char)s[i]);
     }
 }

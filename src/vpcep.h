@@ -63,7 +63,10 @@ size_t vp_utf8_seqlen(const unsigned char *s, size_t n);
 /* Pushes a copy of s with control bytes blanked, invalid UTF-8 as '?', and
  * at most cap bytes ("..." marks a cut), for texts that came from an answer. */
 void vp_push_capped_text(lua_State *L, const char *s, size_t len, size_t cap);
-/* Percent-encodes s (RFC 3986 unreserved kept; '/' too when keep_slash). */
+/* Percent-encodes one byte as the signer and the URL builder both need:
+ * RFC 3986 unreserved bytes kept, the rest as %XX with uppercase hex. */
+void vp_addescaped_byte(luaL_Buffer *b, unsigned char c);
+/* Percent-encodes s that way ('/' kept too when keep_slash). */
 void vp_addescaped(luaL_Buffer *b, const char *s, size_t len, int keep_slash);
 
 /* ---- json.c: the bridge to lua-cjson (or vim.json) ------------------- */
