@@ -12,12 +12,7 @@ local SECURITY_TOKEN = "temp-security-token-Zq8pL0x"
 
 local mock
 
-local function merge(base, extra)
-  local o = {}
-  for k, v in pairs(base) do o[k] = v end
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return o
-end
+local merge = helper.merge
 
 -- Returns a make_client for the shared cases: client, opts.
 local function maker(auth_opts)

@@ -7,11 +7,7 @@ local vpcep = require "vpcep"
 local D = helper.defaults
 local ACTION_PATH = "/v1/" .. D.project_id .. "/vpc-endpoint-services/" .. D.service_id .. "/connections/action"
 
-local function ids_of(n, prefix)
-  local t = {}
-  for i = 1, n do t[i] = string.format("%s%04d", prefix or "ep-", i - 1) end
-  return t
-end
+local ids_of = helper.ids
 
 -- The endpoint id in an action request's body.
 local function body_id(entry)
@@ -36,21 +32,14 @@ local function max_overlap(log, delay)
   return best
 end
 
-local function capture(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(vpcep.is_error(err), "expected an error object, got " .. tostring(err))
-  return err
-end
+local capture = helper.raised
 
 describe("bulk accept/reject", function()
   local mock
   local clients = {}
 
   local function client(opts)
-    local o = { endpoint = mock.url, project_id = D.project_id, token = D.token, retries = 0 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    local c = vpcep.new(o)
+    local c = helper.client(mock, { retries = 0 }, opts)
     clients[#clients + 1] = c
     return c
   end
@@ -275,20 +264,10 @@ describe("examples/approve_pending.lua", function()
   local mock
 
   -- the interpreter running this spec, and where its vpcep.so came from
-  local function interpreter()
-    if type(jit) == "table" then return "luajit" end
-    return "lua" .. _VERSION:match("(%d+%.%d+)")
-  end
+  local function interpreter() return helper.this_lua end
   local function module_dir()
-    for tmpl in package.cpath:gmatch("[^;]+") do
-      local path = tmpl:gsub("%?", "vpcep")
-      local f = io.open(path, "rb")
-      if f then
-        f:close()
-        return (path:match("^(.*)/[^/]*$") or ".")
-      end
-    end
-    error("vpcep.so not found on package.cpath")
+    local tmpl = helper.cmodule_template("vpcep") or error("vpcep.so not found on package.cpath")
+    return (tmpl:gsub("%?", "vpcep"):match("^(.*)/[^/]*$") or ".")
   end
 
   -- runs the example; returns stdout lines (as one string), exit status, stderr

@@ -9,37 +9,10 @@ local D = helper.defaults
 local SID = D.service_id
 local BIG = "422321321312321321"   -- the document's marker_id, more than a double holds
 
--- The interpreter running busted (arg[-1] and below), else the one _VERSION names.
-local function interpreter()
-  if type(arg) == "table" then
-    local lo = 0
-    while arg[lo - 1] ~= nil do lo = lo - 1 end
-    if lo < 0 then return arg[lo] end
-  end
-  return rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
-end
-local LUA = interpreter()
+local LUA = helper.interpreter()
 local BIN = helper.spec_dir .. "/../bin/vpcep"
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function tmp()
-  local t = os.tmpname()
-  os.remove(t)
-  return t
-end
+local read_file, write_file, tmp = helper.read_file, helper.write_file, helper.tmpname
 
 local TOKEN_FILE = tmp()
 write_file(TOKEN_FILE, D.token .. "\n")

@@ -13,13 +13,7 @@ local HAS_INT = math.type ~= nil
 local TOKEN = "tok-Zq81-secret-" .. string.rep("k", 40)
 local ACTION_PATH = "/v1/" .. D.project_id .. "/vpc-endpoint-services/" .. D.service_id .. "/connections/action"
 
-local function einval(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok)
-  assert.is_true(vpcep.is_error(err), "not an error object: " .. tostring(err))
-  assert.are.equal("vpcep.invalid_argument", err.code)
-  return err
-end
+local einval = helper.einval
 
 -- request header lookup in a mock log entry (case-insensitive), and how many
 local function log_header(entry, name)
@@ -40,11 +34,7 @@ describe("client", function()
     mock:auth{ token = TOKEN }
   end)
 
-  local function new(extra)
-    local o = { endpoint = mock.url, project_id = D.project_id, token = TOKEN, retries = 0 }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    return vpcep.new(o)
-  end
+  local function new(extra) return helper.client(mock, { token = TOKEN, retries = 0 }, extra) end
 
   local function seed(n)
     local eps = {}

@@ -12,35 +12,13 @@ local helper = require "spec.helper"
 
 local q = helper.shell_quote
 local HAS_INTEGERS = math.type ~= nil
-local THIS_LUA = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+local THIS_LUA = helper.this_lua
 local LUAS = { "lua5.1", "lua5.3", "lua5.4", "luajit" }
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function run(cmd)
-  local out = os.tmpname()
-  local ok = helper.exec_ok("(" .. cmd .. ") >" .. q(out) .. " 2>&1")
-  local text = read(out) or ""
-  os.remove(out)
-  return ok, text
-end
+local run = helper.run
 
 -- The package.cpath entry vpcep.so was found through, e.g. "build/lua5.4/?.so".
-local function vpcep_template()
-  for template in package.cpath:gmatch("[^;]+") do
-    local f = io.open((template:gsub("%?", "vpcep")), "rb")
-    if f then
-      f:close()
-      return template
-    end
-  end
-end
+local function vpcep_template() return helper.cmodule_template("vpcep") end
 
 local function marker_of(literal)
   local doc = vpcep.parse(200, '{"connections":[{"id":"e","status":"accepted","marker_id":' .. literal .. '}]}')

@@ -8,12 +8,7 @@ local D = helper.defaults
 local LIST_PATH = "/v1/" .. D.project_id .. "/vpc-endpoint-services/" .. D.service_id .. "/connections"
 local HAS_INTEGERS = math.type ~= nil
 
-local function capture(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(vpcep.is_error(err), "expected an error object, got " .. tostring(err))
-  return err
-end
+local capture = helper.raised
 
 local function paths(log)
   local t = {}

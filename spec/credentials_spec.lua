@@ -49,11 +49,7 @@ local function remember_signatures(log)
   end
 end
 
-local function interpreter()
-  local i = -1
-  while arg[i - 1] ~= nil do i = i - 1 end
-  return assert(arg[i], "cannot tell which Lua runs the specs")
-end
+local interpreter = helper.interpreter
 
 -- a Lua table literal of string/number/boolean fields
 local function literal(t)

@@ -31,9 +31,7 @@ local function assert_no_token(err)
 end
 
 local function raises(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "did not raise")
-  assert.is_true(vpcep.is_error(err), "not an error object: " .. tostring(err))
+  local err = helper.raised(f, ...)
   assert.is_string(err.code)
   assert.is_string(err.message)
   assert.is_boolean(err.retryable)
@@ -57,11 +55,7 @@ describe("errors", function()
     } }
   end)
 
-  local function new(extra)
-    local o = { endpoint = mock.url, project_id = D.project_id, token = TOKEN, retries = 0 }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    return vpcep.new(o)
-  end
+  local function new(extra) return helper.client(mock, { token = TOKEN, retries = 0 }, extra) end
 
   -- accept "e1" with a fault answer in front; returns the error
   local function answer_err(answer, extra)

@@ -1,6 +1,9 @@
 -- spec/helper.lua: start and drive the mock VPCEP server (spec/mock/server.py).
 -- Works on Lua 5.1-5.4 and LuaJIT. Uses luasocket (+ luasec for TLS) and
--- lua-cjson only; never the vpcep module itself.
+-- lua-cjson; the vpcep module (and luassert) only inside the functions that
+-- need them, never at load time.
+-- Also the small tools the specs share: files, shell commands, the running
+-- interpreter and its build, error-object checks, clients of the mock.
 --
 --   local helper = require "spec.helper"
 --   local mock
@@ -46,6 +49,7 @@ local function shell_quote(s)
 end
 helper.shell_quote = shell_quote
 
+-- The whole file, or nil when it cannot be opened.
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -53,12 +57,27 @@ local function read_file(path)
   f:close()
   return s
 end
+helper.read_file = read_file
 
+function helper.write_file(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+function helper.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+-- A fresh temporary name (no file left behind).
 local function tmpname()
   local t = os.tmpname()   -- creates the file on most platforms
   os.remove(t)
   return t
 end
+helper.tmpname = tmpname
 
 -- os.execute returns true/0 on success depending on the Lua version
 local function exec_ok(cmd)
@@ -67,6 +86,115 @@ local function exec_ok(cmd)
   return a == true and (c == nil or c == 0)
 end
 helper.exec_ok = exec_ok
+
+-- A new, empty temporary directory.
+function helper.tmpdir()
+  local d = tmpname()
+  assert(exec_ok("mkdir -p " .. shell_quote(d)), "cannot create " .. d)
+  return d
+end
+
+-- Runs a shell command with stdout and stderr into one text: ok, text.
+function helper.run(cmd)
+  local out = os.tmpname()
+  local ok = exec_ok("(" .. cmd .. ") >" .. shell_quote(out) .. " 2>&1")
+  local text = read_file(out) or ""
+  os.remove(out)
+  return ok, text
+end
+
+-- Is the command on PATH?
+function helper.have(cmd)
+  return exec_ok("command -v " .. cmd .. " >/dev/null 2>&1")
+end
+
+-- A TCP port on 127.0.0.1 that was free a moment ago.
+function helper.free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+---------------------------------------------------------------------------
+-- The Lua running this suite, for child processes that must load the very
+-- build under test.
+
+-- Its name as a command and build directory: "lua5.4", "luajit", ...
+helper.this_lua = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+
+-- The interpreter running busted (started as `lua /usr/bin/busted`, so the
+-- lowest arg[-n]); else the one _VERSION names.
+function helper.interpreter()
+  if type(arg) == "table" then
+    local lo = 0
+    while arg[lo - 1] ~= nil do lo = lo - 1 end
+    if lo < 0 then return arg[lo] end
+  end
+  return helper.this_lua
+end
+
+-- The entry of `path` (default package.cpath) the C module `name` is found
+-- through, e.g. "build/lua5.4/?.so"; nil when none holds it.
+function helper.cmodule_template(name, path)
+  for template in (path or package.cpath):gmatch("[^;]+") do
+    if helper.exists((template:gsub("%?", (name:gsub("%.", "/"))))) then
+      return template
+    end
+  end
+end
+
+-- The build root vpcep is loaded from (mk/test.sh passes --cpath ROOT/<lua>/?.so).
+function helper.build_root()
+  local template = helper.cmodule_template("vpcep")
+  return template and template:match("^(.*)/" .. helper.this_lua:gsub("%.", "%%.") .. "/%?%.so$")
+end
+
+---------------------------------------------------------------------------
+-- Error objects and clients (these load vpcep and luassert when called).
+
+-- f(...) must raise a vpcep error object; returns it.
+function helper.raised(f, ...)
+  local luassert, vpcep = require "luassert", require "vpcep"
+  local ok, err = pcall(f, ...)
+  luassert.is_false(ok, "expected an error")
+  luassert.is_true(vpcep.is_error(err), "expected an error object, got " .. tostring(err))
+  return err
+end
+
+-- f(...) must raise a vpcep.invalid_argument error object; returns it.
+function helper.einval(f, ...)
+  local err = helper.raised(f, ...)
+  require("luassert").are.equal("vpcep.invalid_argument", err.code, tostring(err))
+  return err
+end
+
+-- A new table with the fields of each argument in turn (nil arguments skipped).
+function helper.merge(...)
+  local o = {}
+  for i = 1, select("#", ...) do
+    for k, v in pairs(select(i, ...) or {}) do o[k] = v end
+  end
+  return o
+end
+
+-- Options for a client of the mock with token auth; later tables override.
+function helper.client_opts(mock, ...)
+  return helper.merge({ endpoint = mock.url, project_id = helper.defaults.project_id,
+                        token = helper.defaults.token }, ...)
+end
+
+-- vpcep.new(helper.client_opts(mock, ...))
+function helper.client(mock, ...)
+  return require("vpcep").new(helper.client_opts(mock, ...))
+end
+
+-- n endpoint ids: prefix .. "0000", prefix .. "0001", ... (prefix "ep-").
+function helper.ids(n, prefix)
+  local t = {}
+  for i = 1, n do t[i] = string.format("%s%04d", prefix or "ep-", i - 1) end
+  return t
+end
 
 -- A self-signed certificate for 127.0.0.1/localhost (needs the openssl CLI).
 -- Returns cert_path, key_path.

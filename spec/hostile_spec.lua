@@ -4,16 +4,10 @@ local helper = require "spec.helper"
 local vpcep = require "vpcep"
 local d = helper.defaults
 
-local function client_for(mock, o)
-  local t = { project_id = d.project_id, endpoint = mock.url, token = d.token, timeout = 10, retries = 0 }
-  for k, v in pairs(o or {}) do t[k] = v end
-  return vpcep.new(t)
-end
+local function client_for(mock, o) return helper.client(mock, { timeout = 10, retries = 0 }, o) end
 
 local function raised(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(vpcep.is_error(err), "not an error object: " .. tostring(err))
+  local err = helper.raised(f, ...)
   assert.is_string(err.code)
   assert.is_string(err.message)
   assert.is_string(tostring(err))

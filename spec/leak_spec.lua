@@ -44,11 +44,7 @@ describe("no leaks over 10,000 raised errors", function()
     count_err(ok, err, want)
   end
 
-  local function client(o)
-    local t = { project_id = d.project_id, endpoint = mock.url, token = d.token, timeout = 5, retries = 0 }
-    for k, v in pairs(o or {}) do t[k] = v end
-    return vpcep.new(t)
-  end
+  local function client(o) return helper.client(mock, { timeout = 5, retries = 0 }, o) end
 
   it("invalid_argument, from every entry point (4000)", function()
     local c = client()

@@ -14,43 +14,9 @@ local helper = require "spec.helper"
 local q = helper.shell_quote
 local D = helper.defaults
 local NVIM = "nvim"
-local THIS_LUA = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "w"))
-  f:write(s)
-  f:close()
-end
-
-local function run(cmd)
-  local out = os.tmpname()
-  local ok = helper.exec_ok("(" .. cmd .. ") >" .. q(out) .. " 2>&1")
-  local text = read(out) or ""
-  os.remove(out)
-  return ok, text
-end
-
-local function build_root()
-  for template in package.cpath:gmatch("[^;]+") do
-    if exists((template:gsub("%?", "vpcep"))) then
-      return template:match("^(.*)/" .. THIS_LUA:gsub("%.", "%%.") .. "/%?%.so$")
-    end
-  end
-end
+local exists, read, write = helper.exists, helper.read_file, helper.write_file
+local run, build_root = helper.run, helper.build_root
 
 -- key=value lines -> table
 local function parse_result(text)

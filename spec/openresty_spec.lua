@@ -16,45 +16,9 @@ local D = helper.defaults
 
 local NGINX = "/usr/sbin/nginx"
 local MODULES = { "/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so" }
-local THIS_LUA = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function run(cmd)
-  local out = os.tmpname()
-  local ok = helper.exec_ok("(" .. cmd .. ") >" .. q(out) .. " 2>&1")
-  local text = read(out) or ""
-  os.remove(out)
-  return ok, text
-end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-
--- The build root this suite loads vpcep from (test.sh passes --cpath ROOT/<lua>/?.so).
-local function build_root()
-  for template in package.cpath:gmatch("[^;]+") do
-    if exists((template:gsub("%?", "vpcep"))) then
-      return template:match("^(.*)/" .. THIS_LUA:gsub("%.", "%%.") .. "/%?%.so$")
-    end
-  end
-end
+local exists, read, run = helper.exists, helper.read_file, helper.run
+local free_port, build_root = helper.free_port, helper.build_root
 
 -- One HTTP/1.0 request to nginx; returns status, decoded JSON (or raw body), headers.
 local function get(port, path, headers)

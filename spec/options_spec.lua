@@ -11,10 +11,7 @@ local q = helper.shell_quote
 local TOKEN = "opt-token-" .. string.rep("t", 30)
 
 local function einval(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "did not raise")
-  assert.is_true(vpcep.is_error(err), "not an error object: " .. tostring(err))
-  assert.are.equal("vpcep.invalid_argument", err.code, tostring(err))
+  local err = helper.einval(f, ...)
   assert.is_nil(err.status)
   assert.is_false(err.retryable)
   return err
@@ -27,12 +24,7 @@ local function describe_value(v)
   return tostring(v)
 end
 
--- the interpreter running the specs (busted is started as `lua /usr/bin/busted`)
-local function interpreter()
-  local i = -1
-  while arg and arg[i - 1] ~= nil do i = i - 1 end
-  return assert(arg and arg[i], "cannot tell which Lua runs the specs")
-end
+local interpreter = helper.interpreter
 
 describe("options", function()
   local mock
@@ -45,11 +37,7 @@ describe("options", function()
     mock:service{ endpoints = { { id = "e1" }, { id = "e2" }, { id = "e3" } } }
   end)
 
-  local function opts(extra)
-    local o = { endpoint = mock.url, project_id = D.project_id, token = TOKEN, retries = 0 }
-    for k, v in pairs(extra or {}) do o[k] = v end
-    return o
-  end
+  local function opts(extra) return helper.client_opts(mock, { token = TOKEN, retries = 0 }, extra) end
 
   -- vpcep.new with one option set to a bad value: invalid_argument, nothing sent
   local function refused(name, value, base)

@@ -3,21 +3,10 @@
 -- case-insensitive header lookup, bad arguments. No server needed.
 package.path = "./?.lua;" .. package.path
 local vpcep = require "vpcep"
+local helper = require "spec.helper"
 
 local HAS_INT = math.type ~= nil
-
-local function raises(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "did not raise")
-  assert.is_true(vpcep.is_error(err), "not an error object: " .. tostring(err))
-  return err
-end
-
-local function einval(f, ...)
-  local err = raises(f, ...)
-  assert.are.equal("vpcep.invalid_argument", err.code)
-  return err
-end
+local raises, einval = helper.raised, helper.einval
 
 local CONN = '{"id":"ep-1","marker_id":%s,"created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-02T00:00:00Z",'
   .. '"domain_id":"d1","status":"%s","description":"desc"}'

@@ -9,13 +9,7 @@ local D = helper.defaults
 
 local TOKEN = "prep-token-" .. string.rep("q", 30)
 
-local function einval(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok)
-  assert.is_true(vpcep.is_error(err), "not an error object: " .. tostring(err))
-  assert.are.equal("vpcep.invalid_argument", err.code)
-  return err
-end
+local einval = helper.einval
 
 local function count(t)
   local n = 0

@@ -14,11 +14,7 @@ describe("retries", function()
     mock:service{ endpoints = { { id = "e1" }, { id = "e2" }, { id = "e3" } } }
   end)
 
-  local function client(o)
-    local t = { project_id = d.project_id, endpoint = mock.url, token = d.token, timeout = 20 }
-    for k, v in pairs(o or {}) do t[k] = v end
-    return vpcep.new(t)
-  end
+  local function client(o) return helper.client(mock, { timeout = 20 }, o) end
 
   local function tries_for(ep)
     local n = 0
@@ -30,12 +26,7 @@ describe("retries", function()
     return n
   end
 
-  local function fail(c, ...)
-    local ok, err = pcall(c.accept, c, ...)
-    assert.is_false(ok)
-    assert.is_true(vpcep.is_error(err))
-    return err
-  end
+  local function fail(c, ...) return helper.raised(c.accept, c, ...) end
 
   local cases = {
     { "429 APIGW.0308", { status = 429, json = { error_code = "APIGW.0308", error_msg = "throttled" } } },

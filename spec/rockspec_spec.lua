@@ -17,49 +17,18 @@ local helper = require "spec.helper"
 local q = helper.shell_quote
 local ROCKSPEC = "rockspec/vpcep-scm-1.rockspec"
 
-local function have(cmd)
-  return helper.exec_ok("command -v " .. cmd .. " >/dev/null 2>&1")
-end
+local have = helper.have
 
 -- The interpreter running this suite, and the LuaRocks --lua-version for it.
-local LUA_BIN = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+local LUA_BIN = helper.this_lua
 local LUA_VERSION = jit and "5.1" or _VERSION:match("%d+%.%d+")
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
--- Runs cmd with stdout and stderr into one text; returns ok, text.
-local function run(cmd)
-  local out = os.tmpname()
-  local ok = helper.exec_ok("(" .. cmd .. ") >" .. q(out) .. " 2>&1")
-  local text = read(out) or ""
-  os.remove(out)
-  return ok, text
-end
+local read, run = helper.read_file, helper.run
 
 -- The directory (on `path`) that holds the C module `name`, for the child.
-local function dir_of_cmodule(name, path)
-  for template in path:gmatch("[^;]+") do
-    local file = template:gsub("%?", (name:gsub("%.", "/")))
-    local f = io.open(file, "rb")
-    if f then
-      f:close()
-      return template
-    end
-  end
-end
+local function dir_of_cmodule(name, path) return helper.cmodule_template(name, path) end
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(helper.exec_ok("mkdir -p " .. q(d)))
-  return d
-end
+local tmpdir = helper.tmpdir
 
 local luarocks = have("luarocks")
 local describe_rocks = luarocks and describe or function(name, _) pending(name .. ": luarocks is not installed") end

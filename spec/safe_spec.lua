@@ -4,7 +4,6 @@
 -- the fields the raising variant would have carried.
 local vpcep = require "vpcep"
 local helper = require "spec.helper"
-local socket = require "socket"
 
 local safe = vpcep.safe
 local D = helper.defaults
@@ -28,19 +27,9 @@ local function nil_err(f, ...)
 end
 
 -- The error the raising variant gives for the same call.
-local function raised(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok)
-  assert.is_true(vpcep.is_error(err))
-  return err
-end
+local raised = helper.raised
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local free_port = helper.free_port
 
 local SECRETS = { D.token, D.sk, "mock-wrong-token-secret" }
 local function no_secret(err)

@@ -34,12 +34,7 @@ return function(make_client, mock_getter, hooks)
     mock:service { endpoints = eps }
   end
 
-  local function pcall_err(f, ...)
-    local ok, err = pcall(f, ...)
-    assert.is_false(ok, "expected an error")
-    assert.is_true(vpcep.is_error(err), "not an error object: " .. tostring(err))
-    return err
-  end
+  local pcall_err = helper.raised
 
   -- the API requests the mock saw (control calls are not logged)
   local function api_log()

@@ -13,11 +13,7 @@ describe("TLS", function()
     mock:service{ endpoints = { { id = "e1" } } }
   end)
 
-  local function client(o)
-    local t = { project_id = d.project_id, endpoint = mock.url, token = d.token, timeout = 10, retries = 0 }
-    for k, v in pairs(o or {}) do t[k] = v end
-    return vpcep.new(t)
-  end
+  local function client(o) return helper.client(mock, { timeout = 10, retries = 0 }, o) end
 
   it("the mock really serves HTTPS", function()
     assert.matches("^https://127%.0%.0%.1:%d+$", mock.url)

@@ -8,18 +8,9 @@ local D = helper.defaults
 local LIST_PATH = "/v1/" .. D.project_id .. "/vpc-endpoint-services/" .. D.service_id .. "/connections"
 local ACTION_PATH = LIST_PATH .. "/action"
 
-local function capture(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(vpcep.is_error(err), "expected an error object, got " .. tostring(err))
-  return err
-end
+local capture = helper.raised
 
-local function ids_of(n)
-  local t = {}
-  for i = 1, n do t[i] = string.format("ep-%04d", i - 1) end
-  return t
-end
+local function ids_of(n) return helper.ids(n) end
 
 -- How many list calls asked for each id, and how many actions were sent.
 local function tally(log)

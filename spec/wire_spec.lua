@@ -14,9 +14,7 @@ local VERIFY = helper.spec_dir .. "/mock/verify_logged.py"
 local mock
 
 local function client(extra)
-  local o = { endpoint = mock.url, project_id = D.project_id, ak = D.ak, sk = D.sk, retries = 3 }
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return vpcep.new(o)
+  return vpcep.new(helper.merge({ endpoint = mock.url, project_id = D.project_id, ak = D.ak, sk = D.sk, retries = 3 }, extra))
 end
 
 -- value of a header in a logged request ([[name, value], ...]); also the count
@@ -45,12 +43,7 @@ local function signed_list(authz)
   return list
 end
 
-local function read_all(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local function read_all(path) return assert(helper.read_file(path)) end
 
 -- Recompute the Authorization of a logged request with the Python signer.
 local function recompute(entry, ak, sk)
