@@ -39,6 +39,21 @@ end
 
 local function get_mock() return mock end
 
+-- A test: the mock is told `auth`, a client of `mode` calls `method` on e1
+-- and gets the gateway's 401 APIGW.0301; check(err) is what else must hold.
+local function it_is_refused(name, mode, auth, method, check)
+  it(name, function()
+    mock:auth(auth)
+    local c = maker(mode)()
+    local ok, err = pcall(c[method], c, D.service_id, "e1")
+    assert.is_false(ok)
+    assert.are.equal(401, err.status)
+    assert.are.equal("APIGW.0301", err.code)
+    if check then check(err) end
+    c:close()
+  end)
+end
+
 setup(function() mock = helper.start() end)
 teardown(function() mock:stop() end)
 
@@ -63,17 +78,11 @@ describe("with a token", function()
     c:close()
   end)
 
-  it("is refused when the mock does not know the token", function()
-    mock:auth { token = "another-token" }
-    local c = maker(TOKEN)()
-    local ok, err = pcall(c.accept, c, D.service_id, "e1")
-    assert.is_false(ok)
-    assert.are.equal(401, err.status)
-    assert.are.equal("APIGW.0301", err.code)
-    assert.is_nil(tostring(err):find(D.token, 1, true))
-    assert.are.equal("pendingAcceptance", mock:by_id().e1.status)
-    c:close()
-  end)
+  it_is_refused("is refused when the mock does not know the token", TOKEN, { token = "another-token" }, "accept",
+    function(err)
+      assert.is_nil(tostring(err):find(D.token, 1, true))
+      assert.are.equal("pendingAcceptance", mock:by_id().e1.status)
+    end)
 end)
 
 describe("with AK/SK", function()
@@ -102,26 +111,11 @@ describe("with AK/SK", function()
     c:close()
   end)
 
-  it("is refused when the mock knows another SK", function()
-    mock:auth { sk = "some-other-secret" }
-    local c = maker(AKSK)()
-    local ok, err = pcall(c.accept, c, D.service_id, "e1")
-    assert.is_false(ok)
-    assert.are.equal(401, err.status)
-    assert.are.equal("APIGW.0301", err.code)
-    assert.are.equal("pendingAcceptance", mock:by_id().e1.status)
-    c:close()
-  end)
+  it_is_refused("is refused when the mock knows another SK", AKSK, { sk = "some-other-secret" }, "accept",
+    function() assert.are.equal("pendingAcceptance", mock:by_id().e1.status) end)
 
-  it("is refused when the mock wants a security token the client lacks", function()
-    mock:auth { security_token = SECURITY_TOKEN }
-    local c = maker(AKSK)()
-    local ok, err = pcall(c.accept, c, D.service_id, "e1")
-    assert.is_false(ok)
-    assert.are.equal(401, err.status)
-    assert.are.equal("APIGW.0301", err.code)
-    c:close()
-  end)
+  it_is_refused("is refused when the mock wants a security token the client lacks", AKSK,
+    { security_token = SECURITY_TOKEN }, "accept")
 end)
 
 describe("with AK/SK and a security token", function()
@@ -141,15 +135,9 @@ describe("with AK/SK and a security token", function()
     c:close()
   end)
 
-  it("is refused when the mock expects another security token", function()
-    mock:auth { security_token = "a-different-token" }
-    local c = maker(AKSK_ST)()
-    local ok, err = pcall(c.reject, c, D.service_id, "e1")
-    assert.is_false(ok)
-    assert.are.equal(401, err.status)
-    assert.are.equal("APIGW.0301", err.code)
-    assert.is_nil(tostring(err):find(SECURITY_TOKEN, 1, true))
-    assert.is_nil(err.message:find(SECURITY_TOKEN, 1, true))
-    c:close()
-  end)
+  it_is_refused("is refused when the mock expects another security token", AKSK_ST,
+    { security_token = "a-different-token" }, "reject", function(err)
+      assert.is_nil(tostring(err):find(SECURITY_TOKEN, 1, true))
+      assert.is_nil(err.message:find(SECURITY_TOKEN, 1, true))
+    end)
 end)

@@ -14,15 +14,22 @@ local function raised(f, ...)
   return err
 end
 
-describe("hostile answers", function()
-  local mock, c
+-- For a describe block: its own mock, reset before each test to one service
+-- with endpoint e1; each(mock, client) hands the block the mock and a new client.
+local function mock_with_e1(each)
+  local mock
   setup(function() mock = helper.start() end)
   teardown(function() mock:stop() end)
   before_each(function()
     mock:reset()
     mock:service{ endpoints = { { id = "e1" } } }
-    c = client_for(mock)
+    each(mock, client_for(mock))
   end)
+end
+
+describe("hostile answers", function()
+  local mock, c
+  mock_with_e1(function(m, cl) mock, c = m, cl end)
 
   -- a fault rule whose strings may hold any bytes (the mock reads them as latin-1)
   local function fault_bytes(rule)
@@ -82,65 +89,70 @@ describe("hostile answers", function()
     end)
   end
 
-  it("200 with an empty connections array is no connection for an action", function()
-    mock:fault{ times = 0, answer = { status = 200, body = '{"connections":[]}' } }
-    assert.equal("vpcep.bad_response", accept_err().code)
-  end)
+  -- One fault in front of accept "e1" (times = 0: every try): the error's
+  -- code, its status when given, and what else it must show.
+  local faulted = {
+    { "200 with an empty connections array is no connection for an action",
+      { answer = { status = 200, body = '{"connections":[]}' } }, "vpcep.bad_response" },
+    { "a 200 with the wrong Content-Type is refused",
+      { answer = { status = 200, headers = { ["Content-Type"] = "text/html; charset=utf-8" },
+        json = { connections = { { id = "e1", status = "accepted" } } } } }, "vpcep.bad_response",
+      check = function(err) assert.matches("text/html", err.message) end },
+    { "a Content-Type with control bytes does not reach the message raw",
+      { raw = "HTTP/1.1 200 OK\r\nContent-Type: text/\1\2evil\r\nContent-Length: 18\r\n\r\n{\"connections\":[]}" },
+      "vpcep.bad_response", check = function(err) assert.is_nil(err.message:find("[%z\1-\31]")) end },
+    { "an error status with an HTML body gives HTTP.<status>",
+      { answer = { status = 403, body = "<html>forbidden</html>", headers = { ["Content-Type"] = "text/html" } } },
+      "HTTP.403", status = 403 },
+    { "an error status with a huge code or message is capped",
+      { answer = { status = 400, json = { error_code = string.rep("C", 5000), error_msg = string.rep("m", 100000) } } },
+      "HTTP.400", check = function(err)
+        assert.is_true(#err.message <= 4096, "message of " .. #err.message .. " bytes")
+        assert.is_true(#tostring(err) <= 4300)
+      end },
+    { "an error body nested 10000 deep gives HTTP.<status>",
+      { answer = { status = 400, body = string.rep('{"error":', 10000) .. "1" .. string.rep("}", 10000) } }, "HTTP.400" },
+    { "an error message with control bytes and invalid UTF-8 is cleaned",
+      { answer = { status = 400, body = '{"error_code":"EndPoint.0001","error_msg":"a\\r\\nX-Evil: 1\\u0000b"}' } },
+      "EndPoint.0001", check = function(err) assert.is_nil(err.message:find("[%z\1-\31]")) end },
+    { "a body over max_body -> vpcep.bad_response", { big_body = 4096 }, "vpcep.bad_response",
+      opts = { max_body = 2048 }, check = function(err) assert.matches("larg", err.message) end },
+    { "a body over the default cap (4 MiB) -> vpcep.bad_response", { big_body = 4 * 1024 * 1024 + 100 },
+      "vpcep.bad_response" },
+    { "a connection reset before answering -> vpcep.transport", { reset = true }, "vpcep.transport",
+      check = function(err) assert.is_nil(err.status) end },
+    { "a body cut in the middle -> vpcep.transport", { truncate = true }, "vpcep.transport" },
+    { "a connection reset mid-body -> vpcep.transport",
+      { raw = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"connections\":[{\"id\":" },
+      "vpcep.transport" },
+    { "garbage instead of HTTP -> vpcep.transport", { raw = "\0\1\2 this is not HTTP at all\r\n\r\n" },
+      "vpcep.transport" },
+    { "a server that accepts and never answers: the timeout fires (vpcep.timeout)", { hang_ms = 5000 },
+      "vpcep.timeout", opts = { timeout = 0.5 }, check = function(err) assert.is_true(err.retryable) end },
+    { "a redirect is not followed (its own error, status 302)",
+      function() return { redirect = mock.url .. "/v1/elsewhere" } end, "APIGW.0302", status = 302,
+      check = function() assert.equal(1, #mock:log()) end },
+    { "a bare redirect without a body is HTTP.302, not followed",
+      function() return { raw = "HTTP/1.1 302 Found\r\nLocation: " .. mock.url .. "/v1/x\r\nContent-Length: 0\r\n\r\n" } end,
+      "HTTP.302", status = 302, check = function() assert.equal(1, #mock:log()) end },
+    { "a redirect to another host is not followed either",
+      { raw = "HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.2:1/steal\r\nContent-Length: 0\r\n\r\n" }, "HTTP.301" },
+  }
+  for _, case in ipairs(faulted) do
+    it(case[1], function()
+      local rule = type(case[2]) == "function" and case[2]() or case[2]
+      mock:fault(helper.merge({ times = 0 }, rule))
+      local err = accept_err(case.opts)
+      assert.equal(case[3], err.code)
+      if case.status ~= nil then assert.equal(case.status, err.status) end
+      if case.check then case.check(err) end
+    end)
+  end
 
-  it("a 200 with the wrong Content-Type is refused", function()
-    mock:fault{ times = 0, answer = { status = 200, headers = { ["Content-Type"] = "text/html; charset=utf-8" },
-      json = { connections = { { id = "e1", status = "accepted" } } } } }
+  it("a server that hangs and then closes -> an error, not a hang", function()
+    mock:fault{ times = 0, hang_ms = 200 }
     local err = accept_err()
-    assert.equal("vpcep.bad_response", err.code)
-    assert.matches("text/html", err.message)
-  end)
-
-  it("a Content-Type with control bytes does not reach the message raw", function()
-    mock:fault{ times = 0, raw = "HTTP/1.1 200 OK\r\nContent-Type: text/\1\2evil\r\nContent-Length: 18\r\n\r\n{\"connections\":[]}" }
-    local err = accept_err()
-    assert.equal("vpcep.bad_response", err.code)
-    assert.is_nil(err.message:find("[%z\1-\31]"))
-  end)
-
-  it("an error status with an HTML body gives HTTP.<status>", function()
-    mock:fault{ times = 0, answer = { status = 403, body = "<html>forbidden</html>", headers = { ["Content-Type"] = "text/html" } } }
-    local err = accept_err()
-    assert.equal("HTTP.403", err.code)
-    assert.equal(403, err.status)
-  end)
-
-  it("an error status with a huge code or message is capped", function()
-    mock:fault{ times = 0, answer = { status = 400, json = { error_code = string.rep("C", 5000), error_msg = string.rep("m", 100000) } } }
-    local err = accept_err()
-    assert.equal("HTTP.400", err.code)
-    assert.is_true(#err.message <= 4096, "message of " .. #err.message .. " bytes")
-    assert.is_true(#tostring(err) <= 4300)
-  end)
-
-  it("an error body nested 10000 deep gives HTTP.<status>", function()
-    mock:fault{ times = 0, answer = { status = 400, body = string.rep('{"error":', 10000) .. "1" .. string.rep("}", 10000) } }
-    local err = accept_err()
-    assert.equal("HTTP.400", err.code)
-  end)
-
-  it("an error message with control bytes and invalid UTF-8 is cleaned", function()
-    mock:fault{ times = 0, answer = { status = 400, body = '{"error_code":"EndPoint.0001","error_msg":"a\\r\\nX-Evil: 1\\u0000b"}' } }
-    local err = accept_err()
-    assert.equal("EndPoint.0001", err.code)
-    assert.is_nil(err.message:find("[%z\1-\31]"))
-  end)
-
-  it("a body over max_body -> vpcep.bad_response", function()
-    mock:fault{ times = 0, big_body = 4096 }
-    local err = accept_err{ max_body = 2048 }
-    assert.equal("vpcep.bad_response", err.code)
-    assert.matches("larg", err.message)
-  end)
-
-  it("a body over the default cap (4 MiB) -> vpcep.bad_response", function()
-    mock:fault{ times = 0, big_body = 4 * 1024 * 1024 + 100 }
-    local err = accept_err()
-    assert.equal("vpcep.bad_response", err.code)
+    assert.is_true(err.code == "vpcep.transport" or err.code == "vpcep.timeout")
   end)
 
   it("a body just under max_body is read", function()
@@ -150,69 +162,10 @@ describe("hostile answers", function()
     if not ok then assert.is_nil(tostring(err):find("max_body", 1, true)) end
   end)
 
-  it("a connection reset before answering -> vpcep.transport", function()
-    mock:fault{ times = 0, reset = true }
-    local err = accept_err()
-    assert.equal("vpcep.transport", err.code)
-    assert.is_nil(err.status)
-  end)
-
-  it("a body cut in the middle -> vpcep.transport", function()
-    mock:fault{ times = 0, truncate = true }
-    local err = accept_err()
-    assert.equal("vpcep.transport", err.code)
-  end)
-
-  it("a connection reset mid-body -> vpcep.transport", function()
-    mock:fault{ times = 0, raw = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"connections\":[{\"id\":" }
-    local err = accept_err()
-    assert.equal("vpcep.transport", err.code)
-  end)
-
-  it("garbage instead of HTTP -> vpcep.transport", function()
-    mock:fault{ times = 0, raw = "\0\1\2 this is not HTTP at all\r\n\r\n" }
-    local err = accept_err()
-    assert.equal("vpcep.transport", err.code)
-  end)
-
   it("an answer with no Content-Length that just closes is read to the end", function()
     mock:fault{ times = 0, raw = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"connections\":[{\"id\":\"e1\",\"status\":\"accepted\"}]}" }
     local conns = c:accept(d.service_id, "e1")
     assert.equal("accepted", conns[1].status)
-  end)
-
-  it("a server that accepts and never answers: the timeout fires (vpcep.timeout)", function()
-    mock:fault{ times = 0, hang_ms = 5000 }
-    local err = accept_err{ timeout = 0.5 }
-    assert.equal("vpcep.timeout", err.code)
-    assert.is_true(err.retryable)
-  end)
-
-  it("a server that hangs and then closes -> an error, not a hang", function()
-    mock:fault{ times = 0, hang_ms = 200 }
-    local err = accept_err()
-    assert.is_true(err.code == "vpcep.transport" or err.code == "vpcep.timeout")
-  end)
-
-  it("a redirect is not followed (its own error, status 302)", function()
-    mock:fault{ times = 0, redirect = mock.url .. "/v1/elsewhere" }
-    local err = accept_err()
-    assert.equal("APIGW.0302", err.code)
-    assert.equal(302, err.status)
-    assert.equal(1, #mock:log())
-  end)
-
-  it("a bare redirect without a body is HTTP.302, not followed", function()
-    mock:fault{ times = 0, raw = "HTTP/1.1 302 Found\r\nLocation: " .. mock.url .. "/v1/x\r\nContent-Length: 0\r\n\r\n" }
-    local err = accept_err()
-    assert.equal("HTTP.302", err.code)
-    assert.equal(302, err.status)
-    assert.equal(1, #mock:log())
-  end)
-
-  it("a redirect to another host is not followed either", function()
-    mock:fault{ times = 0, raw = "HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.2:1/steal\r\nContent-Length: 0\r\n\r\n" }
-    assert.equal("HTTP.301", accept_err().code)
   end)
 
   it("a 200 with status failed gives vpcep.connection_failed with a capped message", function()
@@ -272,13 +225,7 @@ end)
 
 describe("hostile input is refused before sending", function()
   local mock, c
-  setup(function() mock = helper.start() end)
-  teardown(function() mock:stop() end)
-  before_each(function()
-    mock:reset()
-    mock:service{ endpoints = { { id = "e1" } } }
-    c = client_for(mock)
-  end)
+  mock_with_e1(function(m, cl) mock, c = m, cl end)
 
   local function refused(f, ...)
     local err = raised(f, ...)
