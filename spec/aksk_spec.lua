@@ -22,13 +22,7 @@ local function maker(auth_opts)
   end
 end
 
-local function header(entry, name)
-  name = name:lower()
-  for _, h in ipairs(entry.headers) do
-    if h[1]:lower() == name then return h[2] end
-  end
-  return nil
-end
+local function header(entry, name) return (helper.log_header(entry, name)) end
 
 local function signed_headers(authz)
   local list = authz:match("SignedHeaders=([^,]+)")

@@ -56,8 +56,7 @@ describe("bulk accept/reject", function()
     local wire = action == "accept" and "receive" or "reject"
 
     it(action .. "s 50 ids with concurrency 8: input order, at most 8 at once, 8 connections", function()
-      local ids = ids_of(50)
-      mock:service{ count = 50, prefix = "ep-" }
+      local ids = mock:seed(50)
       mock:config{ delay_ms = 60 }
       local c = client{ concurrency = 8 }
       -- reverse the input so input order differs from seeding order
@@ -100,7 +99,7 @@ describe("bulk accept/reject", function()
   end
 
   it("reuses the same connections on the next bulk call", function()
-    mock:service{ count = 40, prefix = "ep-" }
+    mock:seed(40)
     local c = client{ concurrency = 4 }
     local ids = ids_of(40)
     local first, second = {}, {}
@@ -117,7 +116,7 @@ describe("bulk accept/reject", function()
   end)
 
   it("works with concurrency 1: one at a time over one connection", function()
-    mock:service{ count = 12, prefix = "ep-" }
+    mock:seed(12)
     mock:config{ delay_ms = 30 }
     local c = client{ concurrency = 1 }
     local ids = ids_of(12)
@@ -134,7 +133,7 @@ describe("bulk accept/reject", function()
   end)
 
   it("takes more concurrency than ids, and a single id as a string", function()
-    mock:service{ count = 3, prefix = "ep-" }
+    mock:seed(3)
     local c = client{ concurrency = 64 }
     local res = c:accept(D.service_id, ids_of(3))
     assert.equal(3, #res)
@@ -202,7 +201,7 @@ describe("bulk accept/reject", function()
   end)
 
   it("reports a lone failure at the end of a long list", function()
-    mock:service{ count = 30, prefix = "ep-" }
+    mock:seed(30)
     local input = ids_of(30)
     input[30] = "ep-gone"
     local c = client{ concurrency = 8 }
@@ -217,7 +216,7 @@ describe("bulk accept/reject", function()
   end)
 
   it("retries each request on its own", function()
-    mock:service{ count = 10, prefix = "ep-" }
+    mock:seed(10)
     mock:fault{ match = { endpoint = "ep-0004" }, times = 2, answer = { status = 503, json = { error_code = "X.503", error_msg = "busy" } } }
     local c = client{ concurrency = 4, retries = 3 }
     local res = c:accept(D.service_id, ids_of(10))
@@ -232,7 +231,7 @@ describe("bulk accept/reject", function()
   end)
 
   it("refuses bad endpoint lists before sending anything", function()
-    mock:service{ count = 3, prefix = "ep-" }
+    mock:seed(3)
     local c = client()
     local bad = {
       {}, { "ep-0000", "ep-0000" }, { "ep-0000", 42 }, { "ep-0000", "" }, { [1] = "ep-0000", [3] = "ep-0001" },
@@ -371,7 +370,7 @@ describe("examples/approve_pending.lua", function()
   end)
 
   it("pages through more than 1000 pending connections", function()
-    mock:service{ count = 1100, prefix = "ep-" }
+    mock:seed(1100)
     local out, status, err = run({ "--concurrency", "16", D.service_id })
     assert.equal(0, status, err)
     assert.matches("summary: 1100 pending, 0 skipped (other accounts), 1100 accepted, 0 failed", out, 1, true)

@@ -83,8 +83,7 @@ describe("compat", function()
         mock:service(string.format('{"project_id":"%s","service_id":"%s","endpoints":['
           .. '{"id":"big","marker_id":422321321312321321},{"id":"small","marker_id":9007199254740992}]}',
           helper.defaults.project_id, helper.defaults.service_id))
-        local c = vpcep.new { endpoint = mock.url, project_id = helper.defaults.project_id,
-                              token = helper.defaults.token }
+        local c = helper.client(mock)
         local big = c:accept(helper.defaults.service_id, "big")[1].marker_id
         local list = c:connections(helper.defaults.service_id)
         c:close()

@@ -24,7 +24,7 @@ describe("client:connections", function()
 
   setup(function()
     mock = helper.start()
-    c = vpcep.new { endpoint = mock.url, project_id = D.project_id, token = D.token, retries = 0 }
+    c = helper.client(mock, { retries = 0 })
   end)
   teardown(function()
     c:close()
@@ -33,7 +33,7 @@ describe("client:connections", function()
   before_each(function() mock:reset() end)
 
   it("follows pages of 1000 over 2500 connections and returns them all with total_count", function()
-    mock:service{ count = 2500, prefix = "ep-" }
+    mock:seed(2500)
     local list, total = c:connections(D.service_id)
     assert.equal(2500, total)
     assert.equal(2500, #list)
@@ -50,7 +50,7 @@ describe("client:connections", function()
   end)
 
   it("stops at total_count without asking for an empty page", function()
-    mock:service{ count = 2000, prefix = "ep-" }
+    mock:seed(2000)
     local list, total = c:connections(D.service_id)
     assert.equal(2000, #list)
     assert.equal(2000, total)
@@ -58,7 +58,7 @@ describe("client:connections", function()
   end)
 
   it("uses query.limit as the page size and starts at query.offset", function()
-    mock:service{ count = 2500, prefix = "ep-" }
+    mock:seed(2500)
     local list, total = c:connections(D.service_id, { limit = 300 })
     assert.equal(2500, #list)
     assert.equal(2500, total)
@@ -78,7 +78,7 @@ describe("client:connections", function()
   end)
 
   it("asks once with limit 0 and returns no connections but the total", function()
-    mock:service{ count = 30, prefix = "ep-" }
+    mock:seed(30)
     local list, total = c:connections(D.service_id, { limit = 0 })
     assert.same({}, list)
     assert.equal(30, total)
@@ -94,7 +94,7 @@ describe("client:connections", function()
   end)
 
   it("passes status, id, sort_key and sort_dir through exactly", function()
-    mock:service{ count = 1200, prefix = "ep-" }
+    mock:seed(1200)
     local acc = {}
     for i = 1, 30 do acc[i] = string.format("ep-%04d", (i - 1) * 37) end
     c:accept(D.service_id, acc)
@@ -161,7 +161,7 @@ describe("client:connections", function()
     assert.equal("EndPoint.0005", err.code)
     assert.equal(404, err.status)
 
-    mock:service{ count = 1500, prefix = "ep-" }
+    mock:seed(1500)
     mock:clear_log()
     mock:fault{ match = { path_contains = "offset=1000" }, times = 1,
       answer = { status = 403, json = { error_code = "APIGW.0302", error_msg = "page refused" } } }
@@ -173,7 +173,7 @@ describe("client:connections", function()
   end)
 
   it("refuses every bad query value with invalid_argument, sending nothing", function()
-    mock:service{ count = 3, prefix = "ep-" }
+    mock:seed(3)
     local bad = {
       { status = "bogus" }, { status = "ACCEPTED" }, { status = "" }, { status = 1 }, { status = true },
       { sort_key = "created_at" }, { sort_key = "name" }, { sort_key = 1 },
@@ -200,7 +200,7 @@ describe("client:connections", function()
   end)
 
   it("accepts the edges of every range", function()
-    mock:service{ count = 1, prefix = "ep-" }
+    mock:seed(1)
     local good = {
       { limit = 1000 }, { limit = 1 }, { offset = 2147483647 }, { offset = 0 },
       { id = string.rep("e", 64) }, { marker_id = "-1" }, { marker_id = 0 },

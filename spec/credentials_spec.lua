@@ -117,11 +117,7 @@ ACCEPT = "local sid = OPTS.sid; OPTS.sid = nil; " .. ACCEPT:gsub("OPTS%.sid", "s
 local NEW = "local c = vpcep.new(OPTS); out.client = tostring(c); "
   .. "out.url = c:prepare('receive', 'svc', 'ep').url; c:close()"
 
-local function header(entry, name)
-  for _, h in ipairs(entry.headers) do
-    if h[1]:lower() == name:lower() then return h[2] end
-  end
-end
+local function header(entry, name) return (helper.log_header(entry, name)) end
 
 local mock
 setup(function() mock = helper.start() end)

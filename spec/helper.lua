@@ -189,6 +189,19 @@ function helper.client(mock, ...)
   return require("vpcep").new(helper.client_opts(mock, ...))
 end
 
+-- A request header in a mock log entry (headers = {{name, value}, ...}),
+-- whatever the case of its name: the first value, and how many there were.
+function helper.log_header(entry, name)
+  local value, n = nil, 0
+  for _, h in ipairs(entry.headers) do
+    if h[1]:lower() == name:lower() then
+      value = value or h[2]
+      n = n + 1
+    end
+  end
+  return value, n
+end
+
 -- n endpoint ids: prefix .. "0000", prefix .. "0001", ... (prefix "ep-").
 function helper.ids(n, prefix)
   local t = {}
@@ -348,6 +361,13 @@ function Mock:service(spec)
     spec = copy
   end
   return control(self, "POST", "/_mock/services", spec)
+end
+
+-- Seeds the default service with n pending endpoints ep-0000, ep-0001, ...
+-- (the mock's count/prefix form); returns their ids (helper.ids(n)).
+function Mock:seed(n)
+  self:service{ count = n, prefix = "ep-" }
+  return helper.ids(n)
 end
 
 function Mock:auth(t) return control(self, "POST", "/_mock/auth", t) end

@@ -26,7 +26,7 @@ describe("client:prepare", function()
     mock:reset()
     mock:auth{ token = TOKEN }
     mock:service{ endpoints = { { id = "e1" }, { id = "e2" } } }
-    client = vpcep.new{ endpoint = mock.url, project_id = D.project_id, token = TOKEN }
+    client = helper.client(mock, { token = TOKEN })
   end)
   after_each(function() client:close() end)
 
@@ -144,7 +144,7 @@ describe("client:prepare", function()
   end)
 
   it("a closed client refuses prepare", function()
-    local c = vpcep.new{ endpoint = mock.url, project_id = D.project_id, token = TOKEN }
+    local c = helper.client(mock, { token = TOKEN })
     c:close()
     einval(function() c:prepare("receive", D.service_id, "e1") end)
   end)

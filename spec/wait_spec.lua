@@ -33,7 +33,7 @@ describe("opts.wait", function()
 
   setup(function()
     mock = helper.start()
-    c = vpcep.new { endpoint = mock.url, project_id = D.project_id, token = D.token, retries = 0, concurrency = 4 }
+    c = helper.client(mock, { retries = 0, concurrency = 4 })
   end)
   teardown(function()
     c:close()
@@ -42,7 +42,7 @@ describe("opts.wait", function()
   before_each(function() mock:reset() end)
 
   it("returns the connections once they are accepted", function()
-    mock:service{ count = 6, prefix = "ep-" }
+    mock:seed(6)
     mock:config{ transition_ms = 300 }
     local ids = ids_of(6)
     -- without wait, the answer says creating
@@ -64,7 +64,7 @@ describe("opts.wait", function()
   end)
 
   it("does not poll when nothing is pending", function()
-    mock:service{ count = 3, prefix = "ep-" }
+    mock:seed(3)
     mock:config{ transition_ms = 300 }
     local res = c:reject(D.service_id, ids_of(3), { wait = 5 })
     assert.equal("rejected", res[3].status)
@@ -74,7 +74,7 @@ describe("opts.wait", function()
   end)
 
   it("wait = 0 means not waiting", function()
-    mock:service{ count = 2, prefix = "ep-" }
+    mock:seed(2)
     mock:config{ transition_ms = 300 }
     local res = c:accept(D.service_id, ids_of(2), { wait = 0 })
     assert.equal("creating", res[1].status)
@@ -109,7 +109,7 @@ describe("opts.wait", function()
   end)
 
   it("names only the ones still pending when some settled in time", function()
-    mock:service{ count = 4, prefix = "ep-" }
+    mock:seed(4)
     mock:config{ transition_ms = 200 }
     -- ep-0002's action is answered "creating" but the server never moves it:
     -- it stays pendingAcceptance however often it is polled
@@ -128,7 +128,7 @@ describe("opts.wait", function()
   end)
 
   it("caps the list of names in a long timeout message", function()
-    mock:service{ count = 25, prefix = "ep-" }
+    mock:seed(25)
     mock:config{ transition_ms = 60000 }
     local err = capture(c.accept, c, D.service_id, ids_of(25), { wait = 0.2 })
     assert.equal("vpcep.timeout", err.code)
@@ -153,7 +153,7 @@ describe("opts.wait", function()
   end)
 
   it("reports a poll that fails as that endpoint's error", function()
-    mock:service{ count = 2, prefix = "ep-" }
+    mock:seed(2)
     mock:config{ transition_ms = 60000 }
     mock:fault{ match = { method = "GET", endpoint = "ep-0001" }, times = 0,
       answer = { status = 403, json = { error_code = "APIGW.0302", error_msg = "no listing" } } }
@@ -165,7 +165,7 @@ describe("opts.wait", function()
   end)
 
   it("refuses a bad opts.wait before sending anything", function()
-    mock:service{ count = 1, prefix = "ep-" }
+    mock:seed(1)
     for _, w in ipairs({ -1, -0.001, 86401, math.huge, 0 / 0, "5", true, {} }) do
       local err = capture(c.accept, c, D.service_id, { "ep-0000" }, { wait = w })
       assert.equal("vpcep.invalid_argument", err.code, tostring(w))
@@ -177,7 +177,7 @@ describe("opts.wait", function()
   end)
 
   it("works through the one-shot functions too", function()
-    mock:service{ count = 2, prefix = "ep-" }
+    mock:seed(2)
     mock:config{ transition_ms = 200 }
     local res = vpcep.accept { endpoint = mock.url, project_id = D.project_id, token = D.token,
       service_id = D.service_id, endpoints = ids_of(2), wait = 5 }

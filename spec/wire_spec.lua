@@ -18,16 +18,7 @@ local function client(extra)
 end
 
 -- value of a header in a logged request ([[name, value], ...]); also the count
-local function wire_header(entry, name)
-  local value, n = nil, 0
-  for _, h in ipairs(entry.headers) do
-    if h[1]:lower() == name:lower() then
-      value = value or h[2]
-      n = n + 1
-    end
-  end
-  return value, n
-end
+local wire_header = helper.log_header
 
 -- value of a header in a Lua headers table, whatever the case of its name
 local function table_header(headers, name)
