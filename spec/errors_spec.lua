@@ -67,10 +67,21 @@ describe("errors", function()
     return err
   end
 
+  -- A test from a row { name, fault answer, fields, check = }: accept "e1"
+  -- behind the answer; the error carries the fields (checked in this order)
+  -- and check(err) holds.
+  local FIELDS = { "code", "message", "status", "request_id", "retryable", "endpoint" }
+  local function it_answers(case)
+    it(case[1], function()
+      local err = answer_err(case[2])
+      for _, k in ipairs(FIELDS) do
+        if case[3][k] ~= nil then assert.are.equal(case[3][k], err[k], k) end
+      end
+      if case.check then case.check(err) end
+    end)
+  end
+
   describe("error body shapes", function()
-    -- accept "e1" behind one fault answer: the fields the error must carry
-    -- (checked in this order), and check(err) for what else must hold
-    local FIELDS = { "code", "message", "status", "request_id", "retryable", "endpoint" }
     local shapes = {
       { "reads the flat shape the service sends",
         { status = 404, json = { error_code = "EndPoint.0005", error_msg = "The requested resource does not exist." },
@@ -101,15 +112,7 @@ describe("errors", function()
         { code = "EndPoint.0001", message = "Invalid input parameter.", status = 400, request_id = "rid-nested",
           retryable = false } },
     }
-    for _, case in ipairs(shapes) do
-      it(case[1], function()
-        local err = answer_err(case[2])
-        for _, k in ipairs(FIELDS) do
-          if case[3][k] ~= nil then assert.are.equal(case[3][k], err[k], k) end
-        end
-        if case.check then case.check(err) end
-      end)
-    end
+    for _, case in ipairs(shapes) do it_answers(case) end
 
     it("the real unknown-endpoint answer of the mock", function()
       local c = new()
@@ -158,12 +161,8 @@ describe("errors", function()
       assert.are.equal("vpcep: 403 HTTP.403: " .. err.message .. " (request_id=rid-empty)", tostring(err))
     end)
 
-    it("truncated JSON gives HTTP.<status>", function()
-      local err = answer_err{ status = 400, body = '{"error_code":"EndPoint.0001","error_m' }
-      assert.are.equal("HTTP.400", err.code)
-      assert.are.equal(400, err.status)
-      assert.is_false(err.retryable)
-    end)
+    it_answers{ "truncated JSON gives HTTP.<status>", { status = 400, body = '{"error_code":"EndPoint.0001","error_m' },
+      { code = "HTTP.400", status = 400, retryable = false } }
 
     it("non-JSON text gives HTTP.<status> carrying the text", function()
       local err = answer_err{ status = 503, body = "Service Unavailable, try later",
@@ -405,12 +404,8 @@ describe("errors", function()
   end)
 
   describe("bad answers", function()
-    it("garbage with 200", function()
-      local err = answer_err{ status = 200, body = "garbage, not json" }
-      assert.are.equal("vpcep.bad_response", err.code)
-      assert.are.equal(200, err.status)
-      assert.is_false(err.retryable)
-    end)
+    it_answers{ "garbage with 200", { status = 200, body = "garbage, not json" },
+      { code = "vpcep.bad_response", status = 200, retryable = false } }
 
     it("JSON of the wrong shape", function()
       for _, doc in ipairs({ { foo = 1 }, { connections = "x" }, { connections = { 1, 2 } },
