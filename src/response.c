@@ -144,7 +144,7 @@ static int code_ok(const char *s, size_t len)
 }
 
 /* Pushes the error object of a non-2xx answer. */
-static void push_http_error(lua_State *L, long status, const char *body, size_t len, int headers_idx)
+static void push_http_error(lua_State *L, long status, const char *body, size_t len, const vp_answer_headers *h)
 {
     int err, decoded;
     const char *code = NULL;
@@ -182,25 +182,24 @@ static void push_http_error(lua_State *L, long status, const char *body, size_t 
     lua_pushboolean(L, retryable_status(status) || retryable_code(code));
     lua_setfield(L, err, "retryable");
     /* request id: the header, else the body's */
-    vp_header_get(L, headers_idx, "X-Request-Id");
-    if (lua_type(L, -1) != LUA_TSTRING && decoded) {
-        lua_pop(L, 1);
+    if (h->request_id != NULL)
+        lua_pushstring(L, h->request_id);
+    else if (decoded)
         lua_getfield(L, err - 3, "request_id");
-    }
+    else
+        lua_pushnil(L);
     if (lua_type(L, -1) == LUA_TSTRING) {
         vp_push_capped_text(L, lua_tostring(L, -1), vp_rawlen(L, -1), 128);
         lua_setfield(L, err, "request_id");
     }
     lua_pop(L, 1);
-    vp_header_get(L, headers_idx, "Retry-After");
-    if (lua_type(L, -1) == LUA_TSTRING) {
-        double s = vp_retry_after_seconds(lua_tostring(L, -1));
+    if (h->retry_after != NULL) {
+        double s = vp_retry_after_seconds(h->retry_after);
         if (s >= 0) {
             lua_pushnumber(L, s);
             lua_setfield(L, err, "retry_after");
         }
     }
-    lua_pop(L, 1);
     /* keep only the error object */
     lua_replace(L, err - 3);
     lua_settop(L, err - 3);
@@ -289,46 +288,37 @@ static int json_content_type(const char *ct)
            (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
 }
 
-static void push_bad_response(lua_State *L, long status, int headers_idx, const char *fmt, const char *what)
+static void push_bad_response(lua_State *L, long status, const vp_answer_headers *h, const char *fmt,
+                              const char *what)
 {
-    int err;
     vp_error_pushf(L, VP_EBADRESP, status, fmt, what);
-    err = lua_gettop(L);
-    vp_header_get(L, headers_idx, "X-Request-Id");
-    if (lua_type(L, -1) == LUA_TSTRING) {
-        vp_push_capped_text(L, lua_tostring(L, -1), vp_rawlen(L, -1), 128);
-        lua_setfield(L, err, "request_id");
+    if (h->request_id != NULL) {
+        vp_push_capped_text(L, h->request_id, strlen(h->request_id), 128);
+        lua_setfield(L, -2, "request_id");
     }
-    lua_pop(L, 1);
 }
 
-int vp_parse(lua_State *L, long status, const char *body, size_t len, int headers_idx)
+int vp_parse_answer(lua_State *L, long status, const char *body, size_t len, const vp_answer_headers *h)
 {
     const char *bad;
-    if (headers_idx != 0)
-        headers_idx = vp_absindex(L, headers_idx);
     luaL_checkstack(L, 20, "vpcep.parse");
     if (status < 200 || status > 299) {
-        push_http_error(L, status, body, len, headers_idx);
+        push_http_error(L, status, body, len, h);
         return 0;
     }
-    vp_header_get(L, headers_idx, "Content-Type");
-    if (lua_type(L, -1) == LUA_TSTRING && !json_content_type(lua_tostring(L, -1))) {
-        const char *ct = lua_tostring(L, -1);
-        vp_push_capped_text(L, ct, strlen(ct), 100);
-        push_bad_response(L, status, headers_idx, "answer has Content-Type %s, not JSON", lua_tostring(L, -1));
-        lua_replace(L, -3);
-        lua_pop(L, 1);
+    if (h->content_type != NULL && !json_content_type(h->content_type)) {
+        vp_push_capped_text(L, h->content_type, strlen(h->content_type), 100);
+        push_bad_response(L, status, h, "answer has Content-Type %s, not JSON", lua_tostring(L, -1));
+        lua_remove(L, -2);
         return 0;
     }
-    lua_pop(L, 1);
     if (len == 0) {
-        push_bad_response(L, status, headers_idx, "answer has an empty body%s", "");
+        push_bad_response(L, status, h, "answer has an empty body%s", "");
         return 0;
     }
     if (!vp_decode_exact(L, body, len)) {
         vp_push_capped_text(L, lua_tostring(L, -1), vp_rawlen(L, -1), 200);
-        push_bad_response(L, status, headers_idx, "answer is not the expected JSON: %s", lua_tostring(L, -1));
+        push_bad_response(L, status, h, "answer is not the expected JSON: %s", lua_tostring(L, -1));
         lua_replace(L, -3);
         lua_pop(L, 1);
         return 0;
@@ -336,8 +326,32 @@ int vp_parse(lua_State *L, long status, const char *body, size_t len, int header
     bad = check_document(L);
     if (bad != NULL) {
         lua_pop(L, 1);
-        push_bad_response(L, status, headers_idx, "answer has the wrong shape: %s", bad);
+        push_bad_response(L, status, h, "answer has the wrong shape: %s", bad);
         return 0;
     }
     return 1;
+}
+
+/* A header value from a Lua table, kept on the stack (so it stays alive). */
+static const char *table_header(lua_State *L, int headers_idx, const char *name)
+{
+    vp_header_get(L, headers_idx, name);
+    return lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+}
+
+int vp_parse(lua_State *L, long status, const char *body, size_t len, int headers_idx)
+{
+    vp_answer_headers h;
+    int base, ok;
+    if (headers_idx != 0)
+        headers_idx = vp_absindex(L, headers_idx);
+    base = lua_gettop(L);
+    h.request_id = table_header(L, headers_idx, "X-Request-Id");
+    h.retry_after = table_header(L, headers_idx, "Retry-After");
+    h.content_type = table_header(L, headers_idx, "Content-Type");
+    ok = vp_parse_answer(L, status, body, len, &h);
+    /* keep only the result */
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
+    return ok;
 }

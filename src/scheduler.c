@@ -122,24 +122,6 @@ static void push_transport_error(lua_State *L, vp_xfer *x)
     lua_setfield(L, -2, "retryable");
 }
 
-/* Pushes the answer's headers as vpcep.parse takes them. */
-static void push_headers(lua_State *L, vp_xfer *x)
-{
-    lua_createtable(L, 0, 3);
-    if (x->request_id[0] != '\0') {
-        lua_pushstring(L, x->request_id);
-        lua_setfield(L, -2, "X-Request-Id");
-    }
-    if (x->retry_after[0] != '\0') {
-        lua_pushstring(L, x->retry_after);
-        lua_setfield(L, -2, "Retry-After");
-    }
-    if (x->content_type[0] != '\0') {
-        lua_pushstring(L, x->content_type);
-        lua_setfield(L, -2, "Content-Type");
-    }
-}
-
 /* With an action's document at the top, replaces it by its connection, or
  * by the error it stands for. Returns 1 for a connection. */
 static int take_connection(lua_State *L, long status, const char *request_id)
@@ -253,11 +235,11 @@ static int settle(lua_State *L)
         push_transport_error(L, x);
         ok = 0;
     } else {
-        int h;
-        push_headers(L, x);
-        h = lua_gettop(L);
-        ok = vp_parse(L, x->status, x->answer.data != NULL ? x->answer.data : "", x->answer.len, h);
-        lua_remove(L, h);
+        vp_answer_headers h;
+        h.request_id = x->request_id[0] != '\0' ? x->request_id : NULL;
+        h.retry_after = x->retry_after[0] != '\0' ? x->retry_after : NULL;
+        h.content_type = x->content_type[0] != '\0' ? x->content_type : NULL;
+        ok = vp_parse_answer(L, x->status, x->answer.data != NULL ? x->answer.data : "", x->answer.len, &h);
         if (ok && ctx->b->kind == VP_ACTION)
             ok = take_connection(L, x->status, x->request_id[0] != '\0' ? x->request_id : NULL);
     }

@@ -182,6 +182,32 @@ static char *dup_field(lua_State *L, int req, const char *k, size_t *len)
     return d;
 }
 
+/* Appends "Name: value" (or "Name;", libcurl's way to send an empty
+ * value). Returns the new list, or NULL when out of memory. */
+static struct curl_slist *append_header(struct curl_slist *list, const char *name, size_t nl,
+                                        const char *value, size_t vl)
+{
+    char small[512];
+    char *line = nl + vl + 3 <= sizeof small ? small : malloc(nl + vl + 3);
+    struct curl_slist *next;
+    if (line == NULL)
+        return NULL;
+    memcpy(line, name, nl);
+    if (vl > 0) {
+        line[nl] = ':';
+        line[nl + 1] = ' ';
+        memcpy(line + nl + 2, value, vl);
+        line[nl + 2 + vl] = '\0';
+    } else {
+        line[nl] = ';';
+        line[nl + 1] = '\0';
+    }
+    next = curl_slist_append(list, line);
+    if (line != small)
+        free(line);
+    return next;
+}
+
 /* Builds the curl header list from req.headers; NULL on a bad header (then
  * *bad says so) or when out of memory. Never raises. */
 static struct curl_slist *header_list(lua_State *L, int req, const char **bad)
@@ -211,10 +237,8 @@ static struct curl_slist *header_list(lua_State *L, int req, const char **bad)
             curl_slist_free_all(list);
             return NULL;
         }
-        /* "Name;" is libcurl's way to send a header with an empty value. */
-        lua_pushfstring(L, vl > 0 ? "%s: %s" : "%s;", name, value);
-        next = curl_slist_append(list, lua_tostring(L, -1));
-        lua_pop(L, 2);
+        next = append_header(list, name, nl, value, vl);
+        lua_pop(L, 1);
         if (next == NULL) {
             lua_pop(L, 2);
             curl_slist_free_all(list);

@@ -90,9 +90,16 @@ int vp_decode_exact(lua_State *L, const char *body, size_t len);
 
 /* ---- response.c: answers ------------------------------------------------ */
 
-/* Parses an answer. headers_idx is 0 or the index of a table of response
- * headers (any case). Pushes the decoded document and returns 1, or pushes
- * an error object and returns 0. Raises only on bad arguments/memory. */
+/* The response headers the parser reads; NULL where absent. */
+typedef struct vp_answer_headers {
+    const char *request_id, *retry_after, *content_type;
+} vp_answer_headers;
+
+/* Parses an answer. Pushes the decoded document and returns 1, or pushes
+ * an error object and returns 0. Raises only on memory errors. */
+int vp_parse_answer(lua_State *L, long status, const char *body, size_t len, const vp_answer_headers *h);
+/* The same, with the headers in a Lua table at headers_idx (any case;
+ * 0 for none): what vpcep.parse calls. */
 int vp_parse(lua_State *L, long status, const char *body, size_t len, int headers_idx);
 /* Looks up a header by name, case-insensitively; pushes it or nil. */
 void vp_header_get(lua_State *L, int headers_idx, const char *name);
