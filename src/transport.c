@@ -389,6 +389,14 @@ static CURLcode set_request_options(vp_client *c, vp_xfer *x, double seconds)
 }
 #undef SET
 
+/* A kept handle must not point into a transfer that may be freed before
+ * the handle is used again: libcurl may write an error message while it
+ * closes a connection. */
+static void forget_xfer(CURL *e)
+{
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+}
+
 /* Clears what the last exchange left in x. */
 static void xfer_reset(vp_client *c, vp_xfer *x)
 {
@@ -419,6 +427,7 @@ int vp_xfer_perform(vp_client *c, vp_xfer *x, double seconds)
         rc = curl_easy_perform(x->easy);
     x->result = rc;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+    forget_xfer(x->easy);
     x->easy = NULL;
     return 0;
 }
@@ -462,6 +471,7 @@ static vp_xfer *take_done(struct vp_transport *tp)
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &x->status);
         curl_multi_remove_handle(tp->multi, e);
         forget_busy(tp, e);
+        forget_xfer(e);
         give_back(tp, e);
         x->easy = NULL;
         return x;
