@@ -1,6 +1,7 @@
 /* client.c: the client userdata and its calls: accept/reject (one request
  * per endpoint, run as a batch), connections (following pages), wait,
  * prepare, close. Each call is validate -> build -> run -> results. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
@@ -239,21 +240,18 @@ static int do_action(lua_State *L, const char *action)
     vp_client *c = check_client(L);
     const char *sid = vp_check_id(L, 2, "service_id", NULL);
     action_opts o;
-    int n, i, ids, results;
+    vp_action_spec spec;
+    int n, ids, results;
     vp_batch *b;
     read_action_opts(L, 4, &o);
     n = push_endpoint_ids(L, 3, o.max_endpoints);
     ids = lua_gettop(L);
-    b = vp_batch_push(L, n, VP_ACTION);
-    for (i = 0; i < n; i++) {
-        lua_rawgeti(L, ids, i + 1);
-        vp_build_action(L, c, action, sid, lua_tostring(L, -1));
-        lua_remove(L, -2);
-        vp_batch_load(L, b, i);
-    }
+    spec.action = action;
+    spec.service_id = sid;
+    b = vp_batch_push(L, n, VP_ACTION, vp_build_action_op, &spec);
     lua_createtable(L, n, 0);
     results = lua_gettop(L);
-    vp_batch_run(L, c, b, results, ids);
+    vp_batch_run(L, c, b, results, ids, ids);
     vp_batch_release(b);
     raise_if_failed(L, results, n);
     if (o.wait > 0) {
@@ -278,16 +276,40 @@ static int client_reject(lua_State *L)
  * the document or raises its error. */
 static void list_page(lua_State *L, vp_client *c, const char *sid)
 {
-    vp_batch *b = vp_batch_push(L, 1, VP_LIST);
-    vp_build_list(L, c, sid, -2);
-    vp_batch_load(L, b, 0);
+    vp_batch *b;
+    lua_createtable(L, 1, 0); /* params: {query} */
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, 1);
+    b = vp_batch_push(L, 1, VP_LIST, vp_build_list_op, sid);
     lua_createtable(L, 1, 0);
-    vp_batch_run(L, c, b, -1, 0);
+    vp_batch_run(L, c, b, -1, 0, -3);
     vp_batch_release(b);
     lua_rawgeti(L, -1, 1);
     if (vp_is_error(L, -1))
         lua_error(L);
-    lua_replace(L, -4);
+    /* stack: query params batch results doc */
+    lua_replace(L, -5);
+    lua_pop(L, 3);
+}
+
+/* A service holds far fewer connections than this; a list that goes on
+ * past it is a server that never ends its pages. */
+#define MAX_LISTED 1000000
+
+/* With a page's connections array at the top: raises when the page starts
+ * with the same connection as the last one did (a server ignoring offset
+ * would otherwise be paged forever); remembers its first id. */
+static void check_page_moved(lua_State *L, int got, char *first_id, size_t cap)
+{
+    const char *id;
+    if (got == 0)
+        return;
+    lua_rawgeti(L, -1, 1);
+    lua_getfield(L, -1, "id");
+    id = lua_tostring(L, -1);
+    if (id != NULL && first_id[0] != '\0' && strcmp(id, first_id) == 0)
+        vp_raise(L, VP_EBADRESP, "the service answered the same page twice (offset ignored); stopped");
+    snprintf(first_id, cap, "%s", id != NULL ? id : "");
     lua_pop(L, 2);
 }
 
@@ -298,6 +320,7 @@ static int client_connections(lua_State *L)
     const char *sid = vp_check_id(L, 2, "service_id", NULL);
     long long limit = 1000, offset = 0, total = -1;
     int all, n = 0;
+    char first_id[80] = "";
     if (!lua_isnoneornil(L, 3)) {
         vp_check_query(L, 3);
         lua_getfield(L, 3, "limit");
@@ -331,14 +354,18 @@ static int client_connections(lua_State *L)
         lua_pop(L, 1);
         lua_getfield(L, -1, "connections");
         got = (int)vp_rawlen(L, -1);
+        check_page_moved(L, got, first_id, sizeof first_id);
+        if (n + got > MAX_LISTED)
+            vp_raise(L, VP_EBADRESP, "the list goes on past %d connections; stopped", MAX_LISTED);
         for (i = 1; i <= got; i++) {
             lua_rawgeti(L, -1, i);
             lua_rawseti(L, all, ++n);
         }
         lua_pop(L, 2);
         offset += got;
-        /* the end: a short or empty page, total reached, or limit 0 */
-        if (got == 0 || got < limit || limit == 0 || (total >= 0 && offset >= total))
+        /* The end: an empty page, or total_count reached (a server may
+         * give shorter pages than asked); without a total, a short page. */
+        if (got == 0 || limit == 0 || (total >= 0 ? offset >= total : got < limit))
             break;
     }
     lua_pushvalue(L, all);
@@ -367,7 +394,7 @@ static int client_prepare(lua_State *L)
 
 static int client_gc(lua_State *L)
 {
-    vp_client *c = lua_touserdata(L, 1);
+    vp_client *c = vp_testudata(L, 1, VP_CLIENT_MT);
     if (c != NULL && !c->closed)
         client_release(c);
     return 0;

@@ -12,6 +12,14 @@ static const char *const known[] = {
     "connect_timeout", "retries", "concurrency", "verify", "cafile", "proxy", "user_agent",
     "max_body", NULL};
 
+/* Pushes t[k] without metamethods: a value an __index made up would not be
+ * anchored anywhere while it is copied. */
+static void raw_field(lua_State *L, int t, const char *k)
+{
+    lua_pushstring(L, k);
+    lua_rawget(L, t);
+}
+
 static int in_list(const char *k, const char *const *list)
 {
     for (; list != NULL && *list != NULL; list++)
@@ -38,7 +46,7 @@ static const char *opt_string(lua_State *L, int idx, const char *k, size_t min, 
 {
     size_t len, i;
     const char *s;
-    lua_getfield(L, idx, k);
+    raw_field(L, idx, k);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return NULL;
@@ -61,7 +69,7 @@ static const char *opt_string(lua_State *L, int idx, const char *k, size_t min, 
 static double opt_seconds(lua_State *L, int idx, const char *k, double dflt)
 {
     double v;
-    lua_getfield(L, idx, k);
+    raw_field(L, idx, k);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return dflt;
@@ -78,7 +86,7 @@ static double opt_seconds(lua_State *L, int idx, const char *k, double dflt)
 static long opt_int(lua_State *L, int idx, const char *k, long min, long max, long dflt)
 {
     long long v;
-    lua_getfield(L, idx, k);
+    raw_field(L, idx, k);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return dflt;
@@ -92,7 +100,7 @@ static long opt_int(lua_State *L, int idx, const char *k, long min, long max, lo
 static int opt_bool(lua_State *L, int idx, const char *k, int dflt)
 {
     int v;
-    lua_getfield(L, idx, k);
+    raw_field(L, idx, k);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return dflt;
@@ -243,7 +251,7 @@ void vp_options_read(lua_State *L, int idx, vp_options *o, const char *const *ex
     if (lua_type(L, idx) != LUA_TTABLE)
         vp_raise(L, VP_EINVAL, "options must be a table, got %s", luaL_typename(L, idx));
     check_keys(L, idx, extra);
-    lua_getfield(L, idx, "project_id");
+    raw_field(L, idx, "project_id");
     if (!lua_isnil(L, -1)) {
         o->project_id = vp_check_id(L, -1, "project_id", NULL);
     } else {

@@ -141,6 +141,7 @@ static void escape_top(lua_State *L)
 void vp_build_list(lua_State *L, vp_client *c, const char *service_id, int query_idx)
 {
     int req, i, pieces = 1;
+    luaL_checkstack(L, 24, "vpcep: building the list query");
     if (query_idx != 0)
         query_idx = vp_absindex(L, query_idx);
     lua_createtable(L, 0, 4);
@@ -236,4 +237,19 @@ void vp_check_query(lua_State *L, int idx)
             vp_raise(L, VP_EINVAL, "query.%s is not a query parameter of the list call", k);
         lua_pop(L, 1);
     }
+}
+
+void vp_build_action_op(lua_State *L, vp_client *c, const void *ud, int params, int i)
+{
+    const vp_action_spec *a = ud;
+    lua_rawgeti(L, params, i);
+    vp_build_action(L, c, a->action, a->service_id, lua_tostring(L, -1));
+    lua_remove(L, -2);
+}
+
+void vp_build_list_op(lua_State *L, vp_client *c, const void *ud, int params, int i)
+{
+    lua_rawgeti(L, params, i);
+    vp_build_list(L, c, (const char *)ud, lua_gettop(L));
+    lua_remove(L, -2);
 }

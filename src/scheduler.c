@@ -27,22 +27,18 @@ static int batch_gc(lua_State *L)
     return 0;
 }
 
-vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind)
+vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind, vp_build_fn build, const void *ud)
 {
     size_t size = sizeof(vp_batch) + (size_t)(n > 1 ? n - 1 : 0) * sizeof(vp_op);
     vp_batch *b = lua_newuserdata(L, size);
     memset(b, 0, size);
     b->n = n;
     b->kind = kind;
+    b->build = build;
+    b->build_ud = ud;
     luaL_getmetatable(L, BATCH_MT);
     lua_setmetatable(L, -2);
     return b;
-}
-
-void vp_batch_load(lua_State *L, vp_batch *b, int i)
-{
-    vp_xfer_load(L, &b->ops[i].x, -1);
-    lua_pop(L, 1);
 }
 
 void vp_scheduler_open(lua_State *L)
@@ -151,8 +147,10 @@ static int take_connection(lua_State *L, long status, const char *request_id)
             if (lua_type(L, -1) == LUA_TSTRING)
                 msg = lua_tostring(L, -1);
         }
+        vp_push_capped_text(L, code, strlen(code), 64);
         vp_push_capped_text(L, msg, strlen(msg), VP_TEXT_CAP);
-        vp_error_pushf(L, VP_EFAILED, status, "connection failed: %s: %s", code, lua_tostring(L, -1));
+        vp_error_pushf(L, VP_EFAILED, status, "connection failed: %s: %s", lua_tostring(L, -2),
+                       lua_tostring(L, -1));
         lua_pushvalue(L, conn);
         lua_setfield(L, -2, "connection");
         vp_error_setstr(L, -1, "request_id", request_id);
@@ -205,8 +203,10 @@ typedef struct run_ctx {
     vp_client *c;
     vp_batch *b;
     vp_op *op;
-    int index;        /* 1-based */
-    int results, ids; /* stack slots in vp_batch_run's frame (ids 0: none) */
+    int index; /* 1-based */
+    /* stack slots in vp_batch_run's frame (ids 0: none); the two C
+     * functions are pushed once, as pushing one allocates on 5.1 */
+    int results, ids, params, settle_fn, load_fn;
 } run_ctx;
 
 /* Notes how many tries a final error took. */
@@ -290,7 +290,7 @@ static void settle_op(lua_State *L, run_ctx *ctx, vp_op *op, int *pending)
 {
     ctx->op = op;
     ctx->index = (int)(op - ctx->b->ops) + 1;
-    lua_pushcfunction(L, settle);
+    lua_pushvalue(L, ctx->settle_fn);
     lua_pushlightuserdata(L, ctx);
     lua_pushvalue(L, ctx->results);
     if (ctx->ids != 0)
@@ -306,6 +306,46 @@ static void settle_op(lua_State *L, run_ctx *ctx, vp_op *op, int *pending)
         (*pending)--;
 }
 
+/* lua_pcall'd with (ctx, params): builds the request of ctx's operation
+ * for this try and loads it into the transfer. */
+static int load_try(lua_State *L)
+{
+    run_ctx *ctx = lua_touserdata(L, 1);
+    ctx->b->build(L, ctx->c, ctx->b->build_ud, 2, ctx->index);
+    vp_xfer_load(L, &ctx->op->x, -1);
+    return 0;
+}
+
+/* Readies op for a try: its deadline, and its request built now. */
+static void begin_try(lua_State *L, run_ctx *ctx, vp_op *op)
+{
+    double now = vp_now();
+    if (op->deadline == 0) {
+        op->deadline = now + ctx->c->timeout;
+        if (ctx->b->deadline_cap > 0 && ctx->b->deadline_cap < op->deadline)
+            op->deadline = ctx->b->deadline_cap;
+    }
+    op->tries++;
+    op->state = OP_RUNNING;
+    ctx->op = op;
+    ctx->index = (int)(op - ctx->b->ops) + 1;
+    lua_pushvalue(L, ctx->load_fn);
+    lua_pushlightuserdata(L, ctx);
+    lua_pushvalue(L, ctx->params);
+    if (lua_pcall(L, 2, 0, 0) != 0) {
+        /* out of memory, or a request that cannot be built: stop cleanly */
+        vp_transport_abort(ctx->c->tp);
+        lua_error(L);
+    }
+}
+
+/* Seconds left before op's deadline (never below a millisecond). */
+static double time_left(const vp_op *op)
+{
+    double left = op->deadline - vp_now();
+    return left > 0.001 ? left : 0.001;
+}
+
 static int start_ready(lua_State *L, run_ctx *ctx, int *pending)
 {
     vp_batch *b = ctx->b;
@@ -314,22 +354,24 @@ static int start_ready(lua_State *L, run_ctx *ctx, int *pending)
     for (i = 0; i < b->n && ctx->c->tp->in_flight < ctx->c->concurrency; i++) {
         vp_op *op = &b->ops[i];
         if (op->state == OP_QUEUED || (op->state == OP_BACKOFF && op->next_at <= now)) {
-            if (op->deadline == 0)
-                op->deadline = now + ctx->c->timeout;
-            op->tries++;
-            op->state = OP_RUNNING;
-            if (vp_xfer_start(ctx->c, &op->x, op->deadline - now) != 0)
+            begin_try(L, ctx, op);
+            if (vp_xfer_start(ctx->c, &op->x, time_left(op)) != 0)
                 settle_op(L, ctx, op, pending);
         }
     }
     return ctx->c->tp->in_flight;
 }
 
-/* Seconds until the next backed-off operation may start (at most 1). */
-static double next_wake(vp_batch *b)
+/* Seconds to wait for a transfer to end: until the next backed-off
+ * operation may start when a slot is free for it; otherwise only a
+ * finished transfer can change anything (at most 1 s either way). */
+static double next_wake(const run_ctx *ctx)
 {
+    const vp_batch *b = ctx->b;
     double now = vp_now(), wait = 1.0;
     int i;
+    if (ctx->c->tp->in_flight >= ctx->c->concurrency)
+        return wait;
     for (i = 0; i < b->n; i++)
         if (b->ops[i].state == OP_BACKOFF && b->ops[i].next_at - now < wait)
             wait = b->ops[i].next_at - now;
@@ -342,20 +384,15 @@ static void run_single(lua_State *L, run_ctx *ctx, int *pending)
 {
     vp_op *op = &ctx->b->ops[0];
     while (op->state != OP_DONE) {
-        double now;
         if (op->state == OP_BACKOFF)
             vp_sleep(op->next_at - vp_now());
-        now = vp_now();
-        if (op->deadline == 0)
-            op->deadline = now + ctx->c->timeout;
-        op->tries++;
-        op->state = OP_RUNNING;
-        vp_xfer_perform(ctx->c, &op->x, op->deadline - now);
+        begin_try(L, ctx, op);
+        vp_xfer_perform(ctx->c, &op->x, time_left(op));
         settle_op(L, ctx, op, pending);
     }
 }
 
-void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int ids_idx)
+void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int ids_idx, int params_idx)
 {
     run_ctx ctx;
     int pending = b->n;
@@ -364,23 +401,29 @@ void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int 
     ctx.b = b;
     ctx.results = vp_absindex(L, results_idx);
     ctx.ids = ids_idx != 0 ? vp_absindex(L, ids_idx) : 0;
+    ctx.params = vp_absindex(L, params_idx);
     luaL_checkstack(L, 30, "vpcep");
+    lua_pushcfunction(L, settle);
+    ctx.settle_fn = lua_gettop(L);
+    lua_pushcfunction(L, load_try);
+    ctx.load_fn = lua_gettop(L);
     if (b->n == 1) {
         run_single(L, &ctx, &pending);
-        return;
-    }
-    while (pending > 0) {
-        int flying = start_ready(L, &ctx, &pending);
-        vp_xfer *x;
-        if (pending == 0)
-            break;
-        if (flying == 0) {
-            /* all waiting to retry: sleep until the first may go */
-            vp_sleep(next_wake(b));
-            continue;
+    } else {
+        while (pending > 0) {
+            int flying = start_ready(L, &ctx, &pending);
+            vp_xfer *x;
+            if (pending == 0)
+                break;
+            if (flying == 0) {
+                /* all waiting to retry: sleep until the first may go */
+                vp_sleep(next_wake(&ctx));
+                continue;
+            }
+            x = vp_transport_next(c->tp, next_wake(&ctx));
+            if (x != NULL)
+                settle_op(L, &ctx, (vp_op *)(void *)x, &pending);
         }
-        x = vp_transport_next(c->tp, next_wake(b));
-        if (x != NULL)
-            settle_op(L, &ctx, (vp_op *)(void *)x, &pending);
     }
+    lua_pop(L, 2);
 }

@@ -15,24 +15,31 @@ typedef struct vp_op {
     double deadline, next_at; /* monotonic seconds; deadline 0 = not started */
 } vp_op;
 
+/* Pushes the request table of operation i (1-based) of a batch, built and
+ * authenticated now; params is the stack index of the batch's params
+ * table, whose element i says what to build. */
+typedef void (*vp_build_fn)(lua_State *L, vp_client *c, const void *ud, int params, int i);
+
 /* A userdata (metatable vpcep.batch, with __gc) that owns the requests and
- * answers of one call. */
+ * answers of one call. Each try's request is built just before it is sent,
+ * so an AK/SK signature is never older than its try (the gateway refuses
+ * one more than 15 minutes old), however long the batch runs. */
 typedef struct vp_batch {
     int n;
     enum vp_kind kind;
+    vp_build_fn build;
+    const void *build_ud;
+    double deadline_cap; /* when > 0, no try runs past it (monotonic s) */
     vp_op ops[1];
 } vp_batch;
 
-/* Pushes a new batch userdata of n operations. */
-vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind);
+/* Pushes a new batch userdata of n operations, built by build(ud, ...). */
+vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind, vp_build_fn build, const void *ud);
 /* Runs the batch. results_idx: table receiving, at 1..n, the connection
  * (VP_ACTION), the document (VP_LIST), or an error object. ids_idx: table
- * of endpoint ids for err.endpoint (or 0). Raises only on memory errors,
- * after detaching every transfer. */
-void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int ids_idx);
-/* Loads the request table at the top of the stack into operation i (0-based)
- * and pops it. */
-void vp_batch_load(lua_State *L, vp_batch *b, int i);
+ * of endpoint ids for err.endpoint (or 0). params_idx: what the builder
+ * reads. Raises only on memory errors, after detaching every transfer. */
+void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int ids_idx, int params_idx);
 /* Frees the batch's native memory now rather than at the next collection
  * (the collector cannot see how much it is). */
 void vp_batch_release(vp_batch *b);

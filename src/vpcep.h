@@ -168,6 +168,14 @@ void vp_build_action(lua_State *L, vp_client *c, const char *action, const char 
 /* request.c: pushes the request table of the list call; query_idx is 0 or a
  * table of already validated query values (strings or integers). */
 void vp_build_list(lua_State *L, vp_client *c, const char *service_id, int query_idx);
+/* What the batch builders below read: for accept/reject, params[i] is the
+ * endpoint id; for the list call, params[i] is the query table and ud the
+ * service id. (The batch calls them for each try: see scheduler.h.) */
+typedef struct vp_action_spec {
+    const char *action, *service_id;
+} vp_action_spec;
+void vp_build_action_op(lua_State *L, vp_client *c, const void *ud, int params, int i);
+void vp_build_list_op(lua_State *L, vp_client *c, const void *ud, int params, int i);
 /* request.c: validates a list query table at idx (enums, ranges, types). */
 void vp_check_query(lua_State *L, int idx);
 

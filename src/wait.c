@@ -17,23 +17,35 @@ static int is_pending(lua_State *L, int conn)
 
 /* One round of polling: for each pending index in `pend` (array of
  * positions), lists ?id= and updates results. Returns how many remain. */
-static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, int ids, int pend)
+static int is_timeout(lua_State *L, int err)
 {
-    int n = (int)vp_rawlen(L, pend), i, left = 0, got;
-    vp_batch *b = vp_batch_push(L, n, VP_LIST);
-    lua_createtable(L, n, 0);
-    got = lua_gettop(L);
+    int r;
+    lua_getfield(L, err, "code");
+    r = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), VP_ETIMEOUT) == 0;
+    lua_pop(L, 1);
+    return r;
+}
+
+static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, int ids, int pend,
+                      double deadline)
+{
+    int n = (int)vp_rawlen(L, pend), i, left = 0, got, queries;
+    vp_batch *b;
+    lua_createtable(L, n, 0); /* the queries: {id = <endpoint>} each */
+    queries = lua_gettop(L);
     for (i = 1; i <= n; i++) {
         lua_createtable(L, 0, 1);
         lua_rawgeti(L, pend, i);
         lua_rawgeti(L, ids, (int)lua_tointeger(L, -1));
         lua_setfield(L, -3, "id");
         lua_pop(L, 1);
-        vp_build_list(L, c, sid, lua_gettop(L));
-        lua_remove(L, -2);
-        vp_batch_load(L, b, i - 1);
+        lua_rawseti(L, queries, i);
     }
-    vp_batch_run(L, c, b, got, 0);
+    b = vp_batch_push(L, n, VP_LIST, vp_build_list_op, sid);
+    b->deadline_cap = deadline; /* no poll outlasts the wait */
+    lua_createtable(L, n, 0);
+    got = lua_gettop(L);
+    vp_batch_run(L, c, b, got, 0, queries);
     vp_batch_release(b);
     lua_createtable(L, n, 0); /* still pending */
     for (i = 1; i <= n; i++) {
@@ -42,6 +54,14 @@ static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, 
         pos = (int)lua_tointeger(L, -1);
         lua_pop(L, 1);
         lua_rawgeti(L, got, i);
+        if (vp_is_error(L, -1) && is_timeout(L, -1)) {
+            /* the poll ran out of time (the wait's, at the latest): the
+             * connection counts as still pending */
+            lua_pop(L, 1);
+            lua_pushinteger(L, pos);
+            lua_rawseti(L, -2, ++left);
+            continue;
+        }
         if (vp_is_error(L, -1)) {
             lua_rawgeti(L, ids, pos);
             lua_setfield(L, -2, "endpoint");
@@ -61,7 +81,7 @@ static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, 
         lua_pop(L, 3);
     }
     lua_replace(L, pend);
-    lua_pop(L, 2);
+    lua_pop(L, 3);
     return left;
 }
 
@@ -72,11 +92,15 @@ static void raise_wait_timeout(lua_State *L, int results, int ids, int pend, dou
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (i = 1; i <= n && i <= 20; i++) {
-        lua_rawgeti(L, pend, i);
-        lua_rawgeti(L, ids, (int)lua_tointeger(L, -1));
-        lua_remove(L, -2);
+        int pos;
+        /* nothing may sit above the buffer while it grows: the separator
+         * first, then the id pushed and added at once */
         if (i > 1)
             luaL_addstring(&b, ", ");
+        lua_rawgeti(L, pend, i);
+        pos = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        lua_rawgeti(L, ids, pos);
         luaL_addvalue(&b);
     }
     if (n > 20)
@@ -110,7 +134,7 @@ void vp_wait_settled(lua_State *L, vp_client *c, const char *sid, int results, i
         if (now >= deadline)
             raise_wait_timeout(L, results, ids, pend, wait);
         vp_sleep(pause < deadline - now ? pause : deadline - now);
-        left = poll_round(L, c, sid, results, ids, pend);
+        left = poll_round(L, c, sid, results, ids, pend, deadline);
         pause = pause * 2 > 2.0 ? 2.0 : pause * 2;
     }
     lua_pop(L, 1);
