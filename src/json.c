@@ -12,21 +12,27 @@ static const char ENCODE_KEY = 'e';
 static const char ARRAY_MT_KEY = 'a';
 
 /* Calls inst[name](inst-or-nothing, arg) when that setter exists. */
-static void configure(lua_State *L, int inst, const char *name, int value)
+/* Calls inst[name](value) when that setter exists (a boolean when
+ * is_bool). Older cjson versions lack some setters; that is fine. */
+static void configure(lua_State *L, int inst, const char *name, int value, int is_bool)
 {
     lua_getfield(L, inst, name);
-    if (lua_isfunction(L, -1)) {
-        lua_pushinteger(L, value);
-        if (lua_pcall(L, 1, 0, 0) != 0)
-            lua_pop(L, 1);
-    } else {
+    if (!lua_isfunction(L, -1)) {
         lua_pop(L, 1);
+        return;
     }
+    if (is_bool)
+        lua_pushboolean(L, value);
+    else
+        lua_pushinteger(L, value);
+    if (lua_pcall(L, 1, 0, 0) != 0)
+        lua_pop(L, 1);
 }
 
 /* Pushes a private cjson instance, or nil when cjson cannot be loaded. */
 static void push_cjson_instance(lua_State *L)
 {
+    int inst;
     lua_getglobal(L, "require");
     lua_pushliteral(L, "cjson");
     if (lua_pcall(L, 1, 1, 0) != 0 || !lua_istable(L, -1)) {
@@ -35,27 +41,19 @@ static void push_cjson_instance(lua_State *L)
         return;
     }
     lua_getfield(L, -1, "new");
-    if (lua_isfunction(L, -1) && lua_pcall(L, 0, 1, 0) == 0 && lua_istable(L, -1)) {
-        lua_remove(L, -2);
-    } else {
-        /* An old cjson without new(): use the module itself. */
+    if (!(lua_isfunction(L, -1) && lua_pcall(L, 0, 1, 0) == 0 && lua_istable(L, -1))) {
+        /* An old cjson without new(): use the module as it is, and leave
+         * its settings, which belong to the host program, alone. */
         lua_pop(L, 1);
+        return;
     }
-    {
-        int inst = lua_gettop(L);
-        /* Depth well above anything the service sends, far below a
-         * stack-exhausting one. */
-        configure(L, inst, "decode_max_depth", 64);
-        configure(L, inst, "encode_max_depth", 16);
-    }
-    lua_getfield(L, -1, "decode_invalid_numbers");
-    if (lua_isfunction(L, -1)) {
-        lua_pushboolean(L, 0);
-        if (lua_pcall(L, 1, 0, 0) != 0)
-            lua_pop(L, 1);
-    } else {
-        lua_pop(L, 1);
-    }
+    lua_remove(L, -2);
+    inst = lua_gettop(L);
+    /* Depth well above anything the service sends, far below a
+     * stack-exhausting one; no NaN/Infinity/hex numbers. */
+    configure(L, inst, "decode_max_depth", 64, 0);
+    configure(L, inst, "encode_max_depth", 16, 0);
+    configure(L, inst, "decode_invalid_numbers", 0, 1);
 }
 
 /* Pushes vim.json when running inside Neovim, else nil. */
