@@ -18,6 +18,9 @@
 
 #define MARK '\xFF'
 #define BIG_DIGITS 16
+/* As deep as any decoder goes (cjson's default limit; the private instance
+ * stops at 64), so no marked string is ever left behind. */
+#define MAX_DEPTH 1000
 
 static int is_digit(char c)
 {
@@ -240,7 +243,7 @@ static void unmark_all(lua_State *L, int t, int depth)
     luaL_checkstack(L, 4, "answer nested too deeply");
     lua_pushnil(L);
     while (lua_next(L, t) != 0) {
-        if (lua_type(L, -1) == LUA_TTABLE && depth < 100) {
+        if (lua_type(L, -1) == LUA_TTABLE && depth < MAX_DEPTH) {
             unmark_all(L, -1, depth + 1);
         } else if (is_marked(L, -1)) {
             unmark_top(L);
