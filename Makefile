@@ -21,7 +21,7 @@ OPT ?= -O2 -g
 LUA_CFLAGS = $(shell pkg-config --cflags $(LUA))
 DEP_CFLAGS = $(shell pkg-config --cflags libcurl libcrypto)
 DEP_LIBS = $(shell pkg-config --libs libcurl libcrypto)
-CFLAGS_ALL = $(OPT) $(WARN) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(DEP_CFLAGS) $(EXTRA_CFLAGS)
+CFLAGS_ALL = $(OPT) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(DEP_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS_ALL = -shared $(DEP_LIBS) $(EXTRA_LDFLAGS)
 
 .PHONY: all lib deps test demo clean help

@@ -165,6 +165,8 @@ io.write(_VERSION, "|", v._VERSION, "|", type(big), "|", tostring(big), "|",
           for name in syms:gmatch("%s[TtDdBbRrWw]%s([%w_]+)") do
             if name ~= "luaopen_vpcep" then
               assert.is_nil(name:match("^lua_") or name:match("^luaL_") or name:match("^luaopen_"), name)
+              -- nor any of the module's own internals
+              assert.is_nil(name:match("^vp_"), name)
             end
           end
         end)

@@ -99,6 +99,12 @@ describe_rocks("rockspec", function()
       assert.matches("-lcrypto", text, 1, true)
       local so = tree .. "/lib/lua/" .. LUA_VERSION .. "/vpcep.so"
       assert.is_true(helper.exec_ok("test -f " .. q(so)), so .. " missing:\n" .. text)
+      -- the LuaRocks build hides the internals too (no -fvisibility flag there)
+      local syms
+      ok, syms = run("nm -D --defined-only " .. q(so))
+      assert.is_true(ok, syms)
+      assert.matches("%sT%sluaopen_vpcep\n", syms)
+      assert.is_nil(syms:match("%s[Tt]%svp_[%w_]+"))
       local listed
       ok, listed = run("luarocks --lua-version=" .. LUA_VERSION .. " --tree " .. q(tree) .. " list --porcelain")
       assert.is_true(ok, listed)

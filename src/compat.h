@@ -9,6 +9,17 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+/* The module exports luaopen_vpcep only; everything the headers declare is
+ * hidden, also where the build (LuaRocks' builtin backend) cannot pass
+ * -fvisibility=hidden. */
+#if defined(__GNUC__)
+#define VP_HIDDEN_BEGIN _Pragma("GCC visibility push(hidden)")
+#define VP_HIDDEN_END _Pragma("GCC visibility pop")
+#else
+#define VP_HIDDEN_BEGIN
+#define VP_HIDDEN_END
+#endif
+
 #if LUA_VERSION_NUM >= 503
 #define VP_HAS_INTEGERS 1
 #else

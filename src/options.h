@@ -5,6 +5,8 @@
 
 #include "vpcep.h"
 
+VP_HIDDEN_BEGIN
+
 typedef struct vp_options {
     const char *project_id, *base_url, *host;
     const char *token, *ak, *sk, *security_token;
@@ -20,5 +22,7 @@ typedef struct vp_options {
  * caller handles itself (the one-shot functions' service_id, endpoints).
  * Raises invalid_argument on anything wrong. */
 void vp_options_read(lua_State *L, int idx, vp_options *o, const char *const *extra);
+
+VP_HIDDEN_END
 
 #endif

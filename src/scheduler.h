@@ -5,6 +5,8 @@
 
 #include "transport.h"
 
+VP_HIDDEN_BEGIN
+
 enum vp_kind { VP_ACTION, VP_LIST };
 enum vp_state { OP_QUEUED, OP_RUNNING, OP_BACKOFF, OP_DONE };
 
@@ -50,5 +52,7 @@ void vp_scheduler_open(lua_State *L);
  * or raises vpcep.timeout naming them after `wait` seconds. */
 void vp_wait_settled(lua_State *L, vp_client *c, const char *sid, int results_idx, int ids_idx, int n,
                      double wait);
+
+VP_HIDDEN_END
 
 #endif

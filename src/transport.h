@@ -6,6 +6,8 @@
 #include <curl/curl.h>
 #include "vpcep.h"
 
+VP_HIDDEN_BEGIN
+
 typedef struct vp_buf {
     char *data;
     size_t len, cap;
@@ -64,5 +66,7 @@ void vp_transport_abort(struct vp_transport *tp);
 double vp_now(void);
 /* Sleeps that many seconds (nothing for zero or less). */
 void vp_sleep(double seconds);
+
+VP_HIDDEN_END
 
 #endif

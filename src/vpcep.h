@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include "compat.h"
 
+VP_HIDDEN_BEGIN
+
 #define VPCEP_VERSION "0.1.0"
 #define VP_CLIENT_MT "vpcep.client"
 #define VP_ERROR_MT "vpcep.error"
@@ -186,5 +188,7 @@ int vp_l_safe_new(lua_State *L);
 int vp_l_oneshot_accept(lua_State *L);
 int vp_l_oneshot_reject(lua_State *L);
 void vp_client_open(lua_State *L);
+
+VP_HIDDEN_END
 
 #endif
