@@ -48,11 +48,6 @@ int vp_raise(lua_State *L, const char *code, const char *fmt, ...)
         lua_error(L);
 }
 
-int vp_raise_top(lua_State *L)
-{
-    return lua_error(L);
-}
-
 int vp_is_error(lua_State *L, int idx)
 {
     int same;

@@ -138,7 +138,9 @@ static void escape_top(lua_State *L)
     lua_remove(L, -2);
 }
 
-void vp_build_list(lua_State *L, vp_client *c, const char *service_id, int query_idx)
+/* Pushes the request table of the list call; query_idx is 0 or a table of
+ * already validated query values (strings or integers). */
+static void vp_build_list(lua_State *L, vp_client *c, const char *service_id, int query_idx)
 {
     int req, i, pieces = 1;
     luaL_checkstack(L, 24, "vpcep: building the list query");

@@ -13,7 +13,8 @@ static int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-void vp_header_get(lua_State *L, int headers_idx, const char *name)
+/* Looks up a header by name, case-insensitively; pushes it or nil. */
+static void vp_header_get(lua_State *L, int headers_idx, const char *name)
 {
     if (headers_idx == 0 || !lua_istable(L, headers_idx)) {
         lua_pushnil(L);
@@ -53,7 +54,8 @@ static long days_from_civil(long y, unsigned m, unsigned d)
     return era * 146097 + (long)doe - 719468;
 }
 
-double vp_retry_after_seconds(const char *v)
+/* Parses Retry-After (delta seconds or HTTP date); returns seconds or -1. */
+static double vp_retry_after_seconds(const char *v)
 {
     static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};

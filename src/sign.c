@@ -47,7 +47,8 @@ static void hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-void vp_sha256_hex(const void *data, size_t len, char out[65])
+/* Fills out with hex(sha256(data)) (65 bytes with NUL). */
+static void vp_sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
@@ -74,7 +75,8 @@ static int hmac_sha256_hex(const char *key, size_t klen, const char *data, size_
 
 /* ---- dates -------------------------------------------------------------- */
 
-void vp_sdk_date_now(char out[17])
+/* Writes the current UTC time as YYYYMMDDTHHMMSSZ (17 bytes with NUL). */
+static void vp_sdk_date_now(char out[17])
 {
     time_t t = time(NULL);
     struct tm tm;

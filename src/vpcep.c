@@ -29,7 +29,8 @@ static int l_is_error(lua_State *L)
     return 1;
 }
 
-int vp_l_safe_new(lua_State *L)
+/* vpcep.safe.new: a client whose methods return nil, err. */
+static int vp_l_safe_new(lua_State *L)
 {
     vp_client *c;
     vp_l_new(L);

@@ -42,8 +42,6 @@ void vp_error_pushf(lua_State *L, const char *code, long status, const char *fmt
 
 /* Pushes an error object and raises it; never returns. */
 VP_NORETURN int vp_raise(lua_State *L, const char *code, const char *fmt, ...);
-/* Raises the value at the top of the stack. */
-int vp_raise_top(lua_State *L);
 /* 1 when the value at idx is an error object. */
 int vp_is_error(lua_State *L, int idx);
 /* With a function at stack index 1 and its arguments above, calls it and
@@ -103,10 +101,6 @@ int vp_parse_answer(lua_State *L, long status, const char *body, size_t len, con
 /* The same, with the headers in a Lua table at headers_idx (any case;
  * 0 for none): what vpcep.parse calls. */
 int vp_parse(lua_State *L, long status, const char *body, size_t len, int headers_idx);
-/* Looks up a header by name, case-insensitively; pushes it or nil. */
-void vp_header_get(lua_State *L, int headers_idx, const char *name);
-/* Parses Retry-After (delta seconds or HTTP date); returns seconds or -1. */
-double vp_retry_after_seconds(const char *v);
 
 /* ---- request.c: validation and building -------------------------------- */
 
@@ -131,10 +125,6 @@ typedef struct vp_cred {
 void vp_sign_push(lua_State *L, int req_idx, const vp_cred *cred);
 /* vpcep.sign(req, cred) */
 int vp_l_sign(lua_State *L);
-/* Writes the current UTC time as YYYYMMDDTHHMMSSZ (17 bytes with NUL). */
-void vp_sdk_date_now(char out[17]);
-/* Fills out with hex(sha256(data)) (65 bytes with NUL). */
-void vp_sha256_hex(const void *data, size_t len, char out[65]);
 
 /* ---- regions.c ---------------------------------------------------------- */
 
@@ -167,9 +157,6 @@ typedef struct vp_client {
  * accept/reject ("receive"/"reject") of one endpoint, authenticated. */
 void vp_build_action(lua_State *L, vp_client *c, const char *action, const char *service_id,
                      const char *endpoint_id);
-/* request.c: pushes the request table of the list call; query_idx is 0 or a
- * table of already validated query values (strings or integers). */
-void vp_build_list(lua_State *L, vp_client *c, const char *service_id, int query_idx);
 /* What the batch builders below read: for accept/reject, params[i] is the
  * endpoint id; for the list call, params[i] is the query table and ud the
  * service id. (The batch calls them for each try: see scheduler.h.) */
@@ -184,7 +171,6 @@ void vp_check_query(lua_State *L, int idx);
 /* ---- client.c / vpcep.c ---------------------------------------------- */
 
 int vp_l_new(lua_State *L);
-int vp_l_safe_new(lua_State *L);
 int vp_l_oneshot_accept(lua_State *L);
 int vp_l_oneshot_reject(lua_State *L);
 void vp_client_open(lua_State *L);
