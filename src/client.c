@@ -24,8 +24,13 @@ static void free_secret(char *s)
     }
 }
 
+/* Frees everything the client holds (again: nothing). Never while one of
+ * its calls runs: close and __gc defer to the end of the call then. */
 static void client_release(vp_client *c)
 {
+    vp_batch_one_free(c);
+    vp_headers_free(c->token_headers);
+    c->token_headers = NULL;
     vp_transport_free(c->tp);
     c->tp = NULL;
     free(c->project_id);
@@ -41,6 +46,7 @@ static void client_release(vp_client *c)
     c->project_id = c->base_url = c->host = c->token = c->ak = c->sk = NULL;
     c->security_token = c->cafile = c->proxy = c->user_agent = NULL;
     c->closed = 1;
+    c->close_pending = 0;
 }
 
 /* Pushes a client made from the options at idx (validated first; the
@@ -71,7 +77,9 @@ static vp_client *client_push(lua_State *L, int idx, const char *const *extra)
     c->verify = o.verify;
     c->max_body = o.max_body;
     c->tp = vp_transport_new();
-    if (c->tp == NULL || c->project_id == NULL || c->base_url == NULL || c->host == NULL ||
+    if (c->token != NULL)
+        c->token_headers = vp_token_headers(c);
+    if (c->tp == NULL || (c->token != NULL && c->token_headers == NULL) || c->project_id == NULL || c->base_url == NULL || c->host == NULL ||
         c->user_agent == NULL || (o.token != NULL && c->token == NULL) || (o.ak != NULL && c->ak == NULL) ||
         (o.sk != NULL && c->sk == NULL) || (o.security_token != NULL && c->security_token == NULL) ||
         (o.cafile != NULL && c->cafile == NULL) || (o.proxy != NULL && c->proxy == NULL)) {
@@ -97,13 +105,24 @@ static vp_client *check_client(lua_State *L)
     return c;
 }
 
+/* Closes c now, or at the end of the call running on it (a finaliser or
+ * hook may close a client in the middle of one of its calls). */
+static void close_client(vp_client *c)
+{
+    if (c->in_call) {
+        c->closed = 1;
+        c->close_pending = 1;
+    } else if (!c->closed) {
+        client_release(c);
+    }
+}
+
 static int client_close(lua_State *L)
 {
     vp_client *c = vp_testudata(L, 1, VP_CLIENT_MT);
     if (c == NULL)
         vp_raise(L, VP_EINVAL, "expected a vpcep client");
-    if (!c->closed)
-        client_release(c);
+    close_client(c);
     return 0;
 }
 
@@ -234,6 +253,26 @@ static void raise_if_failed(lua_State *L, int results, int n)
     lua_error(L);
 }
 
+/* A batch for n requests: the client's kept batch for one (nothing is
+ * pushed then), else a new batch userdata on the stack. */
+static vp_batch *start_batch(lua_State *L, vp_client *c, int n, enum vp_kind kind, vp_build_fn build,
+                             const void *ud)
+{
+    vp_batch *b;
+    if (n > 1)
+        return vp_batch_push(L, n, kind, build, ud);
+    b = vp_batch_one(c, kind, build, ud);
+    if (b == NULL)
+        luaL_error(L, "vpcep: out of memory");
+    return b;
+}
+
+static void end_batch(vp_client *c, vp_batch *b)
+{
+    if (b != c->one)
+        vp_batch_release(b);
+}
+
 /* client:accept / client:reject */
 static int do_action(lua_State *L, const char *action)
 {
@@ -248,11 +287,11 @@ static int do_action(lua_State *L, const char *action)
     ids = lua_gettop(L);
     spec.action = action;
     spec.service_id = sid;
-    b = vp_batch_push(L, n, VP_ACTION, vp_build_action_op, &spec);
+    b = start_batch(L, c, n, VP_ACTION, vp_build_action_op, &spec);
     lua_createtable(L, n, 0);
     results = lua_gettop(L);
     vp_batch_run(L, c, b, results, ids, ids);
-    vp_batch_release(b);
+    end_batch(c, b);
     raise_if_failed(L, results, n);
     if (o.wait > 0) {
         vp_wait_settled(L, c, sid, results, ids, n, o.wait);
@@ -280,16 +319,16 @@ static void list_page(lua_State *L, vp_client *c, const char *sid)
     lua_createtable(L, 1, 0); /* params: {query} */
     lua_pushvalue(L, -2);
     lua_rawseti(L, -2, 1);
-    b = vp_batch_push(L, 1, VP_LIST, vp_build_list_op, sid);
+    b = start_batch(L, c, 1, VP_LIST, vp_build_list_op, sid);
     lua_createtable(L, 1, 0);
-    vp_batch_run(L, c, b, -1, 0, -3);
-    vp_batch_release(b);
+    vp_batch_run(L, c, b, -1, 0, -2);
+    end_batch(c, b);
     lua_rawgeti(L, -1, 1);
     if (vp_is_error(L, -1))
         lua_error(L);
-    /* stack: query params batch results doc */
-    lua_replace(L, -5);
-    lua_pop(L, 3);
+    /* stack: query params results doc */
+    lua_replace(L, -4);
+    lua_pop(L, 2);
 }
 
 /* A service holds far fewer connections than this; a list that goes on
@@ -383,20 +422,24 @@ static int client_prepare(lua_State *L)
     size_t alen = 0;
     const char *action = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &alen) : "";
     const char *sid, *eid;
+    vp_batch *b;
     if (lua_type(L, 2) != LUA_TSTRING || strlen(action) != alen ||
         (strcmp(action, "receive") != 0 && strcmp(action, "reject") != 0))
         vp_raise(L, VP_EINVAL, "action must be \"receive\" or \"reject\"");
     sid = vp_check_id(L, 3, "service_id", NULL);
     eid = vp_check_id(L, 4, "endpoint id", NULL);
-    vp_build_action(L, c, action, sid, eid);
+    b = start_batch(L, c, 1, VP_ACTION, NULL, NULL);
+    vp_build_action(L, c, &b->ops[0].x, action, sid, eid);
+    vp_push_request(L, &b->ops[0].x);
+    end_batch(c, b);
     return 1;
 }
 
 static int client_gc(lua_State *L)
 {
     vp_client *c = vp_testudata(L, 1, VP_CLIENT_MT);
-    if (c != NULL && !c->closed)
-        client_release(c);
+    if (c != NULL)
+        close_client(c);
     return 0;
 }
 
@@ -435,24 +478,51 @@ int vp_l_oneshot_reject(lua_State *L)
     return oneshot(L, client_reject);
 }
 
-/* The client's methods; in a safe client (vpcep.safe.new) each returns
- * nil, err instead of raising. */
+/* Raises err (at the top), or returns nil, err from a safe client. */
+static int fail(lua_State *L, const vp_client *c)
+{
+    if (!c->safe)
+        return lua_error(L);
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* The client's methods run through here: one call at a time per client
+ * (a finaliser or hook calling in again gets an error, not a client in a
+ * half-done state), the kept batch tidied after each call whatever
+ * happened, and a close asked for during the call carried out after it.
+ * In a safe client (vpcep.safe.new) errors come back as nil, err. */
 static int dispatch(lua_State *L)
 {
     vp_client *c = vp_testudata(L, 1, VP_CLIENT_MT);
     lua_CFunction f = lua_tocfunction(L, lua_upvalueindex(1));
-    if (c == NULL || !c->safe)
-        return f(L);
+    int status;
+    if (c == NULL)
+        return f(L); /* it raises: not a client */
+    if (c->in_call) {
+        vp_error_push(L, VP_EINVAL, "this client is busy: a call on it is running (called again from a "
+                                    "finaliser or hook?)", 0);
+        return fail(L, c);
+    }
     lua_pushcfunction(L, f);
     lua_insert(L, 1);
-    return vp_pcall_or_nil(L);
+    c->in_call = 1;
+    status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    c->in_call = 0;
+    vp_batch_one_done(c);
+    if (c->close_pending)
+        client_release(c);
+    if (status != 0)
+        return fail(L, c);
+    return lua_gettop(L);
 }
 
 void vp_client_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"accept", client_accept}, {"reject", client_reject}, {"connections", client_connections},
-        {"prepare", client_prepare}, {"close", client_close}, {NULL, NULL}};
+        {"prepare", client_prepare}, {NULL, NULL}};
     int i;
     vp_scheduler_open(L);
     luaL_newmetatable(L, VP_CLIENT_MT);
@@ -462,6 +532,9 @@ void vp_client_open(lua_State *L)
         lua_pushcclosure(L, dispatch, 1);
         lua_setfield(L, -2, methods[i].name);
     }
+    /* close is not a call: it may come from inside one (then deferred) */
+    lua_pushcfunction(L, client_close);
+    lua_setfield(L, -2, "close");
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, client_gc);
     lua_setfield(L, -2, "__gc");

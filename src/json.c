@@ -3,13 +3,12 @@
  * A private lua-cjson instance (cjson.new()) so that settings made by the
  * host program on the shared cjson module never change what vpcep sends or
  * reads. Where cjson is missing but vim.json exists (Neovim), that is used.
- * The encode/decode functions are kept in the registry. */
+ * The decode function is kept in the registry. (Requests are built byte
+ * by byte in request.c: their bodies hold only checked ids.) */
 #include <string.h>
 #include "vpcep.h"
 
 static const char DECODE_KEY = 'd';
-static const char ENCODE_KEY = 'e';
-static const char ARRAY_MT_KEY = 'a';
 
 /* Calls inst[name](inst-or-nothing, arg) when that setter exists. */
 /* Calls inst[name](value) when that setter exists (a boolean when
@@ -52,7 +51,6 @@ static void push_cjson_instance(lua_State *L)
     /* Depth well above anything the service sends, far below a
      * stack-exhausting one; no NaN/Infinity/hex numbers. */
     configure(L, inst, "decode_max_depth", 64, 0);
-    configure(L, inst, "encode_max_depth", 16, 0);
     configure(L, inst, "decode_invalid_numbers", 0, 1);
 }
 
@@ -82,17 +80,6 @@ void vp_json_open(lua_State *L)
     lua_pushlightuserdata(L, (void *)&DECODE_KEY);
     lua_getfield(L, -2, "decode");
     lua_rawset(L, LUA_REGISTRYINDEX);
-    lua_pushlightuserdata(L, (void *)&ENCODE_KEY);
-    lua_getfield(L, -2, "encode");
-    lua_rawset(L, LUA_REGISTRYINDEX);
-    /* The array marker: cjson's empty_array_mt when it has one. */
-    lua_pushlightuserdata(L, (void *)&ARRAY_MT_KEY);
-    lua_getfield(L, -2, "array_mt");
-    if (!lua_istable(L, -1)) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-    }
-    lua_rawset(L, LUA_REGISTRYINDEX);
     lua_pop(L, 1);
 }
 
@@ -109,22 +96,4 @@ int vp_json_decode(lua_State *L, const char *s, size_t len)
         return 0;
     }
     return 1;
-}
-
-void vp_json_encode(lua_State *L, int idx)
-{
-    idx = vp_absindex(L, idx);
-    lua_pushlightuserdata(L, (void *)&ENCODE_KEY);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    lua_pushvalue(L, idx);
-    if (lua_pcall(L, 1, 1, 0) != 0 || !lua_isstring(L, -1)) {
-        const char *why = lua_isstring(L, -1) ? lua_tostring(L, -1) : "encoder failed";
-        vp_raise(L, VP_EINVAL, "cannot encode request body: %s", why);
-    }
-}
-
-void vp_json_push_array_mt(lua_State *L)
-{
-    lua_pushlightuserdata(L, (void *)&ARRAY_MT_KEY);
-    lua_rawget(L, LUA_REGISTRYINDEX);
 }

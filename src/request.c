@@ -1,10 +1,13 @@
-/* request.c: validation of what the user gives, and building the request
- * table {method=, url=, headers=, body=} that is sent as it is (and returned
- * as it is by client:prepare). */
+/* request.c: validation of what the user gives, and building requests.
+ *
+ * A request is built straight into a transfer (method, url, body, header
+ * list) and authenticated there; it is sent as it is, and client:prepare
+ * returns that same transfer as the table {method=, url=, headers=, body=}. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include "vpcep.h"
-
+#include <openssl/crypto.h>
+#include "transport.h"
 #define ID_MAX 64
 
 static int id_char(unsigned char c)
@@ -35,16 +38,102 @@ const char *vp_check_id(lua_State *L, int idx, const char *what, size_t *lenp)
     return s;
 }
 
-int vp_header_value_ok(const char *s, size_t len)
+static void raise_oom(lua_State *L)
 {
-    size_t i;
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7F)
-            return 0;
-    }
-    return 1;
+    luaL_error(L, "vpcep: out of memory");
 }
+
+/* ---- header lists --------------------------------------------------------- */
+
+/* Appends "Name: value" (or "Name;", libcurl's way to send an empty
+ * value). Returns the new list, or NULL when out of memory (the old list
+ * is then still the caller's). */
+static struct curl_slist *append_header(struct curl_slist *list, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+    char small[512];
+    char *line = nl + vl + 3 <= sizeof small ? small : malloc(nl + vl + 3);
+    struct curl_slist *next;
+    if (line == NULL)
+        return NULL;
+    memcpy(line, name, nl);
+    if (vl > 0) {
+        line[nl] = ':';
+        line[nl + 1] = ' ';
+        memcpy(line + nl + 2, value, vl);
+        line[nl + 2 + vl] = '\0';
+    } else {
+        line[nl] = ';';
+        line[nl + 1] = '\0';
+    }
+    next = curl_slist_append(list, line);
+    if (line != small) {
+        OPENSSL_cleanse(line, nl + vl + 3);
+        free(line);
+    } else {
+        OPENSSL_cleanse(small, nl + vl + 3);
+    }
+    return next;
+}
+
+/* Ends a list: no "Expect: 100-continue" round trip, and exactly the
+ * headers that were signed. NULL when out of memory (list freed). */
+static struct curl_slist *end_list(struct curl_slist *list)
+{
+    struct curl_slist *next = list != NULL ? curl_slist_append(list, "Expect:") : NULL;
+    if (next == NULL)
+        vp_headers_free(list);
+    return next;
+}
+
+void vp_headers_free(struct curl_slist *list)
+{
+    struct curl_slist *l;
+    for (l = list; l != NULL; l = l->next)
+        OPENSSL_cleanse(l->data, strlen(l->data));
+    curl_slist_free_all(list);
+}
+
+struct curl_slist *vp_token_headers(const vp_client *c)
+{
+    static const char *const names[] = {"Content-Type", "X-Auth-Token", "User-Agent"};
+    const char *values[3];
+    struct curl_slist *list = NULL, *next;
+    int i;
+    values[0] = "application/json";
+    values[1] = c->token;
+    values[2] = c->user_agent; /* not signed: proxies may rewrite it */
+    for (i = 0; i < 3; i++) {
+        next = append_header(list, names[i], values[i]);
+        if (next == NULL) {
+            vp_headers_free(list);
+            return NULL;
+        }
+        list = next;
+    }
+    return end_list(list);
+}
+
+/* The header list of the headers table at the top (strings only, as
+ * vp_sign_push makes them); NULL when out of memory. */
+static struct curl_slist *table_headers(lua_State *L)
+{
+    struct curl_slist *list = NULL, *next;
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        next = append_header(list, lua_tostring(L, -2), lua_tostring(L, -1));
+        lua_pop(L, 1);
+        if (next == NULL) {
+            lua_pop(L, 1);
+            vp_headers_free(list);
+            return NULL;
+        }
+        list = next;
+    }
+    return end_list(list);
+}
+
+/* ---- the request table ---------------------------------------------------- */
 
 static void set_header(lua_State *L, const char *name, const char *value)
 {
@@ -52,67 +141,106 @@ static void set_header(lua_State *L, const char *name, const char *value)
     lua_setfield(L, -2, name);
 }
 
-/* With the request table at the top (method, url, body set), adds the
- * headers and authenticates it. */
-static void add_headers(lua_State *L, vp_client *c)
+/* Pushes the headers of a list as a table ("Name;" is an empty value;
+ * "Name:" removes a header libcurl would add, so it is no header). */
+static void push_header_table(lua_State *L, const struct curl_slist *l)
 {
-    int req = lua_gettop(L);
     lua_newtable(L);
-    set_header(L, "Content-Type", "application/json");
-    if (c->token != NULL) {
-        set_header(L, "X-Auth-Token", c->token);
-        lua_setfield(L, req, "headers");
-    } else {
-        vp_cred cred;
-        set_header(L, "Host", c->host);
-        set_header(L, "X-Project-Id", c->project_id);
-        lua_setfield(L, req, "headers");
-        cred.ak = c->ak;
-        cred.sk = c->sk;
-        cred.security_token = c->security_token;
-        cred.date = NULL;
-        vp_sign_push(L, req, &cred);
-        lua_setfield(L, req, "headers");
+    for (; l != NULL; l = l->next) {
+        const char *sep = strpbrk(l->data, ":;");
+        if (sep == NULL)
+            continue;
+        if (*sep == ';') {
+            lua_pushlstring(L, l->data, (size_t)(sep - l->data));
+            lua_pushliteral(L, "");
+        } else if (sep[1] == ' ') {
+            lua_pushlstring(L, l->data, (size_t)(sep - l->data));
+            lua_pushstring(L, sep + 2);
+        } else {
+            continue;
+        }
+        lua_rawset(L, -3);
     }
-    /* Not signed: proxies and OpenResty's subrequests may rewrite it. */
-    lua_getfield(L, req, "headers");
-    set_header(L, "User-Agent", c->user_agent);
-    lua_pop(L, 1);
 }
 
-/* Pushes "<base>/v1/<project>/vpc-endpoint-services/<service>/connections". */
-static void push_connections_url(lua_State *L, vp_client *c, const char *service_id)
+void vp_push_request(lua_State *L, const vp_xfer *x)
 {
-    lua_pushfstring(L, "%s/v1/%s/vpc-endpoint-services/%s/connections", c->base_url, c->project_id,
-                    service_id);
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, x->method);
+    lua_setfield(L, -2, "method");
+    lua_pushlstring(L, x->url.data, x->url.len);
+    lua_setfield(L, -2, "url");
+    if (strcmp(x->method, "GET") != 0) {
+        lua_pushlstring(L, x->body.data != NULL ? x->body.data : "", x->body.len);
+        lua_setfield(L, -2, "body");
+    }
+    push_header_table(L, x->headers);
+    lua_setfield(L, -2, "headers");
 }
 
-void vp_build_action(lua_State *L, vp_client *c, const char *action, const char *service_id,
+/* ---- authentication ------------------------------------------------------- */
+
+/* Signs x with the client's AK/SK through the same signer as vpcep.sign. */
+static void sign_into(lua_State *L, vp_client *c, vp_xfer *x)
+{
+    vp_cred cred;
+    int req;
+    vp_push_request(L, x);
+    req = lua_gettop(L);
+    lua_getfield(L, req, "headers");
+    set_header(L, "Content-Type", "application/json");
+    set_header(L, "Host", c->host);
+    set_header(L, "X-Project-Id", c->project_id);
+    lua_pop(L, 1);
+    cred.ak = c->ak;
+    cred.sk = c->sk;
+    cred.security_token = c->security_token;
+    cred.date = NULL;
+    vp_sign_push(L, req, &cred);
+    /* Not signed: proxies and OpenResty's subrequests may rewrite it. */
+    set_header(L, "User-Agent", c->user_agent);
+    x->headers = table_headers(L);
+    x->headers_shared = 0;
+    lua_pop(L, 2);
+    if (x->headers == NULL)
+        raise_oom(L);
+}
+
+/* Token: the client's list, built once (nothing in it changes per call);
+ * AK/SK: signed now, so a signature is never older than its try. */
+static void authenticate(lua_State *L, vp_client *c, vp_xfer *x)
+{
+    if (c->token != NULL) {
+        x->headers = c->token_headers;
+        x->headers_shared = 1;
+    } else {
+        sign_into(L, c, x);
+    }
+}
+
+/* ---- building ------------------------------------------------------------- */
+
+/* Appends "<base>/v1/<project>/vpc-endpoint-services/<service>/connections". */
+static int add_connections_url(vp_buf *u, const vp_client *c, const char *service_id)
+{
+    return vp_buf_adds(u, c->base_url) || vp_buf_adds(u, "/v1/") || vp_buf_adds(u, c->project_id) ||
+           vp_buf_adds(u, "/vpc-endpoint-services/") || vp_buf_adds(u, service_id) ||
+           vp_buf_adds(u, "/connections");
+}
+
+void vp_build_action(lua_State *L, vp_client *c, vp_xfer *x, const char *action, const char *service_id,
                      const char *endpoint_id)
 {
-    int req;
-    lua_createtable(L, 0, 4);
-    req = lua_gettop(L);
-    lua_pushliteral(L, "POST");
-    lua_setfield(L, req, "method");
-    push_connections_url(L, c, service_id);
-    lua_pushliteral(L, "/action");
-    lua_concat(L, 2);
-    lua_setfield(L, req, "url");
-    /* {"action": ..., "endpoints": [id]} through the private cjson */
-    lua_createtable(L, 0, 2);
-    lua_pushstring(L, action);
-    lua_setfield(L, -2, "action");
-    lua_createtable(L, 1, 0);
-    lua_pushstring(L, endpoint_id);
-    lua_rawseti(L, -2, 1);
-    vp_json_push_array_mt(L);
-    lua_setmetatable(L, -2);
-    lua_setfield(L, -2, "endpoints");
-    vp_json_encode(L, -1);
-    lua_setfield(L, req, "body");
-    lua_pop(L, 1);
-    add_headers(L, c);
+    vp_xfer_clear_request(x);
+    x->method = "POST";
+    /* {"action":"...","endpoints":["..."]}: the action is receive/reject
+     * and ids were checked to [A-Za-z0-9._-], so nothing needs escaping. */
+    if (add_connections_url(&x->url, c, service_id) || vp_buf_adds(&x->url, "/action") ||
+        vp_buf_adds(&x->body, "{\"action\":\"") || vp_buf_adds(&x->body, action) ||
+        vp_buf_adds(&x->body, "\",\"endpoints\":[\"") || vp_buf_adds(&x->body, endpoint_id) ||
+        vp_buf_adds(&x->body, "\"]}"))
+        raise_oom(L);
+    authenticate(L, c, x);
 }
 
 /* The list query, in a fixed order so a request is built the same way twice. */
@@ -138,33 +266,36 @@ static void escape_top(lua_State *L)
     lua_remove(L, -2);
 }
 
-/* Pushes the request table of the list call; query_idx is 0 or a table of
- * already validated query values (strings or integers). */
-static void vp_build_list(lua_State *L, vp_client *c, const char *service_id, int query_idx)
+/* Builds the list call into x; query_idx is 0 or a table of already
+ * validated query values (strings or integers). */
+static void build_list(lua_State *L, vp_client *c, vp_xfer *x, const char *service_id, int query_idx)
 {
-    int req, i, pieces = 1;
+    int i, pieces = 0;
+    size_t len;
+    const char *q;
     luaL_checkstack(L, 24, "vpcep: building the list query");
     if (query_idx != 0)
         query_idx = vp_absindex(L, query_idx);
-    lua_createtable(L, 0, 4);
-    req = lua_gettop(L);
-    lua_pushliteral(L, "GET");
-    lua_setfield(L, req, "method");
-    push_connections_url(L, c, service_id);
+    lua_pushliteral(L, "");
     for (i = 0; query_idx != 0 && query_keys[i] != NULL; i++) {
         lua_getfield(L, query_idx, query_keys[i]);
         if (lua_isnil(L, -1)) {
             lua_pop(L, 1);
             continue;
         }
-        lua_pushfstring(L, "%c%s=", pieces == 1 ? '?' : '&', query_keys[i]);
+        lua_pushfstring(L, "%c%s=", pieces == 0 ? '?' : '&', query_keys[i]);
         lua_insert(L, -2);
         escape_top(L);
         pieces += 2;
     }
-    lua_concat(L, pieces);
-    lua_setfield(L, req, "url");
-    add_headers(L, c);
+    lua_concat(L, pieces + 1);
+    q = lua_tolstring(L, -1, &len);
+    vp_xfer_clear_request(x);
+    x->method = "GET";
+    if (add_connections_url(&x->url, c, service_id) || vp_buf_add(&x->url, q, len))
+        raise_oom(L);
+    lua_pop(L, 1);
+    authenticate(L, c, x);
 }
 
 static const char *const statuses[] = {"pendingAcceptance", "creating", "accepted", "rejected",
@@ -241,17 +372,17 @@ void vp_check_query(lua_State *L, int idx)
     }
 }
 
-void vp_build_action_op(lua_State *L, vp_client *c, const void *ud, int params, int i)
+void vp_build_action_op(lua_State *L, vp_client *c, vp_xfer *x, const void *ud, int params, int i)
 {
     const vp_action_spec *a = ud;
     lua_rawgeti(L, params, i);
-    vp_build_action(L, c, a->action, a->service_id, lua_tostring(L, -1));
-    lua_remove(L, -2);
+    vp_build_action(L, c, x, a->action, a->service_id, lua_tostring(L, -1));
+    lua_pop(L, 1);
 }
 
-void vp_build_list_op(lua_State *L, vp_client *c, const void *ud, int params, int i)
+void vp_build_list_op(lua_State *L, vp_client *c, vp_xfer *x, const void *ud, int params, int i)
 {
     lua_rawgeti(L, params, i);
-    vp_build_list(L, c, (const char *)ud, lua_gettop(L));
-    lua_remove(L, -2);
+    build_list(L, c, x, (const char *)ud, lua_gettop(L));
+    lua_pop(L, 1);
 }

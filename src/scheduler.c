@@ -27,18 +27,54 @@ static int batch_gc(lua_State *L)
     return 0;
 }
 
+static void batch_init(vp_batch *b, int n, enum vp_kind kind, vp_build_fn build, const void *ud)
+{
+    b->n = n;
+    b->kind = kind;
+    b->build = build;
+    b->build_ud = ud;
+    b->deadline_cap = 0;
+}
+
 vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind, vp_build_fn build, const void *ud)
 {
     size_t size = sizeof(vp_batch) + (size_t)(n > 1 ? n - 1 : 0) * sizeof(vp_op);
     vp_batch *b = lua_newuserdata(L, size);
     memset(b, 0, size);
-    b->n = n;
-    b->kind = kind;
-    b->build = build;
-    b->build_ud = ud;
+    batch_init(b, n, kind, build, ud);
     luaL_getmetatable(L, BATCH_MT);
     lua_setmetatable(L, -2);
     return b;
+}
+
+vp_batch *vp_batch_one(vp_client *c, enum vp_kind kind, vp_build_fn build, const void *ud)
+{
+    vp_op *op;
+    if (c->one == NULL)
+        c->one = calloc(1, sizeof *c->one);
+    if (c->one == NULL)
+        return NULL;
+    batch_init(c->one, 1, kind, build, ud);
+    op = &c->one->ops[0];
+    op->tries = 0;
+    op->state = OP_QUEUED;
+    op->deadline = op->next_at = 0;
+    return c->one;
+}
+
+void vp_batch_one_done(vp_client *c)
+{
+    if (c->one != NULL)
+        vp_xfer_trim(&c->one->ops[0].x);
+}
+
+void vp_batch_one_free(vp_client *c)
+{
+    if (c->one != NULL) {
+        vp_xfer_free(&c->one->ops[0].x);
+        free(c->one);
+        c->one = NULL;
+    }
 }
 
 void vp_scheduler_open(lua_State *L)
@@ -307,12 +343,11 @@ static void settle_op(lua_State *L, run_ctx *ctx, vp_op *op, int *pending)
 }
 
 /* lua_pcall'd with (ctx, params): builds the request of ctx's operation
- * for this try and loads it into the transfer. */
+ * for this try into its transfer. */
 static int load_try(lua_State *L)
 {
     run_ctx *ctx = lua_touserdata(L, 1);
-    ctx->b->build(L, ctx->c, ctx->b->build_ud, 2, ctx->index);
-    vp_xfer_load(L, &ctx->op->x, -1);
+    ctx->b->build(L, ctx->c, &ctx->op->x, ctx->b->build_ud, 2, ctx->index);
     return 0;
 }
 

@@ -17,26 +17,34 @@ typedef struct vp_op {
     double deadline, next_at; /* monotonic seconds; deadline 0 = not started */
 } vp_op;
 
-/* Pushes the request table of operation i (1-based) of a batch, built and
- * authenticated now; params is the stack index of the batch's params
+/* Builds the request of operation i (1-based) of a batch into x and
+ * authenticates it; params is the stack index of the batch's params
  * table, whose element i says what to build. */
-typedef void (*vp_build_fn)(lua_State *L, vp_client *c, const void *ud, int params, int i);
+typedef void (*vp_build_fn)(lua_State *L, vp_client *c, vp_xfer *x, const void *ud, int params, int i);
 
 /* A userdata (metatable vpcep.batch, with __gc) that owns the requests and
  * answers of one call. Each try's request is built just before it is sent,
  * so an AK/SK signature is never older than its try (the gateway refuses
  * one more than 15 minutes old), however long the batch runs. */
-typedef struct vp_batch {
+struct vp_batch {
     int n;
     enum vp_kind kind;
     vp_build_fn build;
     const void *build_ud;
     double deadline_cap; /* when > 0, no try runs past it (monotonic s) */
     vp_op ops[1];
-} vp_batch;
+};
+typedef struct vp_batch vp_batch;
 
 /* Pushes a new batch userdata of n operations, built by build(ud, ...). */
 vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind, vp_build_fn build, const void *ud);
+/* Readies the client's kept batch of one (c->one, made on first use) for
+ * another call, its buffers kept; NULL when out of memory. */
+vp_batch *vp_batch_one(vp_client *c, enum vp_kind kind, vp_build_fn build, const void *ud);
+/* Gives back what the kept batch holds beyond its usual size. */
+void vp_batch_one_done(vp_client *c);
+/* Frees the kept batch (when the client is released). */
+void vp_batch_one_free(vp_client *c);
 /* Runs the batch. results_idx: table receiving, at 1..n, the connection
  * (VP_ACTION), the document (VP_LIST), or an error object. ids_idx: table
  * of endpoint ids for err.endpoint (or 0). params_idx: what the builder

@@ -25,10 +25,10 @@ void vp_sleep(double seconds)
     nanosleep(&ts, NULL);
 }
 
-static int buf_append(vp_buf *b, const char *p, size_t n)
+int vp_buf_add(vp_buf *b, const char *p, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
+        size_t cap = b->cap ? b->cap : 512;
         char *d;
         while (cap < b->len + n + 1)
             cap *= 2;
@@ -44,6 +44,18 @@ static int buf_append(vp_buf *b, const char *p, size_t n)
     return 0;
 }
 
+int vp_buf_adds(vp_buf *b, const char *s)
+{
+    return vp_buf_add(b, s, strlen(s));
+}
+
+void vp_buf_free(vp_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     vp_xfer *x = ud;
@@ -52,7 +64,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         x->too_large = 1;
         return 0; /* aborts the transfer */
     }
-    if (buf_append(&x->answer, p, len) != 0) {
+    if (vp_buf_add(&x->answer, p, len) != 0) {
         x->out_of_memory = 1;
         return 0;
     }
@@ -146,131 +158,33 @@ void vp_transport_free(struct vp_transport *tp)
     free(tp);
 }
 
+void vp_xfer_clear_request(vp_xfer *x)
+{
+    if (!x->headers_shared)
+        curl_slist_free_all(x->headers);
+    x->headers = NULL;
+    x->headers_shared = 0;
+    x->method = NULL;
+    x->url.len = x->body.len = 0;
+}
+
 void vp_xfer_free(vp_xfer *x)
 {
-    free(x->method);
-    free(x->url);
-    free(x->body);
-    curl_slist_free_all(x->headers);
-    free(x->answer.data);
-    x->method = x->url = x->body = NULL;
-    x->headers = NULL;
-    x->answer.data = NULL;
-    x->answer.len = x->answer.cap = 0;
-    x->body_len = 0;
+    vp_xfer_clear_request(x);
+    vp_buf_free(&x->url);
+    vp_buf_free(&x->body);
+    vp_buf_free(&x->answer);
 }
 
-static char *dup_field(lua_State *L, int req, const char *k, size_t *len)
-{
-    const char *s;
-    char *d;
-    size_t n;
-    lua_getfield(L, req, k);
-    s = lua_tolstring(L, -1, &n);
-    if (s == NULL) {
-        lua_pop(L, 1);
-        return NULL;
-    }
-    d = malloc(n + 1);
-    if (d != NULL) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    lua_pop(L, 1);
-    if (len != NULL)
-        *len = n;
-    return d;
-}
+/* Buffers above this are given back after a call rather than kept. */
+#define KEEP_MAX 65536
 
-/* Appends "Name: value" (or "Name;", libcurl's way to send an empty
- * value). Returns the new list, or NULL when out of memory. */
-static struct curl_slist *append_header(struct curl_slist *list, const char *name, size_t nl,
-                                        const char *value, size_t vl)
+void vp_xfer_trim(vp_xfer *x)
 {
-    char small[512];
-    char *line = nl + vl + 3 <= sizeof small ? small : malloc(nl + vl + 3);
-    struct curl_slist *next;
-    if (line == NULL)
-        return NULL;
-    memcpy(line, name, nl);
-    if (vl > 0) {
-        line[nl] = ':';
-        line[nl + 1] = ' ';
-        memcpy(line + nl + 2, value, vl);
-        line[nl + 2 + vl] = '\0';
-    } else {
-        line[nl] = ';';
-        line[nl + 1] = '\0';
-    }
-    next = curl_slist_append(list, line);
-    if (line != small)
-        free(line);
-    return next;
-}
-
-/* Builds the curl header list from req.headers; NULL on a bad header (then
- * *bad says so) or when out of memory. Never raises. */
-static struct curl_slist *header_list(lua_State *L, int req, const char **bad)
-{
-    struct curl_slist *list = NULL, *next;
-    lua_getfield(L, req, "headers");
-    if (!lua_istable(L, -1)) {
-        lua_pop(L, 1);
-        *bad = "req.headers must be a table";
-        return NULL;
-    }
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-        size_t nl, vl;
-        const char *name, *value;
-        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
-            *bad = "req.headers must map strings to strings";
-            lua_pop(L, 3);
-            curl_slist_free_all(list);
-            return NULL;
-        }
-        name = lua_tolstring(L, -2, &nl);
-        value = lua_tolstring(L, -1, &vl);
-        if (!vp_header_value_ok(value, vl) || !vp_header_value_ok(name, nl) || strchr(name, ':') != NULL) {
-            *bad = "a header holds a control character or a colon in its name";
-            lua_pop(L, 3);
-            curl_slist_free_all(list);
-            return NULL;
-        }
-        next = append_header(list, name, nl, value, vl);
-        lua_pop(L, 1);
-        if (next == NULL) {
-            lua_pop(L, 2);
-            curl_slist_free_all(list);
-            *bad = "out of memory";
-            return NULL;
-        }
-        list = next;
-    }
-    lua_pop(L, 1);
-    /* No "Expect: 100-continue" round trip, and exactly what was signed. */
-    next = curl_slist_append(list, "Expect:");
-    if (next == NULL) {
-        curl_slist_free_all(list);
-        *bad = "out of memory";
-        return NULL;
-    }
-    return next;
-}
-
-void vp_xfer_load(lua_State *L, vp_xfer *x, int req_idx)
-{
-    const char *bad = NULL;
-    req_idx = vp_absindex(L, req_idx);
-    vp_xfer_free(x);
-    x->method = dup_field(L, req_idx, "method", NULL);
-    x->url = dup_field(L, req_idx, "url", NULL);
-    x->body = dup_field(L, req_idx, "body", &x->body_len);
-    x->headers = header_list(L, req_idx, &bad);
-    if (x->method == NULL || x->url == NULL || x->headers == NULL) {
+    vp_xfer_clear_request(x);
+    if (x->url.cap > KEEP_MAX || x->body.cap > KEEP_MAX || x->answer.cap > KEEP_MAX)
         vp_xfer_free(x);
-        vp_raise(L, VP_EINVAL, "cannot send this request: %s", bad != NULL ? bad : "method or url missing");
-    }
+    x->answer.len = 0;
 }
 
 static CURLcode set_client_options(vp_client *c, CURL *e);
@@ -368,7 +282,7 @@ static CURLcode set_request_options(vp_client *c, vp_xfer *x, double seconds)
     CURL *e = x->easy;
     CURLcode rc = CURLE_OK;
     int get = strcmp(x->method, "GET") == 0;
-    SET(CURLOPT_URL, x->url);
+    SET(CURLOPT_URL, x->url.data);
     SET(CURLOPT_HTTPHEADER, x->headers);
     SET(CURLOPT_TIMEOUT_MS, ms(seconds));
     SET(CURLOPT_CONNECTTIMEOUT_MS, ms(c->connect_timeout < seconds ? c->connect_timeout : seconds));
@@ -381,8 +295,8 @@ static CURLcode set_request_options(vp_client *c, vp_xfer *x, double seconds)
         SET(CURLOPT_HTTPGET, 1L);
     } else {
         SET(CURLOPT_POST, 1L);
-        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
-        SET(CURLOPT_POSTFIELDS, x->body != NULL ? x->body : "");
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
+        SET(CURLOPT_POSTFIELDS, x->body.data != NULL ? x->body.data : "");
     }
     SET(CURLOPT_CUSTOMREQUEST, get || strcmp(x->method, "POST") == 0 ? NULL : x->method);
     return rc;

@@ -8,18 +8,27 @@
 
 VP_HIDDEN_BEGIN
 
+/* A growable byte buffer, always NUL-terminated once something is in it. */
 typedef struct vp_buf {
     char *data;
     size_t len, cap;
 } vp_buf;
 
+/* Appends n bytes; returns 0, or -1 when out of memory (b unchanged). */
+int vp_buf_add(vp_buf *b, const char *p, size_t n);
+/* Appends a NUL-terminated string. */
+int vp_buf_adds(vp_buf *b, const char *s);
+void vp_buf_free(vp_buf *b);
+
 /* One HTTP exchange. All memory it points to is malloc'd and released by
- * vp_xfer_free; the owner is a userdata with __gc, never a C frame. */
+ * vp_xfer_free; the owner is a userdata with __gc or the client, never a
+ * C frame. The request buffers are kept between tries and calls. */
 typedef struct vp_xfer {
-    /* the request, copied out of the Lua request table */
-    char *method, *url, *body;
-    size_t body_len;
+    /* the request, as request.c built it */
+    const char *method; /* "GET" or "POST" (static strings) */
+    vp_buf url, body;
     struct curl_slist *headers;
+    int headers_shared; /* the client's list (token auth): not ours to free */
     /* the answer */
     long status;
     vp_buf answer;
@@ -46,11 +55,14 @@ struct vp_transport {
 struct vp_transport *vp_transport_new(void);
 /* Detaches whatever is in flight and frees everything. */
 void vp_transport_free(struct vp_transport *tp);
-/* Copies the request table at req_idx into x (freeing what x held).
- * Raises invalid_argument on a request that cannot be sent. */
-void vp_xfer_load(lua_State *L, vp_xfer *x, int req_idx);
 /* Frees what x holds (the request and the answer). */
 void vp_xfer_free(vp_xfer *x);
+/* Forgets x's request (its buffers are kept for the next one). */
+void vp_xfer_clear_request(vp_xfer *x);
+/* Readies a kept x for another call: frees what it holds only when its
+ * buffers grew large (a big list page), so a client does not hold on to
+ * them; keeps them otherwise. */
+void vp_xfer_trim(vp_xfer *x);
 /* Starts x, with at most `seconds` for the whole exchange. Returns 0, or
  * -1 when libcurl refused (x->result and x->errbuf say why). */
 int vp_xfer_start(vp_client *c, vp_xfer *x, double seconds);

@@ -76,10 +76,6 @@ void vp_json_open(lua_State *L);
 /* Decodes s; pushes the value and returns 1, or pushes the decoder's
  * message and returns 0. Never raises (runs under lua_pcall). */
 int vp_json_decode(lua_State *L, const char *s, size_t len);
-/* Encodes the value at idx; pushes the string. Raises invalid_argument on failure. */
-void vp_json_encode(lua_State *L, int idx);
-/* Pushes a table marked as a JSON array for the encoder. */
-void vp_json_push_array_mt(lua_State *L);
 
 /* ---- exact.c: JSON with exact integers ------------------------------- */
 
@@ -102,14 +98,12 @@ int vp_parse_answer(lua_State *L, long status, const char *body, size_t len, con
  * 0 for none): what vpcep.parse calls. */
 int vp_parse(lua_State *L, long status, const char *body, size_t len, int headers_idx);
 
-/* ---- request.c: validation and building -------------------------------- */
+/* ---- request.c: validation ----------------------------------------------- */
 
 /* Checks an id (project, service or endpoint): 1..64 chars of
  * [A-Za-z0-9._-], not "." nor containing "..". Raises invalid_argument
  * naming `what`. */
 const char *vp_check_id(lua_State *L, int idx, const char *what, size_t *len);
-/* Checks that a header value has no CR, LF or NUL and is printable. */
-int vp_header_value_ok(const char *s, size_t len);
 
 /* ---- sign.c: SDK-HMAC-SHA256 ------------------------------------------- */
 
@@ -137,10 +131,15 @@ const char *vp_region_names(void);
 /* ---- the client ---------------------------------------------------------- */
 
 struct vp_transport;
+struct vp_xfer;
+struct vp_batch;
+struct curl_slist;
 
 typedef struct vp_client {
     int closed;
-    int safe; /* made by vpcep.safe.new: methods return nil, err */
+    int safe;          /* made by vpcep.safe.new: methods return nil, err */
+    int in_call;       /* a method of this client is running */
+    int close_pending; /* finalised or closed from inside one: release after it */
     char *project_id;
     char *base_url; /* scheme://host[:port], no trailing slash */
     char *host;     /* host[:port], as the Host header carries it */
@@ -151,20 +150,29 @@ typedef struct vp_client {
     int retries, concurrency, verify;
     long max_body; /* bytes */
     struct vp_transport *tp;
+    struct curl_slist *token_headers; /* token auth: the same for every request */
+    struct vp_batch *one;             /* the batch of one-request calls, kept warm */
 } vp_client;
 
-/* request.c: pushes the request table {method=, url=, headers=, body=} of an
- * accept/reject ("receive"/"reject") of one endpoint, authenticated. */
-void vp_build_action(lua_State *L, vp_client *c, const char *action, const char *service_id,
+/* request.c: builds the accept/reject ("receive"/"reject") of one endpoint
+ * into x and authenticates it. Ids must have been checked. */
+void vp_build_action(lua_State *L, vp_client *c, struct vp_xfer *x, const char *action, const char *service_id,
                      const char *endpoint_id);
+/* Pushes x's request as the table {method=, url=, headers=, body=}. */
+void vp_push_request(lua_State *L, const struct vp_xfer *x);
+/* The header list of a token client (Content-Type, X-Auth-Token,
+ * User-Agent); NULL when out of memory. */
+struct curl_slist *vp_token_headers(const vp_client *c);
+/* Frees a header list, overwriting each line first (they hold secrets). */
+void vp_headers_free(struct curl_slist *list);
 /* What the batch builders below read: for accept/reject, params[i] is the
  * endpoint id; for the list call, params[i] is the query table and ud the
  * service id. (The batch calls them for each try: see scheduler.h.) */
 typedef struct vp_action_spec {
     const char *action, *service_id;
 } vp_action_spec;
-void vp_build_action_op(lua_State *L, vp_client *c, const void *ud, int params, int i);
-void vp_build_list_op(lua_State *L, vp_client *c, const void *ud, int params, int i);
+void vp_build_action_op(lua_State *L, vp_client *c, struct vp_xfer *x, const void *ud, int params, int i);
+void vp_build_list_op(lua_State *L, vp_client *c, struct vp_xfer *x, const void *ud, int params, int i);
 /* request.c: validates a list query table at idx (enums, ranges, types). */
 void vp_check_query(lua_State *L, int idx);
 
