@@ -28,14 +28,17 @@ static void free_secret(char *s)
  * its calls runs: close and __gc defer to the end of the call then. */
 static void client_release(vp_client *c)
 {
+    /* the transport first: its handles point into the kept batch and at
+     * the header list until they are cleaned up */
+    vp_transport_free(c->tp);
+    c->tp = NULL;
     vp_batch_one_free(c);
     vp_headers_free(c->token_headers);
     c->token_headers = NULL;
-    vp_transport_free(c->tp);
-    c->tp = NULL;
     free(c->project_id);
     free(c->base_url);
     free(c->host);
+    free(c->services_url);
     free_secret(c->token);
     free(c->ak);
     free_secret(c->sk);
@@ -43,10 +46,26 @@ static void client_release(vp_client *c)
     free(c->cafile);
     free(c->proxy);
     free(c->user_agent);
-    c->project_id = c->base_url = c->host = c->token = c->ak = c->sk = NULL;
+    c->project_id = c->base_url = c->host = c->services_url = c->token = c->ak = c->sk = NULL;
     c->security_token = c->cafile = c->proxy = c->user_agent = NULL;
     c->closed = 1;
     c->close_pending = 0;
+}
+
+/* "<base_url>/v1/<project_id>/vpc-endpoint-services/", malloc'd (or NULL):
+ * the head of every request's URL. */
+static char *services_url(const char *base_url, const char *project_id)
+{
+    static const char v1[] = "/v1/", services[] = "/vpc-endpoint-services/";
+    size_t bl = strlen(base_url), pl = strlen(project_id);
+    char *u = malloc(bl + pl + sizeof v1 + sizeof services);
+    if (u != NULL) {
+        memcpy(u, base_url, bl);
+        memcpy(u + bl, v1, sizeof v1 - 1);
+        memcpy(u + bl + sizeof v1 - 1, project_id, pl);
+        memcpy(u + bl + sizeof v1 - 1 + pl, services, sizeof services);
+    }
+    return u;
 }
 
 /* Pushes a client made from the options at idx (validated first; the
@@ -77,9 +96,10 @@ static vp_client *client_push(lua_State *L, int idx, const char *const *extra)
     c->verify = o.verify;
     c->max_body = o.max_body;
     c->tp = vp_transport_new();
+    c->services_url = services_url(o.base_url, o.project_id);
     if (c->token != NULL)
         c->token_headers = vp_token_headers(c);
-    if (c->tp == NULL || (c->token != NULL && c->token_headers == NULL) || c->project_id == NULL || c->base_url == NULL || c->host == NULL ||
+    if (c->tp == NULL || c->services_url == NULL || (c->token != NULL && c->token_headers == NULL) || c->project_id == NULL || c->base_url == NULL || c->host == NULL ||
         c->user_agent == NULL || (o.token != NULL && c->token == NULL) || (o.ak != NULL && c->ak == NULL) ||
         (o.sk != NULL && c->sk == NULL) || (o.security_token != NULL && c->security_token == NULL) ||
         (o.cafile != NULL && c->cafile == NULL) || (o.proxy != NULL && c->proxy == NULL)) {

@@ -11,6 +11,7 @@
  * key (the usual case), only those fields are visited afterwards; otherwise
  * the whole tree is walked. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,39 +284,76 @@ static enum key key_of(const char *s, size_t k, const char *rest, size_t n)
     return K_OTHER;
 }
 
-/* The value of an integer literal; 0 when it does not fit 64 bits. */
+/* The value of an integer literal (an optional '-', then digits only);
+ * 0 when it does not fit 64 bits. */
 static int literal_value(const char *s, size_t k, long long *v)
 {
-    char digits[32];
-    char *end;
-    if (k >= sizeof digits)
+    unsigned long long m = 0, limit;
+    size_t i = s[0] == '-';
+    int neg = (int)i;
+    limit = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+    if (i == k)
         return 0;
-    memcpy(digits, s, k);
-    digits[k] = '\0';
-    errno = 0;
-    *v = strtoll(digits, &end, 10);
-    return errno == 0 && *end == '\0';
+    for (; i < k; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (d > 9 || m > (limit - d) / 10)
+            return 0;
+        m = m * 10 + d;
+    }
+    /* -2^63 has no positive counterpart: negate in unsigned arithmetic */
+    *v = neg ? (long long)(0 - m) : (long long)m;
+    return 1;
 }
+
+/* marker_ids kept in the prescan itself; more go to a Lua string */
+#define INLINE_MARKERS 16
 
 typedef struct prescan {
     long markers;    /* marker_id values recorded, in order */
     long irregular;  /* big integers anywhere else */
     int totals, bad;
+    int spilled;     /* the values are in a string pushed by prescan_body */
     long long total;
+    long long inline_markers[INLINE_MARKERS];
 } prescan;
 
-/* One pass: checks UTF-8, records the big marker_ids (as packed long longs
- * in the string it pushes) and total_count. */
+/* Records a marker_id value: inline while there is room, then all of them
+ * packed in the buffer (started at the first that does not fit). */
+static void add_marker(lua_State *L, luaL_Buffer *b, prescan *p, long long v)
+{
+    if (p->markers < INLINE_MARKERS) {
+        p->inline_markers[p->markers++] = v;
+        return;
+    }
+    if (!p->spilled) {
+        luaL_buffinit(L, b);
+        luaL_addlstring(b, (const char *)p->inline_markers, sizeof p->inline_markers);
+        p->spilled = 1;
+    }
+    luaL_addlstring(b, (const char *)&v, sizeof v);
+    p->markers++;
+}
+
+/* The recorded marker_ids (packed long longs, not necessarily aligned). */
+static const char *packed_markers(lua_State *L, const prescan *p, int idx)
+{
+    return p->spilled ? lua_tostring(L, idx) : (const char *)p->inline_markers;
+}
+
+/* One pass: checks UTF-8, records the big marker_ids and total_count.
+ * Pushes a string of the marker_ids when there are more than fit inline
+ * (p->spilled), nothing otherwise. */
 static void prescan_body(lua_State *L, const char *s, size_t n, prescan *p)
 {
     luaL_Buffer b;
     size_t i = 0;
     int depth = 0, conn_depth = 0;
     enum key last = K_OTHER;
-    memset(p, 0, sizeof *p);
+    p->markers = p->irregular = 0;
+    p->totals = p->bad = p->spilled = 0;
+    p->total = 0;
     if (!plain['a'])
         init_plain();
-    luaL_buffinit(L, &b);
     while (i < n && !p->bad) {
         char c = s[i];
         if (c == '"') {
@@ -344,8 +382,7 @@ static void prescan_body(lua_State *L, const char *s, size_t n, prescan *p)
             long long v;
             if (is_int && digits >= BIG_DIGITS) {
                 if (last == K_MARKER && depth == 3 && conn_depth == 2 && literal_value(s + i, k, &v)) {
-                    luaL_addlstring(&b, (const char *)&v, sizeof v);
-                    p->markers++;
+                    add_marker(L, &b, p, v);
                 } else if (last == K_TOTAL && depth == 1 && literal_value(s + i, k, &v)) {
                     p->total = v;
                     p->totals++;
@@ -360,7 +397,8 @@ static void prescan_body(lua_State *L, const char *s, size_t n, prescan *p)
             i++;
         }
     }
-    luaL_pushresult(&b);
+    if (p->spilled)
+        luaL_pushresult(&b);
 }
 
 /* Sets t[k] to the exact v when t[k] is the double the decoder made of
@@ -434,23 +472,25 @@ int vp_decode_exact(lua_State *L, const char *body, size_t len)
     int marked, ok;
     prescan_body(L, body, len, &p);
     if (p.bad) {
-        lua_pop(L, 1);
+        lua_pop(L, p.spilled);
         lua_pushliteral(L, "answer is not valid UTF-8 (or holds a NUL byte)");
         return 0;
     }
     if (p.irregular == 0 && p.totals <= 1) {
         ok = vp_json_decode(L, body, len);
         if (!ok || !lua_istable(L, -1)) {
-            lua_remove(L, -2);
+            if (p.spilled)
+                lua_remove(L, -2);
             return ok;
         }
-        if (apply_prescan(L, lua_gettop(L), &p, lua_tostring(L, -2))) {
-            lua_remove(L, -2);
+        if (apply_prescan(L, lua_gettop(L), &p, packed_markers(L, &p, -2))) {
+            if (p.spilled)
+                lua_remove(L, -2);
             return 1;
         }
         lua_pop(L, 1); /* they did not line up: the general path decides */
     }
-    lua_pop(L, 1);
+    lua_pop(L, p.spilled);
     marked = mark_big_integers(L, body, len, &sc);
     if (marked) {
         size_t mlen;

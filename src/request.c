@@ -10,32 +10,41 @@
 #include "transport.h"
 #define ID_MAX 64
 
-static int id_char(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.';
-}
+/* 1 for the bytes an id may hold: [A-Za-z0-9._-]. */
+static const unsigned char id_chars[256] = {
+    ['-'] = 1, ['.'] = 1, ['_'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
+    ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
 
 const char *vp_check_id(lua_State *L, int idx, const char *what, size_t *lenp)
 {
     size_t len, i;
-    const char *s;
+    const unsigned char *s;
+    int dots = 0, dotdot = 0;
     if (lua_type(L, idx) != LUA_TSTRING) {
         vp_raise(L, VP_EINVAL, "%s must be a string, got %s", what, luaL_typename(L, idx));
     }
-    s = lua_tolstring(L, idx, &len);
+    s = (const unsigned char *)lua_tolstring(L, idx, &len);
     if (len == 0 || len > ID_MAX)
         vp_raise(L, VP_EINVAL, "%s must be 1..%d characters, got %d", what, ID_MAX, (int)len);
     for (i = 0; i < len; i++) {
-        if (!id_char((unsigned char)s[i]))
+        if (!id_chars[s[i]])
             vp_raise(L, VP_EINVAL, "%s may hold only letters, digits, '-', '_' and '.' (byte %d is not one)",
                      what, (int)i + 1);
+        dots = s[i] == '.' ? dots + 1 : 0;
+        dotdot |= dots >= 2;
     }
-    if (strcmp(s, ".") == 0 || strstr(s, "..") != NULL)
+    if (dotdot || (len == 1 && s[0] == '.'))
         vp_raise(L, VP_EINVAL, "%s must not be '.' or contain '..'", what);
     if (lenp != NULL)
         *lenp = len;
-    return s;
+    return (const char *)s;
 }
 
 static void raise_oom(lua_State *L)
@@ -223,9 +232,7 @@ static void authenticate(lua_State *L, vp_client *c, vp_xfer *x)
 /* Appends "<base>/v1/<project>/vpc-endpoint-services/<service>/connections". */
 static int add_connections_url(vp_buf *u, const vp_client *c, const char *service_id)
 {
-    return vp_buf_adds(u, c->base_url) || vp_buf_adds(u, "/v1/") || vp_buf_adds(u, c->project_id) ||
-           vp_buf_adds(u, "/vpc-endpoint-services/") || vp_buf_adds(u, service_id) ||
-           vp_buf_adds(u, "/connections");
+    return vp_buf_adds(u, c->services_url) || vp_buf_adds(u, service_id) || vp_buf_lit(u, "/connections");
 }
 
 void vp_build_action(lua_State *L, vp_client *c, vp_xfer *x, const char *action, const char *service_id,
@@ -235,10 +242,10 @@ void vp_build_action(lua_State *L, vp_client *c, vp_xfer *x, const char *action,
     x->method = "POST";
     /* {"action":"...","endpoints":["..."]}: the action is receive/reject
      * and ids were checked to [A-Za-z0-9._-], so nothing needs escaping. */
-    if (add_connections_url(&x->url, c, service_id) || vp_buf_adds(&x->url, "/action") ||
-        vp_buf_adds(&x->body, "{\"action\":\"") || vp_buf_adds(&x->body, action) ||
-        vp_buf_adds(&x->body, "\",\"endpoints\":[\"") || vp_buf_adds(&x->body, endpoint_id) ||
-        vp_buf_adds(&x->body, "\"]}"))
+    if (add_connections_url(&x->url, c, service_id) || vp_buf_lit(&x->url, "/action") ||
+        vp_buf_lit(&x->body, "{\"action\":\"") || vp_buf_adds(&x->body, action) ||
+        vp_buf_lit(&x->body, "\",\"endpoints\":[\"") || vp_buf_adds(&x->body, endpoint_id) ||
+        vp_buf_lit(&x->body, "\"]}"))
         raise_oom(L);
     authenticate(L, c, x);
 }

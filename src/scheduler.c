@@ -260,10 +260,8 @@ static void note_tries(lua_State *L, int err, int tries)
 
 /* lua_pcall'd with (ctx, results, ids): turns one finished try into a
  * result or a retry. */
-static int settle(lua_State *L)
+static void settle_now(lua_State *L, run_ctx *ctx, int results, int ids)
 {
-    run_ctx *ctx = lua_touserdata(L, 1);
-    const int results = 2, ids = 3;
     vp_op *op = ctx->op;
     vp_xfer *x = &op->x;
     int ok, err;
@@ -282,10 +280,10 @@ static int settle(lua_State *L)
     if (ok) {
         lua_rawseti(L, results, ctx->index);
         op->state = OP_DONE;
-        return 0;
+        return;
     }
     err = lua_gettop(L);
-    if (!lua_isnil(L, ids)) {
+    if (ids != 0) {
         lua_rawgeti(L, ids, ctx->index);
         lua_setfield(L, err, "endpoint");
     }
@@ -309,12 +307,20 @@ static int settle(lua_State *L)
         if (now + d + 0.05 < op->deadline) {
             op->state = OP_BACKOFF;
             op->next_at = now + d;
-            return 0;
+            return;
         }
     }
     note_tries(L, err, op->tries);
     lua_rawseti(L, results, ctx->index);
     op->state = OP_DONE;
+    return;
+}
+
+/* lua_pcall'd with (ctx, results, ids or nil): settle_now, where a Lua
+ * error must not leave transfers in the multi handle. */
+static int settle(lua_State *L)
+{
+    settle_now(L, lua_touserdata(L, 1), 2, lua_isnil(L, 3) ? 0 : 3);
     return 0;
 }
 
@@ -351,17 +357,22 @@ static int load_try(lua_State *L)
     return 0;
 }
 
-/* Readies op for a try: its deadline, and its request built now. */
-static void begin_try(lua_State *L, run_ctx *ctx, vp_op *op)
+/* Counts a try of op and sets its deadline at the first. */
+static void start_try(const run_ctx *ctx, vp_op *op)
 {
-    double now = vp_now();
     if (op->deadline == 0) {
-        op->deadline = now + ctx->c->timeout;
+        op->deadline = vp_now() + ctx->c->timeout;
         if (ctx->b->deadline_cap > 0 && ctx->b->deadline_cap < op->deadline)
             op->deadline = ctx->b->deadline_cap;
     }
     op->tries++;
     op->state = OP_RUNNING;
+}
+
+/* Readies op for a try: its deadline, and its request built now. */
+static void begin_try(lua_State *L, run_ctx *ctx, vp_op *op)
+{
+    start_try(ctx, op);
     ctx->op = op;
     ctx->index = (int)(op - ctx->b->ops) + 1;
     lua_pushvalue(L, ctx->load_fn);
@@ -414,16 +425,23 @@ static double next_wake(const run_ctx *ctx)
 }
 
 /* A batch of one goes over the single-call handle with curl_easy_perform:
- * the same tries and settling, less machinery per request. */
-static void run_single(lua_State *L, run_ctx *ctx, int *pending)
+ * the same tries and settling, less machinery per request. Nothing is in
+ * flight while it builds or settles, so those run without lua_pcall: an
+ * error (out of memory) may simply propagate. */
+static void run_single(lua_State *L, run_ctx *ctx)
 {
     vp_op *op = &ctx->b->ops[0];
+    int top = lua_gettop(L);
+    ctx->op = op;
+    ctx->index = 1;
     while (op->state != OP_DONE) {
         if (op->state == OP_BACKOFF)
             vp_sleep(op->next_at - vp_now());
-        begin_try(L, ctx, op);
-        vp_xfer_perform(ctx->c, &op->x, time_left(op));
-        settle_op(L, ctx, op, pending);
+        start_try(ctx, op);
+        ctx->b->build(L, ctx->c, &op->x, ctx->b->build_ud, ctx->params, 1);
+        vp_xfer_perform(ctx->c, &op->x, time_left(op), ctx->b == ctx->c->one);
+        settle_now(L, ctx, ctx->results, ctx->ids);
+        lua_settop(L, top); /* what a lua_pcall would have dropped */
     }
 }
 
@@ -443,7 +461,7 @@ void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int 
     lua_pushcfunction(L, load_try);
     ctx.load_fn = lua_gettop(L);
     if (b->n == 1) {
-        run_single(L, &ctx, &pending);
+        run_single(L, &ctx);
     } else {
         while (pending > 0) {
             int flying = start_ready(L, &ctx, &pending);

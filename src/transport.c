@@ -71,10 +71,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
-/* Copies a header value (trimmed, capped to the field) when name matches. */
-static void keep_header(const char *line, size_t len, const char *name, char *out, size_t cap)
+/* Copies a header value (trimmed, capped to the field) when the line is
+ * that header (nl = strlen(name)). */
+static void keep_header(const char *line, size_t len, const char *name, size_t nl, char *out, size_t cap)
 {
-    size_t nl = strlen(name), i, j;
+    size_t i, j;
     if (len <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0)
         return;
     i = nl + 1;
@@ -89,6 +90,8 @@ static void keep_header(const char *line, size_t len, const char *name, char *ou
     out[j - i] = '\0';
 }
 
+#define KEEP(x, line, len, name, field) keep_header(line, len, name, sizeof name - 1, x->field, sizeof x->field)
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     vp_xfer *x = ud;
@@ -98,11 +101,23 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
         return len;
     }
-    keep_header(p, len, "X-Request-Id", x->request_id, sizeof x->request_id);
-    keep_header(p, len, "Retry-After", x->retry_after, sizeof x->retry_after);
-    keep_header(p, len, "Content-Type", x->content_type, sizeof x->content_type);
+    /* the first letter picks the one header the line may be */
+    switch (len > 0 ? p[0] | 0x20 : 0) {
+    case 'x':
+        KEEP(x, p, len, "X-Request-Id", request_id);
+        break;
+    case 'r':
+        KEEP(x, p, len, "Retry-After", retry_after);
+        break;
+    case 'c':
+        KEEP(x, p, len, "Content-Type", content_type);
+        break;
+    default:
+        break;
+    }
     return len;
 }
+#undef KEEP
 
 struct vp_transport *vp_transport_new(void)
 {
@@ -268,6 +283,7 @@ static CURLcode set_client_options(vp_client *c, CURL *e)
     if (c->proxy != NULL)
         SET(CURLOPT_PROXY, c->proxy);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     /* one connection cache for the single-call handle and the bulk pool */
@@ -286,7 +302,6 @@ static CURLcode set_request_options(vp_client *c, vp_xfer *x, double seconds)
     SET(CURLOPT_HTTPHEADER, x->headers);
     SET(CURLOPT_TIMEOUT_MS, ms(seconds));
     SET(CURLOPT_CONNECTTIMEOUT_MS, ms(c->connect_timeout < seconds ? c->connect_timeout : seconds));
-    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
     SET(CURLOPT_WRITEDATA, x);
     SET(CURLOPT_HEADERDATA, x);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
@@ -301,7 +316,6 @@ static CURLcode set_request_options(vp_client *c, vp_xfer *x, double seconds)
     SET(CURLOPT_CUSTOMREQUEST, get || strcmp(x->method, "POST") == 0 ? NULL : x->method);
     return rc;
 }
-#undef SET
 
 /* A kept handle must not point into a transfer that may be freed before
  * the handle is used again: libcurl may write an error message while it
@@ -321,7 +335,68 @@ static void xfer_reset(vp_client *c, vp_xfer *x)
     x->max_body = c->max_body;
 }
 
-int vp_xfer_perform(vp_client *c, vp_xfer *x, double seconds)
+/* set_request_options for the single handle, which mostly sends the
+ * client's kept transfer again: only what changed since the last call is
+ * set (the URL always, as libcurl copies it; the body always, as it may
+ * have changed in place). */
+static CURLcode set_single_options(vp_client *c, vp_xfer *x, double seconds)
+{
+    struct vp_transport *tp = c->tp;
+    CURL *e = tp->single;
+    CURLcode rc = CURLE_OK;
+    long t = ms(seconds), ct = ms(c->connect_timeout < seconds ? c->connect_timeout : seconds);
+    int get = strcmp(x->method, "GET") == 0;
+    if (tp->single_x != x) {
+        SET(CURLOPT_WRITEDATA, x);
+        SET(CURLOPT_HEADERDATA, x);
+        SET(CURLOPT_ERRORBUFFER, x->errbuf);
+        SET(CURLOPT_PRIVATE, (void *)x);
+        tp->single_x = rc == CURLE_OK ? x : NULL;
+    }
+    if (tp->single_headers != x->headers) {
+        SET(CURLOPT_HTTPHEADER, x->headers);
+        tp->single_headers = rc == CURLE_OK ? x->headers : NULL;
+    }
+    if (tp->single_timeout_ms != t || tp->single_connect_ms != ct) {
+        SET(CURLOPT_TIMEOUT_MS, t);
+        SET(CURLOPT_CONNECTTIMEOUT_MS, ct);
+        tp->single_timeout_ms = tp->single_connect_ms = -1;
+        if (rc == CURLE_OK) {
+            tp->single_timeout_ms = t;
+            tp->single_connect_ms = ct;
+        }
+    }
+    SET(CURLOPT_URL, x->url.data);
+    if (tp->single_method != x->method) {
+        tp->single_method = NULL;
+        if (get) {
+            SET(CURLOPT_HTTPGET, 1L);
+        } else {
+            SET(CURLOPT_POST, 1L);
+        }
+        SET(CURLOPT_CUSTOMREQUEST, get || strcmp(x->method, "POST") == 0 ? NULL : x->method);
+        if (rc == CURLE_OK)
+            tp->single_method = x->method;
+    }
+    if (!get) {
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
+        SET(CURLOPT_POSTFIELDS, x->body.data != NULL ? x->body.data : "");
+    }
+    return rc;
+}
+
+#undef SET
+
+/* Makes the single handle forget x (which may be freed before the handle
+ * is used again: libcurl may write an error message while it closes a
+ * connection). */
+static void single_forget(struct vp_transport *tp)
+{
+    forget_xfer(tp->single);
+    tp->single_x = NULL;
+}
+
+int vp_xfer_perform(vp_client *c, vp_xfer *x, double seconds, int kept)
 {
     struct vp_transport *tp = c->tp;
     CURLcode rc = CURLE_OK;
@@ -334,14 +409,21 @@ int vp_xfer_perform(vp_client *c, vp_xfer *x, double seconds)
             x->result = CURLE_OUT_OF_MEMORY;
             return -1;
         }
+        tp->single_x = NULL;
+        tp->single_headers = NULL;
+        tp->single_method = NULL;
+        tp->single_timeout_ms = tp->single_connect_ms = -1;
     }
     x->easy = tp->single;
-    rc = set_request_options(c, x, seconds);
+    rc = set_single_options(c, x, seconds);
     if (rc == CURLE_OK)
         rc = curl_easy_perform(x->easy);
     x->result = rc;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
-    forget_xfer(x->easy);
+    /* The client's kept transfer lives as long as the handle does (the
+     * client frees the handle first); any other must be forgotten. */
+    if (rc != CURLE_OK || !kept)
+        single_forget(tp);
     x->easy = NULL;
     return 0;
 }

@@ -18,6 +18,8 @@ typedef struct vp_buf {
 int vp_buf_add(vp_buf *b, const char *p, size_t n);
 /* Appends a NUL-terminated string. */
 int vp_buf_adds(vp_buf *b, const char *s);
+/* Appends a string literal. */
+#define vp_buf_lit(b, lit) vp_buf_add(b, lit, sizeof lit - 1)
 void vp_buf_free(vp_buf *b);
 
 /* One HTTP exchange. All memory it points to is malloc'd and released by
@@ -45,6 +47,11 @@ struct vp_transport {
     CURLM *multi;
     CURLSH *share; /* the connection cache (and DNS, TLS sessions) of all handles */
     CURL *single;  /* the handle for one-request calls, driven by curl_easy_perform */
+    /* what single was last given, so that a call sets only what changed */
+    const struct vp_xfer *single_x;
+    const struct curl_slist *single_headers;
+    const char *single_method;
+    long single_timeout_ms, single_connect_ms;
     CURL **idle; /* easy handles not in use, kept for their warm state */
     int n_idle, cap_idle;
     CURL **busy; /* easy handles in the multi handle now */
@@ -67,8 +74,10 @@ void vp_xfer_trim(vp_xfer *x);
  * -1 when libcurl refused (x->result and x->errbuf say why). */
 int vp_xfer_start(vp_client *c, vp_xfer *x, double seconds);
 /* Sends x on the single-call handle and waits for the answer, at most
- * `seconds`. Returns 0, or -1 when libcurl could not even start. */
-int vp_xfer_perform(vp_client *c, vp_xfer *x, double seconds);
+ * `seconds`. kept: x is the client's kept transfer, which outlives the
+ * handle, so the handle may go on pointing at it. Returns 0, or -1 when
+ * libcurl could not even start. */
+int vp_xfer_perform(vp_client *c, vp_xfer *x, double seconds, int kept);
 /* Waits at most max_wait seconds for a transfer to end; returns it (done,
  * detached) or NULL. Never calls into Lua. */
 vp_xfer *vp_transport_next(struct vp_transport *tp, double max_wait);

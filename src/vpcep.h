@@ -143,6 +143,7 @@ typedef struct vp_client {
     char *project_id;
     char *base_url; /* scheme://host[:port], no trailing slash */
     char *host;     /* host[:port], as the Host header carries it */
+    char *services_url; /* <base_url>/v1/<project_id>/vpc-endpoint-services/ */
     char *token;    /* IAM token, or NULL when signing with AK/SK */
     char *ak, *sk, *security_token;
     char *cafile, *proxy, *user_agent;
