@@ -291,9 +291,18 @@ static int literal_value(const char *s, size_t k, long long *v)
     unsigned long long m = 0, limit;
     size_t i = s[0] == '-';
     int neg = (int)i;
-    limit = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
     if (i == k)
         return 0;
+    if (k - i <= 18) { /* below 10^18: cannot overflow */
+        for (; i < k; i++) {
+            if (s[i] < '0' || s[i] > '9')
+                return 0;
+            m = m * 10 + (unsigned)(s[i] - '0');
+        }
+        *v = neg ? -(long long)m : (long long)m;
+        return 1;
+    }
+    limit = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
     for (; i < k; i++) {
         unsigned d = (unsigned)(s[i] - '0');
         if (d > 9 || m > (limit - d) / 10)

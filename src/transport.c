@@ -176,7 +176,7 @@ void vp_transport_free(struct vp_transport *tp)
 void vp_xfer_clear_request(vp_xfer *x)
 {
     if (!x->headers_shared)
-        curl_slist_free_all(x->headers);
+        vp_headers_free(x->headers); /* may hold X-Security-Token */
     x->headers = NULL;
     x->headers_shared = 0;
     x->method = NULL;
