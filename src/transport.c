@@ -96,13 +96,14 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     vp_xfer *x = ud;
     size_t len = size * n;
-    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-        /* a new answer (after a 100 Continue, say): forget the last one's */
-        x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
-        return len;
-    }
     /* the first letter picks the one header the line may be */
     switch (len > 0 ? p[0] | 0x20 : 0) {
+    case 'h':
+        if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+            /* a new answer (after a 100 Continue, say): forget the last one's */
+            x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
+        }
+        break;
     case 'x':
         KEEP(x, p, len, "X-Request-Id", request_id);
         break;
