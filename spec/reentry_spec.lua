@@ -32,6 +32,19 @@ local function from_inside(method, fn)
   end
 end
 
+-- The client userdata somewhere on the stack (a one-shot call's is a C
+-- temporary of vpcep.accept's frame).
+local function client_on_stack()
+  for level = 2, 40 do
+    if debug.getinfo(level, "f") == nil then return nil end
+    for i = 1, 60 do
+      local name, v = debug.getlocal(level, i)
+      if name == nil then break end
+      if type(v) == "userdata" and tostring(v):match("^vpcep%.client") then return v end
+    end
+  end
+end
+
 describe("a client used from inside its own call", function()
   local mock
 
@@ -121,6 +134,33 @@ describe("a client used from inside its own call", function()
     assert.are.equal("POST", last.method)
     assert.are.equal(want.url:match("^https?://[^/]+(/.*)$"), last.path)
     assert.are.equal('{"action":"receive","endpoints":["' .. ids[3] .. '"]}', last.body)
+    c:close()
+  end)
+
+  it("guards a one-shot call's client the same way", function()
+    local ids = mock:seed(2)
+    local inner_ok, inner_err, closed
+    local stop = from_inside(vpcep.accept, function()
+      local c = assert(client_on_stack(), "no client on the stack")
+      inner_ok, inner_err = pcall(c.accept, c, D.service_id, ids[2])
+      c:close() -- waits for the call; the one-shot frees it after
+      closed = true
+    end)
+    local res = vpcep.accept(helper.client_opts(mock, { service_id = D.service_id, endpoints = ids[1] }))
+    assert.is_true(stop(), "the hook never ran inside the call")
+    assert.is_true(closed)
+    assert.is_false(inner_ok)
+    assert.matches("busy", inner_err.message, 1, true)
+    assert.are.equal(ids[1], res[1].id)
+    assert.are.equal("accepted", res[1].status)
+  end)
+
+  it("hands out no method that skips the guard", function()
+    local c = helper.client(mock)
+    for _, m in ipairs { "accept", "reject", "connections", "prepare" } do
+      local _, up = debug.getupvalue(c[m], 1)
+      assert.are_not.equal("function", type(up), m)
+    end
     c:close()
   end)
 end)

@@ -97,12 +97,15 @@ static vp_client *client_push(lua_State *L, int idx, const char *const *extra)
     c->max_body = o.max_body;
     c->tp = vp_transport_new();
     c->services_url = services_url(o.base_url, o.project_id);
-    if (c->token != NULL)
-        c->token_headers = vp_token_headers(c);
-    if (c->tp == NULL || c->services_url == NULL || (c->token != NULL && c->token_headers == NULL) || c->project_id == NULL || c->base_url == NULL || c->host == NULL ||
+    if (c->tp == NULL || c->services_url == NULL || c->project_id == NULL || c->base_url == NULL || c->host == NULL ||
         c->user_agent == NULL || (o.token != NULL && c->token == NULL) || (o.ak != NULL && c->ak == NULL) ||
         (o.sk != NULL && c->sk == NULL) || (o.security_token != NULL && c->security_token == NULL) ||
         (o.cafile != NULL && c->cafile == NULL) || (o.proxy != NULL && c->proxy == NULL)) {
+        client_release(c);
+        luaL_error(L, "vpcep: out of memory");
+    }
+    /* last: it reads the strings checked above */
+    if (c->token != NULL && (c->token_headers = vp_token_headers(c)) == NULL) {
         client_release(c);
         luaL_error(L, "vpcep: out of memory");
     }
@@ -481,7 +484,11 @@ static int oneshot(lua_State *L, lua_CFunction call)
     lua_setfield(L, -2, "wait");
     lua_getfield(L, 1, "max_endpoints");
     lua_setfield(L, -2, "max_endpoints");
+    /* as in dispatch: a hook that finds this client can neither call it
+     * again nor free it under the call (a close just waits for the end) */
+    c->in_call = 1;
     ok = lua_pcall(L, 4, 1, 0) == 0;
+    c->in_call = 0;
     client_release(c);
     if (!ok)
         lua_error(L);
@@ -497,6 +504,14 @@ int vp_l_oneshot_reject(lua_State *L)
 {
     return oneshot(L, client_reject);
 }
+
+/* The methods that run through dispatch; its upvalue is an index into
+ * this, so the raw function (which skips the guard) is never handed out. */
+static const luaL_Reg methods[] = {{"accept", client_accept},
+                                   {"reject", client_reject},
+                                   {"connections", client_connections},
+                                   {"prepare", client_prepare},
+                                   {NULL, NULL}};
 
 /* Raises err (at the top), or returns nil, err from a safe client. */
 static int fail(lua_State *L, const vp_client *c)
@@ -516,7 +531,7 @@ static int fail(lua_State *L, const vp_client *c)
 static int dispatch(lua_State *L)
 {
     vp_client *c = vp_testudata(L, 1, VP_CLIENT_MT);
-    lua_CFunction f = lua_tocfunction(L, lua_upvalueindex(1));
+    lua_CFunction f = methods[lua_tointeger(L, lua_upvalueindex(1))].func;
     int status;
     if (c == NULL)
         return f(L); /* it raises: not a client */
@@ -540,15 +555,12 @@ static int dispatch(lua_State *L)
 
 void vp_client_open(lua_State *L)
 {
-    static const luaL_Reg methods[] = {
-        {"accept", client_accept}, {"reject", client_reject}, {"connections", client_connections},
-        {"prepare", client_prepare}, {NULL, NULL}};
     int i;
     vp_scheduler_open(L);
     luaL_newmetatable(L, VP_CLIENT_MT);
     lua_newtable(L);
     for (i = 0; methods[i].name != NULL; i++) {
-        lua_pushcfunction(L, methods[i].func);
+        lua_pushinteger(L, i);
         lua_pushcclosure(L, dispatch, 1);
         lua_setfield(L, -2, methods[i].name);
     }
