@@ -89,18 +89,6 @@ static size_t string_len(const char *s, size_t n, int *bad)
     }
 }
 
-/* 1 when the string token s (quotes included) is followed by ':' and names
- * one of the contract's integer fields. */
-static int names_integer_field(const char *s, size_t k, const char *rest, size_t n)
-{
-    size_t j = 0;
-    while (j < n && (rest[j] == ' ' || rest[j] == '\t' || rest[j] == '\n' || rest[j] == '\r'))
-        j++;
-    if (j == n || rest[j] != ':')
-        return 0;
-    return (k == 11 && memcmp(s, "\"marker_id\"", 11) == 0) ||
-           (k == 13 && memcmp(s, "\"total_count\"", 13) == 0);
-}
 
 /* Starts the rewritten body's buffer, sized for the body and some marks so
  * it rarely has to grow (5.1 has no way to say so). */
@@ -120,6 +108,25 @@ typedef struct scan {
     int bad;     /* invalid UTF-8 or a raw NUL */
 } scan;
 
+enum key { NOT_A_KEY = -1, K_OTHER, K_MARKER, K_TOTAL, K_CONNECTIONS };
+
+/* What the string token s (quotes included) is, when ':' follows it. */
+static enum key key_of(const char *s, size_t k, const char *rest, size_t n)
+{
+    size_t j = 0;
+    while (j < n && (rest[j] == ' ' || rest[j] == '\t' || rest[j] == '\n' || rest[j] == '\r'))
+        j++;
+    if (j == n || rest[j] != ':')
+        return NOT_A_KEY;
+    if (k == 11 && memcmp(s, "\"marker_id\"", 11) == 0)
+        return K_MARKER;
+    if (k == 13 && memcmp(s, "\"total_count\"", 13) == 0)
+        return K_TOTAL;
+    if (k == 13 && memcmp(s, "\"connections\"", 13) == 0)
+        return K_CONNECTIONS;
+    return K_OTHER;
+}
+
 /* One pass over the body. When it rewrites a literal it pushes the
  * rewritten body and returns 1; otherwise it pushes nothing. */
 static int mark_big_integers(lua_State *L, const char *s, size_t n, scan *sc)
@@ -134,9 +141,11 @@ static int mark_big_integers(lua_State *L, const char *s, size_t n, scan *sc)
         char c = s[i];
         if (c == '"') {
             size_t k = string_len(s + i, n - i, &sc->bad);
+            enum key kk;
             if (k == 0)
                 break;
-            known_key = names_integer_field(s + i, k, s + i + k, n - i - k);
+            kk = key_of(s + i, k, s + i + k, n - i - k);
+            known_key = kk == K_MARKER || kk == K_TOTAL;
             i += k;
         } else if (c == '-' || is_digit(c)) {
             size_t digits;
@@ -265,24 +274,6 @@ static void unmark_all(lua_State *L, int t, int depth)
  * else (a big integer elsewhere, a duplicate key, a mismatch) takes the
  * general path above. */
 
-enum key { NOT_A_KEY = -1, K_OTHER, K_MARKER, K_TOTAL, K_CONNECTIONS };
-
-/* What the string token s (quotes included) is, when ':' follows it. */
-static enum key key_of(const char *s, size_t k, const char *rest, size_t n)
-{
-    size_t j = 0;
-    while (j < n && (rest[j] == ' ' || rest[j] == '\t' || rest[j] == '\n' || rest[j] == '\r'))
-        j++;
-    if (j == n || rest[j] != ':')
-        return NOT_A_KEY;
-    if (k == 11 && memcmp(s, "\"marker_id\"", 11) == 0)
-        return K_MARKER;
-    if (k == 13 && memcmp(s, "\"total_count\"", 13) == 0)
-        return K_TOTAL;
-    if (k == 13 && memcmp(s, "\"connections\"", 13) == 0)
-        return K_CONNECTIONS;
-    return K_OTHER;
-}
 
 /* The value of an integer literal (an optional '-', then digits only);
  * 0 when it does not fit 64 bits. */
