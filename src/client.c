@@ -5,10 +5,31 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
+#include "client.h"
+#include "errors.h"
 #include "options.h"
+#include "policy.h"
 #include "scheduler.h"
+#include "transport.h"
+#include "validate.h"
+#include "wait.h"
 
-#define MAX_ENDPOINTS 1000
+typedef struct vp_client {
+    int closed;
+    int safe;          /* made by vpcep.safe.new: methods return nil, err */
+    int in_call;       /* a method of this client is running */
+    int close_pending; /* finalised or closed from inside one: release after it */
+    char *project_id;
+    char *base_url;     /* scheme://host[:port], no trailing slash */
+    char *host;         /* host[:port], as the Host header carries it */
+    char *services_url; /* <base_url>/v1/<project_id>/vpc-endpoint-services/ */
+    char *token;        /* IAM token, or NULL when signing with AK/SK */
+    char *ak, *sk, *security_token;
+    char *user_agent;
+    vp_request_ctx rq; /* what the request builders read (points at the above) */
+    vp_sched sched;    /* what batches run with */
+    vp_batch *one;     /* the batch of one-request calls, kept warm */
+} vp_client;
 
 static char *dup_or_null(const char *s)
 {
@@ -30,11 +51,11 @@ static void client_release(vp_client *c)
 {
     /* the transport first: its handles point into the kept batch and at
      * the header list until they are cleaned up */
-    vp_transport_free(c->tp);
-    c->tp = NULL;
-    vp_batch_one_free(c);
-    vp_headers_free(c->token_headers);
-    c->token_headers = NULL;
+    vp_transport_free(c->sched.tp);
+    c->sched.tp = NULL;
+    vp_batch_one_free(&c->one);
+    vp_headers_free(c->rq.token_headers);
+    c->rq.token_headers = NULL;
     free(c->project_id);
     free(c->base_url);
     free(c->host);
@@ -43,11 +64,9 @@ static void client_release(vp_client *c)
     free(c->ak);
     free_secret(c->sk);
     free_secret(c->security_token);
-    free(c->cafile);
-    free(c->proxy);
     free(c->user_agent);
     c->project_id = c->base_url = c->host = c->services_url = c->token = c->ak = c->sk = NULL;
-    c->security_token = c->cafile = c->proxy = c->user_agent = NULL;
+    c->security_token = c->user_agent = NULL;
     c->closed = 1;
     c->close_pending = 0;
 }
@@ -68,6 +87,33 @@ static char *services_url(const char *base_url, const char *project_id)
     return u;
 }
 
+/* Points the request context and the batch settings at what c owns. */
+static void wire(vp_client *c, const vp_options *o)
+{
+    int ns = 0;
+    c->rq.services_url = c->services_url;
+    c->rq.host = c->host;
+    c->rq.project_id = c->project_id;
+    c->rq.user_agent = c->user_agent;
+    c->rq.token = c->token;
+    c->rq.ak = c->ak;
+    c->rq.sk = c->sk;
+    c->rq.security_token = c->security_token;
+    c->sched.rq = &c->rq;
+    c->sched.timeout = o->timeout;
+    c->sched.retries = o->retries;
+    c->sched.concurrency = o->concurrency;
+    /* NULL ends the list: an AK/SK client has no token, so the missing
+     * ones are left out rather than ending it early */
+    if (c->token != NULL)
+        c->sched.secrets[ns++] = c->token;
+    if (c->sk != NULL)
+        c->sched.secrets[ns++] = c->sk;
+    if (c->security_token != NULL)
+        c->sched.secrets[ns++] = c->security_token;
+    c->sched.secrets[ns] = NULL;
+}
+
 /* Pushes a client made from the options at idx (validated first; the
  * userdata exists before anything is allocated, so __gc owns it all). */
 static vp_client *client_push(lua_State *L, int idx, const char *const *extra)
@@ -86,35 +132,34 @@ static vp_client *client_push(lua_State *L, int idx, const char *const *extra)
     c->ak = dup_or_null(o.ak);
     c->sk = dup_or_null(o.sk);
     c->security_token = dup_or_null(o.security_token);
-    c->cafile = dup_or_null(o.cafile);
-    c->proxy = dup_or_null(o.proxy);
     c->user_agent = dup_or_null(o.user_agent);
-    c->timeout = o.timeout;
-    c->connect_timeout = o.connect_timeout;
-    c->retries = o.retries;
-    c->concurrency = o.concurrency;
-    c->verify = o.verify;
-    c->max_body = o.max_body;
-    c->tp = vp_transport_new();
     c->services_url = services_url(o.base_url, o.project_id);
-    if (c->tp == NULL || c->services_url == NULL || c->project_id == NULL || c->base_url == NULL || c->host == NULL ||
-        c->user_agent == NULL || (o.token != NULL && c->token == NULL) || (o.ak != NULL && c->ak == NULL) ||
-        (o.sk != NULL && c->sk == NULL) || (o.security_token != NULL && c->security_token == NULL) ||
-        (o.cafile != NULL && c->cafile == NULL) || (o.proxy != NULL && c->proxy == NULL)) {
+    c->sched.tp = vp_transport_new(&o.transport);
+    if (c->sched.tp == NULL || c->services_url == NULL || c->project_id == NULL || c->base_url == NULL ||
+        c->host == NULL || c->user_agent == NULL || (o.token != NULL && c->token == NULL) ||
+        (o.ak != NULL && c->ak == NULL) || (o.sk != NULL && c->sk == NULL) ||
+        (o.security_token != NULL && c->security_token == NULL)) {
         client_release(c);
-        luaL_error(L, "vpcep: out of memory");
+        vp_raise_oom(L);
     }
     /* last: it reads the strings checked above */
-    if (c->token != NULL && (c->token_headers = vp_token_headers(c)) == NULL) {
+    if (c->token != NULL && (c->rq.token_headers = vp_token_headers(c->token, c->user_agent)) == NULL) {
         client_release(c);
-        luaL_error(L, "vpcep: out of memory");
+        vp_raise_oom(L);
     }
+    wire(c, &o);
     return c;
 }
 
 int vp_l_new(lua_State *L)
 {
     client_push(L, 1, NULL);
+    return 1;
+}
+
+int vp_l_safe_new(lua_State *L)
+{
+    client_push(L, 1, NULL)->safe = 1;
     return 1;
 }
 
@@ -161,121 +206,6 @@ static int client_tostring(lua_State *L)
     return 1;
 }
 
-/* Pushes an array of the endpoint ids at idx (a string or an array of
- * them), checked; returns how many. */
-static int push_endpoint_ids(lua_State *L, int idx, int max)
-{
-    int n, i;
-    idx = vp_absindex(L, idx);
-    if (lua_type(L, idx) == LUA_TSTRING) {
-        vp_check_id(L, idx, "endpoint id", NULL);
-        lua_createtable(L, 1, 0);
-        lua_pushvalue(L, idx);
-        lua_rawseti(L, -2, 1);
-        return 1;
-    }
-    if (lua_type(L, idx) != LUA_TTABLE)
-        vp_raise(L, VP_EINVAL, "endpoints must be an endpoint id or an array of them, got %s",
-                 luaL_typename(L, idx));
-    n = (int)vp_rawlen(L, idx);
-    if (n == 0)
-        vp_raise(L, VP_EINVAL, "endpoints is empty");
-    if (n > max)
-        vp_raise(L, VP_EINVAL, "endpoints holds %d ids, more than %d at once (raise opts.max_endpoints "
-                 "to allow it)", n, max);
-    lua_pushnil(L);
-    i = 0;
-    while (lua_next(L, idx) != 0) {
-        long long k;
-        lua_pop(L, 1);
-        if (!vp_isintegral(L, -1, &k) || k < 1 || k > n)
-            vp_raise(L, VP_EINVAL, "endpoints must be an array (1..n, no other keys)");
-        i++;
-    }
-    lua_createtable(L, n, 0);
-    lua_newtable(L); /* seen ids */
-    for (i = 1; i <= n; i++) {
-        lua_rawgeti(L, idx, i);
-        lua_pushfstring(L, "endpoints[%d]", i);
-        vp_check_id(L, -2, lua_tostring(L, -1), NULL);
-        lua_pop(L, 1);
-        lua_pushvalue(L, -1);
-        lua_rawget(L, -3);
-        if (!lua_isnil(L, -1))
-            vp_raise(L, VP_EINVAL, "endpoint %s is given twice", lua_tostring(L, -2));
-        lua_pop(L, 1);
-        lua_pushvalue(L, -1);
-        lua_pushboolean(L, 1);
-        lua_rawset(L, -4);
-        lua_rawseti(L, -3, i);
-    }
-    lua_pop(L, 1);
-    return n;
-}
-
-typedef struct action_opts {
-    double wait; /* seconds, 0 = no waiting */
-    int max_endpoints;
-} action_opts;
-
-static void read_action_opts(lua_State *L, int idx, action_opts *o)
-{
-    o->wait = 0;
-    o->max_endpoints = MAX_ENDPOINTS;
-    if (lua_isnoneornil(L, idx))
-        return;
-    if (lua_type(L, idx) != LUA_TTABLE)
-        vp_raise(L, VP_EINVAL, "opts must be a table, got %s", luaL_typename(L, idx));
-    lua_pushnil(L);
-    while (lua_next(L, idx) != 0) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
-        long long v;
-        if (strcmp(k, "wait") == 0) {
-            if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0 && lua_tonumber(L, -1) <= 86400))
-                vp_raise(L, VP_EINVAL, "opts.wait must be a number of seconds in 0..86400");
-            o->wait = lua_tonumber(L, -1);
-        } else if (strcmp(k, "max_endpoints") == 0) {
-            if (!vp_isintegral(L, -1, &v) || v < 1 || v > 1000000)
-                vp_raise(L, VP_EINVAL, "opts.max_endpoints must be an integer in 1..1000000");
-            o->max_endpoints = (int)v;
-        } else {
-            vp_raise(L, VP_EINVAL, "unknown option opts.%s (known: wait, max_endpoints)", k);
-        }
-        lua_pop(L, 1);
-    }
-}
-
-/* Raises the error of a batch that had failures: the first failure's code,
- * message and status, with every result in err.results. */
-static void raise_if_failed(lua_State *L, int results, int n)
-{
-    int i, first = 0, failed = 0;
-    for (i = 1; i <= n; i++) {
-        lua_rawgeti(L, results, i);
-        if (vp_is_error(L, -1)) {
-            failed++;
-            if (first == 0)
-                first = i;
-        }
-        lua_pop(L, 1);
-    }
-    if (failed == 0)
-        return;
-    lua_rawgeti(L, results, first);
-    vp_error_push(L, "", "", 0);
-    lua_pushnil(L);
-    while (lua_next(L, -3) != 0) { /* copy the first failure's fields */
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, -4);
-    }
-    lua_pushvalue(L, results);
-    lua_setfield(L, -2, "results");
-    lua_pushinteger(L, failed);
-    lua_setfield(L, -2, "failed");
-    lua_error(L);
-}
-
 /* A batch for n requests: the client's kept batch for one (nothing is
  * pushed then), else a new batch userdata on the stack. */
 static vp_batch *start_batch(lua_State *L, vp_client *c, int n, enum vp_kind kind, vp_build_fn build,
@@ -284,9 +214,9 @@ static vp_batch *start_batch(lua_State *L, vp_client *c, int n, enum vp_kind kin
     vp_batch *b;
     if (n > 1)
         return vp_batch_push(L, n, kind, build, ud);
-    b = vp_batch_one(c, kind, build, ud);
+    b = vp_batch_one(&c->one, kind, build, ud);
     if (b == NULL)
-        luaL_error(L, "vpcep: out of memory");
+        vp_raise_oom(L);
     return b;
 }
 
@@ -301,24 +231,24 @@ static int do_action(lua_State *L, const char *action)
 {
     vp_client *c = check_client(L);
     const char *sid = vp_check_id(L, 2, "service_id", NULL);
-    action_opts o;
+    vp_action_opts o;
     vp_action_spec spec;
     int n, ids, results;
     vp_batch *b;
-    read_action_opts(L, 4, &o);
-    n = push_endpoint_ids(L, 3, o.max_endpoints);
+    vp_check_action_opts(L, 4, &o);
+    n = vp_check_endpoints(L, 3, o.max_endpoints);
     ids = lua_gettop(L);
     spec.action = action;
     spec.service_id = sid;
     b = start_batch(L, c, n, VP_ACTION, vp_build_action_op, &spec);
     lua_createtable(L, n, 0);
     results = lua_gettop(L);
-    vp_batch_run(L, c, b, results, ids, ids);
+    vp_batch_run(L, &c->sched, b, b == c->one, results, ids, ids);
     end_batch(c, b);
-    raise_if_failed(L, results, n);
+    vp_policy_raise_failures(L, results, n);
     if (o.wait > 0) {
-        vp_wait_settled(L, c, sid, results, ids, n, o.wait);
-        raise_if_failed(L, results, n);
+        vp_wait_settled(L, &c->sched, sid, results, ids, n, o.wait);
+        vp_policy_raise_failures(L, results, n);
     }
     lua_pushvalue(L, results);
     return 1;
@@ -344,7 +274,7 @@ static void list_page(lua_State *L, vp_client *c, const char *sid)
     lua_rawseti(L, -2, 1);
     b = start_batch(L, c, 1, VP_LIST, vp_build_list_op, sid);
     lua_createtable(L, 1, 0);
-    vp_batch_run(L, c, b, -1, 0, -2);
+    vp_batch_run(L, &c->sched, b, b == c->one, -1, 0, -2);
     end_batch(c, b);
     lua_rawgeti(L, -1, 1);
     if (vp_is_error(L, -1))
@@ -442,17 +372,13 @@ static int client_connections(lua_State *L)
 static int client_prepare(lua_State *L)
 {
     vp_client *c = check_client(L);
-    size_t alen = 0;
-    const char *action = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &alen) : "";
+    const char *action = vp_check_action(L, 2);
     const char *sid, *eid;
     vp_batch *b;
-    if (lua_type(L, 2) != LUA_TSTRING || strlen(action) != alen ||
-        (strcmp(action, "receive") != 0 && strcmp(action, "reject") != 0))
-        vp_raise(L, VP_EINVAL, "action must be \"receive\" or \"reject\"");
     sid = vp_check_id(L, 3, "service_id", NULL);
     eid = vp_check_id(L, 4, "endpoint id", NULL);
     b = start_batch(L, c, 1, VP_ACTION, NULL, NULL);
-    vp_build_action(L, c, &b->ops[0].x, action, sid, eid);
+    vp_build_action(L, &c->rq, &b->ops[0].x, action, sid, eid);
     vp_push_request(L, &b->ops[0].x);
     end_batch(c, b);
     return 1;
@@ -545,7 +471,7 @@ static int dispatch(lua_State *L)
     c->in_call = 1;
     status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
     c->in_call = 0;
-    vp_batch_one_done(c);
+    vp_batch_one_done(c->one);
     if (c->close_pending)
         client_release(c);
     if (status != 0)

@@ -20,6 +20,13 @@
 #define VP_HIDDEN_END
 #endif
 
+/* A function that raises and never returns. */
+#if defined(__GNUC__)
+#define VP_NORETURN __attribute__((noreturn))
+#else
+#define VP_NORETURN
+#endif
+
 #if LUA_VERSION_NUM >= 503
 #define VP_HAS_INTEGERS 1
 #else

@@ -3,8 +3,9 @@
  * An error is a plain table with the metatable vpcep.error, so users can read
  * its fields directly, and tostring() gives one line. */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
-#include "vpcep.h"
+#include "errors.h"
 
 void vp_error_push(lua_State *L, const char *code, const char *message, long status)
 {
@@ -200,10 +201,78 @@ void vp_error_open(lua_State *L)
 
 int vp_pcall_or_nil(lua_State *L)
 {
-    if (lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0) != 0) {
-        lua_pushnil(L);
-        lua_insert(L, -2);
-        return 2;
+    int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    if (status == 0)
+        return lua_gettop(L);
+    /* as cjson.safe: only runtime errors become nil, err; running out of
+     * memory is not an answer the caller can act on */
+    if (status != LUA_ERRRUN)
+        return lua_error(L);
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* ---- memory errors ---------------------------------------------------------
+ *
+ * Lua has no call that raises a memory error (status LUA_ERRMEM): only its
+ * allocator failing does. So, for a malloc of ours that failed, the
+ * allocator is wrapped for a moment in one that refuses any block of
+ * REFUSE_AT bytes or more and passes everything else on, and Lua is asked
+ * for such a block: it fails the way a real shortage fails, and pcall,
+ * vpcep.safe and every host see a memory error. The wrapper puts the real
+ * allocator back when Lua has given up (after its emergency collection and
+ * second try, on 5.3 and 5.4). */
+
+#define REFUSE_AT ((size_t)1 << 30) /* LuaJIT refuses userdata over 2 GiB itself */
+
+#if LUA_VERSION_NUM >= 503
+#define LUA_TRIES 2 /* the allocation, and again after an emergency collection */
+#else
+#define LUA_TRIES 1
+#endif
+
+typedef struct refusing {
+    lua_Alloc f;
+    void *ud;
+    lua_State *L;
+    int refusals_left;
+} refusing;
+
+static void *refusing_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    refusing *r = ud;
+    if (nsize >= REFUSE_AT && (ptr == NULL || nsize > osize)) {
+        if (--r->refusals_left <= 0) {
+            lua_setallocf(r->L, r->f, r->ud);
+            free(r);
+        }
+        return NULL;
     }
-    return lua_gettop(L);
+    return r->f(r->ud, ptr, osize, nsize);
+}
+
+void vp_raise_oom(lua_State *L)
+{
+    void *ud;
+    lua_Alloc f = lua_getallocf(L, &ud);
+    refusing *r = ud;
+    if (f != refusing_alloc) {
+        r = malloc(sizeof *r);
+        if (r != NULL) {
+            r->f = f;
+            r->ud = ud;
+            r->L = L;
+            lua_setallocf(L, refusing_alloc, r);
+        }
+    }
+    if (r == NULL) {
+        /* not even the few bytes for the wrapper: Lua's own message */
+        lua_pushliteral(L, "not enough memory");
+    } else {
+        r->refusals_left = LUA_TRIES;
+        lua_newuserdata(L, REFUSE_AT); /* raises LUA_ERRMEM */
+    }
+    for (;;) /* the loop tells the compiler lua_error does not return */
+        lua_error(L);
 }

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "vpcep.h"
+#include "exact.h"
+#include "json.h"
+#include "text.h"
 
 #define MARK '\xFF'
 #define BIG_DIGITS 16

@@ -6,7 +6,7 @@
  * The decode function is kept in the registry. (Requests are built byte
  * by byte in request.c: their bodies hold only checked ids.) */
 #include <string.h>
-#include "vpcep.h"
+#include "json.h"
 
 static const char DECODE_KEY = 'd';
 

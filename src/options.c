@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
-#include "vpcep.h"
+#include "errors.h"
 #include "options.h"
+#include "regions.h"
+#include "validate.h"
 
 static const char *const known[] = {
     "project_id", "region", "endpoint", "token", "ak", "sk", "security_token", "timeout",
@@ -276,4 +278,9 @@ void vp_options_read(lua_State *L, int idx, vp_options *o, const char *const *ex
     o->user_agent = opt_string(L, idx, "user_agent", 1, 256, 0);
     if (o->user_agent == NULL)
         default_user_agent(o);
+    o->transport.verify = o->verify;
+    o->transport.cafile = o->cafile;
+    o->transport.proxy = o->proxy;
+    o->transport.connect_timeout = o->connect_timeout;
+    o->transport.max_body = o->max_body;
 }

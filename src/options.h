@@ -3,7 +3,7 @@
 #ifndef VPCEP_OPTIONS_H
 #define VPCEP_OPTIONS_H
 
-#include "vpcep.h"
+#include "transport.h"
 
 VP_HIDDEN_BEGIN
 
@@ -16,6 +16,7 @@ typedef struct vp_options {
     long max_body;
     char region_host[128], region_url[160];
     char ua_buf[128];
+    vp_transport_opts transport; /* verify, cafile, proxy, connect_timeout, max_body */
 } vp_options;
 
 /* Reads and checks the options table at idx; extra names keys that the

@@ -7,7 +7,7 @@
  * lives under the .eu domain. */
 #include <stdio.h>
 #include <string.h>
-#include "vpcep.h"
+#include "regions.h"
 
 /* Sorted, so the list reads well in an error message. */
 static const char *const regions[] = {

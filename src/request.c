@@ -1,4 +1,4 @@
-/* request.c: validation of what the user gives, and building requests.
+/* request.c: building requests.
  *
  * A request is built straight into a transfer (method, url, body, header
  * list) and authenticated there; it is sent as it is, and client:prepare
@@ -6,121 +6,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/crypto.h>
-#include "transport.h"
-#define ID_MAX 64
-
-/* 1 for the bytes an id may hold: [A-Za-z0-9._-]. */
-static const unsigned char id_chars[256] = {
-    ['-'] = 1, ['.'] = 1, ['_'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
-    ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
-    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
-    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
-};
-
-const char *vp_check_id(lua_State *L, int idx, const char *what, size_t *lenp)
-{
-    size_t len, i;
-    const unsigned char *s;
-    int dots = 0, dotdot = 0;
-    if (lua_type(L, idx) != LUA_TSTRING) {
-        vp_raise(L, VP_EINVAL, "%s must be a string, got %s", what, luaL_typename(L, idx));
-    }
-    s = (const unsigned char *)lua_tolstring(L, idx, &len);
-    if (len == 0 || len > ID_MAX)
-        vp_raise(L, VP_EINVAL, "%s must be 1..%d characters, got %d", what, ID_MAX, (int)len);
-    for (i = 0; i < len; i++) {
-        if (!id_chars[s[i]])
-            vp_raise(L, VP_EINVAL, "%s may hold only letters, digits, '-', '_' and '.' (byte %d is not one)",
-                     what, (int)i + 1);
-        dots = s[i] == '.' ? dots + 1 : 0;
-        dotdot |= dots >= 2;
-    }
-    if (dotdot || (len == 1 && s[0] == '.'))
-        vp_raise(L, VP_EINVAL, "%s must not be '.' or contain '..'", what);
-    if (lenp != NULL)
-        *lenp = len;
-    return (const char *)s;
-}
-
-static void raise_oom(lua_State *L)
-{
-    luaL_error(L, "vpcep: out of memory");
-}
-
-/* ---- header lists --------------------------------------------------------- */
-
-/* Appends "Name: value" (or "Name;", libcurl's way to send an empty
- * value). Returns the new list, or NULL when out of memory (the old list
- * is then still the caller's). */
-static struct curl_slist *append_header(struct curl_slist *list, const char *name, const char *value)
-{
-    size_t nl = strlen(name), vl = strlen(value);
-    char small[512];
-    char *line = nl + vl + 3 <= sizeof small ? small : malloc(nl + vl + 3);
-    struct curl_slist *next;
-    if (line == NULL)
-        return NULL;
-    memcpy(line, name, nl);
-    if (vl > 0) {
-        line[nl] = ':';
-        line[nl + 1] = ' ';
-        memcpy(line + nl + 2, value, vl);
-        line[nl + 2 + vl] = '\0';
-    } else {
-        line[nl] = ';';
-        line[nl + 1] = '\0';
-    }
-    next = curl_slist_append(list, line);
-    if (line != small) {
-        OPENSSL_cleanse(line, nl + vl + 3);
-        free(line);
-    } else {
-        OPENSSL_cleanse(small, nl + vl + 3);
-    }
-    return next;
-}
-
-/* Ends a list: no "Expect: 100-continue" round trip, and exactly the
- * headers that were signed. NULL when out of memory (list freed). */
-static struct curl_slist *end_list(struct curl_slist *list)
-{
-    struct curl_slist *next = list != NULL ? curl_slist_append(list, "Expect:") : NULL;
-    if (next == NULL)
-        vp_headers_free(list);
-    return next;
-}
-
-void vp_headers_free(struct curl_slist *list)
-{
-    struct curl_slist *l;
-    for (l = list; l != NULL; l = l->next)
-        OPENSSL_cleanse(l->data, strlen(l->data));
-    curl_slist_free_all(list);
-}
-
-struct curl_slist *vp_token_headers(const vp_client *c)
+#include "errors.h"
+#include "request.h"
+#include "sign.h"
+#include "text.h"
+struct curl_slist *vp_token_headers(const char *token, const char *user_agent)
 {
     static const char *const names[] = {"Content-Type", "X-Auth-Token", "User-Agent"};
     const char *values[3];
     struct curl_slist *list = NULL, *next;
     int i;
     values[0] = "application/json";
-    values[1] = c->token;
-    values[2] = c->user_agent; /* not signed: proxies may rewrite it */
+    values[1] = token;
+    values[2] = user_agent; /* not signed: proxies may rewrite it */
     for (i = 0; i < 3; i++) {
-        next = append_header(list, names[i], values[i]);
+        next = vp_headers_append(list, names[i], strlen(names[i]), values[i], strlen(values[i]));
         if (next == NULL) {
             vp_headers_free(list);
             return NULL;
         }
         list = next;
     }
-    return end_list(list);
+    return vp_headers_end(list);
 }
 
 /* The header list of the headers table at the top (strings only, as
@@ -130,7 +37,9 @@ static struct curl_slist *table_headers(lua_State *L)
     struct curl_slist *list = NULL, *next;
     lua_pushnil(L);
     while (lua_next(L, -2) != 0) {
-        next = append_header(list, lua_tostring(L, -2), lua_tostring(L, -1));
+        size_t nl, vl;
+        const char *name = lua_tolstring(L, -2, &nl), *value = lua_tolstring(L, -1, &vl);
+        next = vp_headers_append(list, name, nl, value, vl);
         lua_pop(L, 1);
         if (next == NULL) {
             lua_pop(L, 1);
@@ -139,7 +48,7 @@ static struct curl_slist *table_headers(lua_State *L)
         }
         list = next;
     }
-    return end_list(list);
+    return vp_headers_end(list);
 }
 
 /* ---- the request table ---------------------------------------------------- */
@@ -190,7 +99,7 @@ void vp_push_request(lua_State *L, const vp_xfer *x)
 /* ---- authentication ------------------------------------------------------- */
 
 /* Signs x with the client's AK/SK through the same signer as vpcep.sign. */
-static void sign_into(lua_State *L, vp_client *c, vp_xfer *x)
+static void sign_into(lua_State *L, const vp_request_ctx *c, vp_xfer *x)
 {
     vp_cred cred;
     int req;
@@ -212,12 +121,12 @@ static void sign_into(lua_State *L, vp_client *c, vp_xfer *x)
     x->headers_shared = 0;
     lua_pop(L, 2);
     if (x->headers == NULL)
-        raise_oom(L);
+        vp_raise_oom(L);
 }
 
 /* Token: the client's list, built once (nothing in it changes per call);
  * AK/SK: signed now, so a signature is never older than its try. */
-static void authenticate(lua_State *L, vp_client *c, vp_xfer *x)
+static void authenticate(lua_State *L, const vp_request_ctx *c, vp_xfer *x)
 {
     if (c->token != NULL) {
         x->headers = c->token_headers;
@@ -230,12 +139,12 @@ static void authenticate(lua_State *L, vp_client *c, vp_xfer *x)
 /* ---- building ------------------------------------------------------------- */
 
 /* Appends "<base>/v1/<project>/vpc-endpoint-services/<service>/connections". */
-static int add_connections_url(vp_buf *u, const vp_client *c, const char *service_id)
+static int add_connections_url(vp_buf *u, const vp_request_ctx *c, const char *service_id)
 {
     return vp_buf_adds(u, c->services_url) || vp_buf_adds(u, service_id) || vp_buf_lit(u, "/connections");
 }
 
-void vp_build_action(lua_State *L, vp_client *c, vp_xfer *x, const char *action, const char *service_id,
+void vp_build_action(lua_State *L, const vp_request_ctx *c, vp_xfer *x, const char *action, const char *service_id,
                      const char *endpoint_id)
 {
     vp_xfer_clear_request(x);
@@ -246,7 +155,7 @@ void vp_build_action(lua_State *L, vp_client *c, vp_xfer *x, const char *action,
         vp_buf_lit(&x->body, "{\"action\":\"") || vp_buf_adds(&x->body, action) ||
         vp_buf_lit(&x->body, "\",\"endpoints\":[\"") || vp_buf_adds(&x->body, endpoint_id) ||
         vp_buf_lit(&x->body, "\"]}"))
-        raise_oom(L);
+        vp_raise_oom(L);
     authenticate(L, c, x);
 }
 
@@ -275,7 +184,7 @@ static void escape_top(lua_State *L)
 
 /* Builds the list call into x; query_idx is 0 or a table of already
  * validated query values (strings or integers). */
-static void build_list(lua_State *L, vp_client *c, vp_xfer *x, const char *service_id, int query_idx)
+static void build_list(lua_State *L, const vp_request_ctx *c, vp_xfer *x, const char *service_id, int query_idx)
 {
     int i, pieces = 0;
     size_t len;
@@ -300,86 +209,12 @@ static void build_list(lua_State *L, vp_client *c, vp_xfer *x, const char *servi
     vp_xfer_clear_request(x);
     x->method = "GET";
     if (add_connections_url(&x->url, c, service_id) || vp_buf_add(&x->url, q, len))
-        raise_oom(L);
+        vp_raise_oom(L);
     lua_pop(L, 1);
     authenticate(L, c, x);
 }
 
-static const char *const statuses[] = {"pendingAcceptance", "creating", "accepted", "rejected",
-                                       "failed", "deleting", NULL};
-static const char *const sort_keys[] = {"create_at", "update_at", NULL};
-static const char *const sort_dirs[] = {"asc", "desc", NULL};
-
-static void check_enum(lua_State *L, int idx, const char *key, const char *const *allowed)
-{
-    int i;
-    const char *v;
-    if (lua_type(L, idx) != LUA_TSTRING)
-        vp_raise(L, VP_EINVAL, "query.%s must be a string", key);
-    v = lua_tostring(L, idx);
-    for (i = 0; allowed[i] != NULL; i++)
-        if (strcmp(v, allowed[i]) == 0)
-            return;
-    vp_raise(L, VP_EINVAL, "query.%s must be one of the service's values (got an unknown one)", key);
-}
-
-static void check_count(lua_State *L, int idx, const char *key, long long max)
-{
-    long long v;
-    if (!vp_isintegral(L, idx, &v) || v < 0 || v > max)
-        vp_raise(L, VP_EINVAL, "query.%s must be an integer in 0..%d", key, (int)(max > 2147483647 ? 2147483647 : max));
-}
-
-/* marker_id: an integer, or its decimal string (exact above 2^53 on 5.1). */
-static void check_marker(lua_State *L, int idx)
-{
-    long long v;
-    size_t len, i;
-    const char *s;
-    if (vp_isintegral(L, idx, &v))
-        return;
-    if (lua_type(L, idx) != LUA_TSTRING)
-        vp_raise(L, VP_EINVAL, "query.marker_id must be an integer or its decimal string");
-    s = lua_tolstring(L, idx, &len);
-    for (i = (len > 0 && s[0] == '-'); i < len; i++)
-        if (s[i] < '0' || s[i] > '9')
-            break;
-    if (len == 0 || len > 20 || i != len || (len == 1 && s[0] == '-'))
-        vp_raise(L, VP_EINVAL, "query.marker_id must be an integer or its decimal string");
-}
-
-void vp_check_query(lua_State *L, int idx)
-{
-    idx = vp_absindex(L, idx);
-    if (lua_type(L, idx) != LUA_TTABLE)
-        vp_raise(L, VP_EINVAL, "query must be a table, got %s", luaL_typename(L, idx));
-    lua_pushnil(L);
-    while (lua_next(L, idx) != 0) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-        int v = lua_gettop(L);
-        if (k == NULL)
-            vp_raise(L, VP_EINVAL, "query keys must be strings");
-        if (strcmp(k, "id") == 0)
-            vp_check_id(L, v, "query.id", NULL);
-        else if (strcmp(k, "marker_id") == 0)
-            check_marker(L, v);
-        else if (strcmp(k, "status") == 0)
-            check_enum(L, v, k, statuses);
-        else if (strcmp(k, "sort_key") == 0)
-            check_enum(L, v, k, sort_keys);
-        else if (strcmp(k, "sort_dir") == 0)
-            check_enum(L, v, k, sort_dirs);
-        else if (strcmp(k, "limit") == 0)
-            check_count(L, v, k, 1000);
-        else if (strcmp(k, "offset") == 0)
-            check_count(L, v, k, 2147483647LL);
-        else
-            vp_raise(L, VP_EINVAL, "query.%s is not a query parameter of the list call", k);
-        lua_pop(L, 1);
-    }
-}
-
-void vp_build_action_op(lua_State *L, vp_client *c, vp_xfer *x, const void *ud, int params, int i)
+void vp_build_action_op(lua_State *L, const vp_request_ctx *c, vp_xfer *x, const void *ud, int params, int i)
 {
     const vp_action_spec *a = ud;
     lua_rawgeti(L, params, i);
@@ -387,7 +222,7 @@ void vp_build_action_op(lua_State *L, vp_client *c, vp_xfer *x, const void *ud, 
     lua_pop(L, 1);
 }
 
-void vp_build_list_op(lua_State *L, vp_client *c, vp_xfer *x, const void *ud, int params, int i)
+void vp_build_list_op(lua_State *L, const vp_request_ctx *c, vp_xfer *x, const void *ud, int params, int i)
 {
     lua_rawgeti(L, params, i);
     build_list(L, c, x, (const char *)ud, lua_gettop(L));

@@ -6,7 +6,11 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include "vpcep.h"
+#include "errors.h"
+#include "exact.h"
+#include "json.h"
+#include "response.h"
+#include "text.h"
 
 static int is_digit(char c)
 {
@@ -87,16 +91,6 @@ static double vp_retry_after_seconds(const char *v)
     return -1;
 }
 
-static int retryable_status(long status)
-{
-    return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
-}
-
-static int retryable_code(const char *code)
-{
-    return code != NULL && (strcmp(code, "EndPoint.0022") == 0 || strcmp(code, "APIGW.0308") == 0);
-}
-
 /* Pushes field k of the table at idx when it is a string, else nothing;
  * returns whether it pushed. */
 static int push_string_field(lua_State *L, int idx, const char *k)
@@ -149,7 +143,6 @@ static int code_ok(const char *s, size_t len)
 static void push_http_error(lua_State *L, long status, const char *body, size_t len, const vp_answer_headers *h)
 {
     int err, decoded;
-    const char *code = NULL;
     decoded = len > 0 && vp_json_decode(L, body, len) && lua_istable(L, -1);
     if (!decoded) {
         lua_pop(L, len > 0 ? 1 : 0);
@@ -163,9 +156,7 @@ static void push_http_error(lua_State *L, long status, const char *body, size_t 
         lua_pushnil(L);
     }
     /* stack: doc code message */
-    if (lua_type(L, -2) == LUA_TSTRING && code_ok(lua_tostring(L, -2), vp_rawlen(L, -2))) {
-        code = lua_tostring(L, -2);
-    } else {
+    if (!(lua_type(L, -2) == LUA_TSTRING && code_ok(lua_tostring(L, -2), vp_rawlen(L, -2)))) {
         lua_pushfstring(L, "HTTP.%d", (int)status);
         lua_replace(L, -3);
     }
@@ -181,8 +172,6 @@ static void push_http_error(lua_State *L, long status, const char *body, size_t 
         lua_concat(L, 2);
     }
     lua_setfield(L, err, "message");
-    lua_pushboolean(L, retryable_status(status) || retryable_code(code));
-    lua_setfield(L, err, "retryable");
     /* request id: the header, else the body's */
     if (h->request_id != NULL)
         lua_pushstring(L, h->request_id);

@@ -1,17 +1,18 @@
-/* scheduler.c: the policy around sending: concurrency, retries with
- * exponential backoff and jitter, Retry-After, deadlines, and turning each
- * answer into a result through the same parse as vpcep.parse.
+/* scheduler.c: running a batch over the libcurl transport: concurrency,
+ * deadlines, and each answer read (response.c) and judged (policy.c) into a
+ * result or another try.
  *
  * Everything that touches Lua while transfers are in flight runs under
  * lua_pcall, so a Lua error can never leave a handle inside the multi. */
 #include <stdlib.h>
 #include <string.h>
+#include "errors.h"
+#include "policy.h"
+#include "response.h"
 #include "scheduler.h"
+#include "text.h"
 
 #define BATCH_MT "vpcep.batch"
-#define BACKOFF_BASE 0.25 /* seconds before the first retry */
-#define BACKOFF_CAP 8.0
-#define RETRY_AFTER_CAP 60.0
 
 void vp_batch_release(vp_batch *b)
 {
@@ -47,33 +48,33 @@ vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind, vp_build_fn buil
     return b;
 }
 
-vp_batch *vp_batch_one(vp_client *c, enum vp_kind kind, vp_build_fn build, const void *ud)
+vp_batch *vp_batch_one(vp_batch **slot, enum vp_kind kind, vp_build_fn build, const void *ud)
 {
     vp_op *op;
-    if (c->one == NULL)
-        c->one = calloc(1, sizeof *c->one);
-    if (c->one == NULL)
+    if (*slot == NULL)
+        *slot = calloc(1, sizeof **slot);
+    if (*slot == NULL)
         return NULL;
-    batch_init(c->one, 1, kind, build, ud);
-    op = &c->one->ops[0];
+    batch_init(*slot, 1, kind, build, ud);
+    op = &(*slot)->ops[0];
     op->tries = 0;
     op->state = OP_QUEUED;
     op->deadline = op->next_at = 0;
-    return c->one;
+    return *slot;
 }
 
-void vp_batch_one_done(vp_client *c)
+void vp_batch_one_done(vp_batch *one)
 {
-    if (c->one != NULL)
-        vp_xfer_trim(&c->one->ops[0].x);
+    if (one != NULL)
+        vp_xfer_trim(&one->ops[0].x);
 }
 
-void vp_batch_one_free(vp_client *c)
+void vp_batch_one_free(vp_batch **slot)
 {
-    if (c->one != NULL) {
-        vp_xfer_free(&c->one->ops[0].x);
-        free(c->one);
-        c->one = NULL;
+    if (*slot != NULL) {
+        vp_xfer_free(&(*slot)->ops[0].x);
+        free(*slot);
+        *slot = NULL;
     }
 }
 
@@ -85,158 +86,25 @@ void vp_scheduler_open(lua_State *L)
     lua_pop(L, 1);
 }
 
-/* A uniform random number in [0, 1) for jitter; not for secrets. */
-static double jitter(void)
+/* Pushes the error object of a transfer that got no HTTP answer; returns
+ * whether the connection broke mid-exchange. */
+static int push_transport_error(lua_State *L, const vp_xfer *x)
 {
-    static unsigned long long s = 0;
-    if (s == 0)
-        s = (unsigned long long)time(NULL) * 2654435761ULL ^ (unsigned long long)(size_t)&s;
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return (double)(s >> 11) / 9007199254740992.0;
-}
-
-/* Pushes the error object of a transfer that got no HTTP answer. */
-static void push_transport_error(lua_State *L, vp_xfer *x)
-{
-    const char *code = VP_ETRANSPORT;
-    int retryable = 0;
-    const char *why = x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(x->result);
-    switch (x->result) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-        code = VP_ECONNECT;
-        retryable = 1;
-        break;
-    case CURLE_OPERATION_TIMEDOUT:
-        code = VP_ETIMEOUT;
-        retryable = 1;
-        break;
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_SHUTDOWN_FAILED:
-        code = VP_ETLS;
-        break;
-    case CURLE_FILESIZE_EXCEEDED:
-        code = VP_EBADRESP;
-        why = "answer too large";
-        break;
-    default:
-        /* A reset or a cut answer: a new connection may well do better. */
-        retryable = x->result == CURLE_GOT_NOTHING || x->result == CURLE_RECV_ERROR ||
-                    x->result == CURLE_SEND_ERROR || x->result == CURLE_PARTIAL_FILE;
-        break;
-    }
-    if (x->too_large) {
-        vp_error_pushf(L, VP_EBADRESP, x->status, "answer larger than max_body (%d bytes)", (int)x->max_body);
-        return;
-    }
-    if (x->out_of_memory) {
-        vp_error_pushf(L, VP_ETRANSPORT, 0, "out of memory while reading the answer");
-        return;
-    }
-    vp_push_capped_text(L, why, strlen(why), 300);
-    vp_error_push(L, code, lua_tostring(L, -1), 0);
-    lua_remove(L, -2);
-    lua_pushboolean(L, retryable);
-    lua_setfield(L, -2, "retryable");
-}
-
-/* With an action's document at the top, replaces it by its connection, or
- * by the error it stands for. Returns 1 for a connection. */
-static int take_connection(lua_State *L, long status, const char *request_id)
-{
-    int ok = 1;
-    lua_getfield(L, -1, "connections");
-    lua_rawgeti(L, -1, 1);
-    if (!lua_istable(L, -1)) {
-        lua_pop(L, 3);
-        vp_error_pushf(L, VP_EBADRESP, status, "answer holds no connection");
-        vp_error_setstr(L, -1, "request_id", request_id);
+    vp_failure f;
+    vp_xfer_failure(x, &f);
+    if (f.too_large) {
+        vp_error_pushf(L, f.code, x->status, "answer larger than max_body (%d bytes)", (int)x->max_body);
         return 0;
     }
-    lua_replace(L, -3);
-    lua_pop(L, 1);
-    lua_getfield(L, -1, "status");
-    if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "failed") == 0) {
-        int conn = lua_gettop(L) - 1;
-        const char *code = "?", *msg = "no reason given";
-        lua_getfield(L, conn, "error");
-        lua_rawgeti(L, -1, 1);
-        if (lua_istable(L, -1)) {
-            lua_getfield(L, -1, "error_code");
-            lua_getfield(L, -2, "error_message");
-            if (lua_type(L, -2) == LUA_TSTRING)
-                code = lua_tostring(L, -2);
-            if (lua_type(L, -1) == LUA_TSTRING)
-                msg = lua_tostring(L, -1);
-        }
-        vp_push_capped_text(L, code, strlen(code), 64);
-        vp_push_capped_text(L, msg, strlen(msg), VP_TEXT_CAP);
-        vp_error_pushf(L, VP_EFAILED, status, "connection failed: %s: %s", lua_tostring(L, -2),
-                       lua_tostring(L, -1));
-        lua_pushvalue(L, conn);
-        lua_setfield(L, -2, "connection");
-        vp_error_setstr(L, -1, "request_id", request_id);
-        lua_replace(L, conn);
-        lua_settop(L, conn);
-        ok = 0;
-    } else {
-        lua_pop(L, 1);
-    }
-    return ok;
-}
-
-static int should_retry(lua_State *L, int err)
-{
-    int r;
-    lua_getfield(L, err, "code");
-    lua_getfield(L, err, "status");
-    r = lua_type(L, -2) == LUA_TSTRING &&
-        (strcmp(lua_tostring(L, -2), VP_ECONNECT) == 0 || strcmp(lua_tostring(L, -2), VP_ETIMEOUT) == 0 ||
-         strcmp(lua_tostring(L, -2), "EndPoint.0022") == 0 || strcmp(lua_tostring(L, -2), "APIGW.0308") == 0);
-    if (!r && lua_type(L, -1) == LUA_TNUMBER) {
-        long s = (long)lua_tointeger(L, -1);
-        r = s == 429 || s == 500 || s == 502 || s == 503 || s == 504;
-    }
-    lua_pop(L, 2);
-    return r;
-}
-
-/* Seconds to wait before the next try: Retry-After when the answer gave
- * one (capped), else exponential backoff with jitter. */
-static double retry_delay(lua_State *L, int err, int tries)
-{
-    double d = BACKOFF_BASE;
-    int i;
-    lua_getfield(L, err, "retry_after");
-    if (lua_type(L, -1) == LUA_TNUMBER) {
-        d = lua_tonumber(L, -1);
-        lua_pop(L, 1);
-        return d > RETRY_AFTER_CAP ? RETRY_AFTER_CAP : d;
-    }
-    lua_pop(L, 1);
-    for (i = 1; i < tries && d < BACKOFF_CAP; i++)
-        d *= 2;
-    if (d > BACKOFF_CAP)
-        d = BACKOFF_CAP;
-    return d / 2 + d / 2 * jitter();
+    vp_push_capped_text(L, f.why, strlen(f.why), 300);
+    vp_error_push(L, f.code, lua_tostring(L, -1), 0);
+    lua_remove(L, -2);
+    return f.cut;
 }
 
 typedef struct run_ctx {
-    vp_client *c;
+    const vp_sched *s;
+    int kept; /* the batch is the caller's kept batch of one */
     vp_batch *b;
     vp_op *op;
     int index; /* 1-based */
@@ -245,28 +113,15 @@ typedef struct run_ctx {
     int results, ids, params, settle_fn, load_fn;
 } run_ctx;
 
-/* Notes how many tries a final error took. */
-static void note_tries(lua_State *L, int err, int tries)
-{
-    lua_pushinteger(L, tries);
-    lua_setfield(L, err, "tries");
-    if (tries > 1) {
-        lua_getfield(L, err, "message");
-        lua_pushfstring(L, " (after %d tries)", tries);
-        lua_concat(L, 2);
-        lua_setfield(L, err, "message");
-    }
-}
-
 /* lua_pcall'd with (ctx, results, ids): turns one finished try into a
  * result or a retry. */
 static void settle_now(lua_State *L, run_ctx *ctx, int results, int ids)
 {
     vp_op *op = ctx->op;
     vp_xfer *x = &op->x;
-    int ok, err;
+    int ok, err, cut = 0;
     if (x->result != CURLE_OK || x->too_large) {
-        push_transport_error(L, x);
+        cut = push_transport_error(L, x);
         ok = 0;
     } else {
         vp_answer_headers h;
@@ -275,7 +130,7 @@ static void settle_now(lua_State *L, run_ctx *ctx, int results, int ids)
         h.content_type = x->content_type[0] != '\0' ? x->content_type : NULL;
         ok = vp_parse_answer(L, x->status, x->answer.data != NULL ? x->answer.data : "", x->answer.len, &h);
         if (ok && ctx->b->kind == VP_ACTION)
-            ok = take_connection(L, x->status, x->request_id[0] != '\0' ? x->request_id : NULL);
+            ok = vp_policy_take_connection(L, x->status, x->request_id[0] != '\0' ? x->request_id : NULL);
     }
     if (ok) {
         lua_rawseti(L, results, ctx->index);
@@ -287,30 +142,16 @@ static void settle_now(lua_State *L, run_ctx *ctx, int results, int ids)
         lua_rawgeti(L, ids, ctx->index);
         lua_setfield(L, err, "endpoint");
     }
-    {
-        /* NULL ends the list: an AK/SK client has no token, so skip the
-         * missing ones rather than stopping at the first. */
-        const char *secrets[4];
-        int ns = 0;
-        if (ctx->c->token != NULL)
-            secrets[ns++] = ctx->c->token;
-        if (ctx->c->sk != NULL)
-            secrets[ns++] = ctx->c->sk;
-        if (ctx->c->security_token != NULL)
-            secrets[ns++] = ctx->c->security_token;
-        secrets[ns] = NULL;
-        vp_error_redact(L, err, secrets);
-    }
-    if (op->tries <= ctx->c->retries && should_retry(L, err)) {
-        double now = vp_now(), d = retry_delay(L, err, op->tries);
-        /* Only when a try still fits before the deadline. */
-        if (now + d + 0.05 < op->deadline) {
+    vp_error_redact(L, err, ctx->s->secrets);
+    if (vp_policy_judge(L, err, cut) && op->tries <= ctx->s->retries) {
+        double now = vp_now(), d = vp_policy_backoff(L, err, op->tries);
+        if (vp_policy_fits(now, d, op->deadline)) {
             op->state = OP_BACKOFF;
             op->next_at = now + d;
             return;
         }
     }
-    note_tries(L, err, op->tries);
+    vp_policy_note_tries(L, err, op->tries);
     lua_rawseti(L, results, ctx->index);
     op->state = OP_DONE;
     return;
@@ -341,7 +182,7 @@ static void settle_op(lua_State *L, run_ctx *ctx, vp_op *op, int *pending)
         lua_pushnil(L);
     if (lua_pcall(L, 3, 0, 0) != 0) {
         /* Out of memory in Lua: stop everything cleanly, then raise. */
-        vp_transport_abort(ctx->c->tp);
+        vp_transport_abort(ctx->s->tp);
         lua_error(L);
     }
     if (op->state == OP_DONE)
@@ -353,7 +194,7 @@ static void settle_op(lua_State *L, run_ctx *ctx, vp_op *op, int *pending)
 static int load_try(lua_State *L)
 {
     run_ctx *ctx = lua_touserdata(L, 1);
-    ctx->b->build(L, ctx->c, &ctx->op->x, ctx->b->build_ud, 2, ctx->index);
+    ctx->b->build(L, ctx->s->rq, &ctx->op->x, ctx->b->build_ud, 2, ctx->index);
     return 0;
 }
 
@@ -361,7 +202,7 @@ static int load_try(lua_State *L)
 static void start_try(const run_ctx *ctx, vp_op *op)
 {
     if (op->deadline == 0) {
-        op->deadline = vp_now() + ctx->c->timeout;
+        op->deadline = vp_now() + ctx->s->timeout;
         if (ctx->b->deadline_cap > 0 && ctx->b->deadline_cap < op->deadline)
             op->deadline = ctx->b->deadline_cap;
     }
@@ -380,7 +221,7 @@ static void begin_try(lua_State *L, run_ctx *ctx, vp_op *op)
     lua_pushvalue(L, ctx->params);
     if (lua_pcall(L, 2, 0, 0) != 0) {
         /* out of memory, or a request that cannot be built: stop cleanly */
-        vp_transport_abort(ctx->c->tp);
+        vp_transport_abort(ctx->s->tp);
         lua_error(L);
     }
 }
@@ -397,15 +238,15 @@ static int start_ready(lua_State *L, run_ctx *ctx, int *pending)
     vp_batch *b = ctx->b;
     double now = vp_now();
     int i;
-    for (i = 0; i < b->n && ctx->c->tp->in_flight < ctx->c->concurrency; i++) {
+    for (i = 0; i < b->n && vp_transport_in_flight(ctx->s->tp) < ctx->s->concurrency; i++) {
         vp_op *op = &b->ops[i];
         if (op->state == OP_QUEUED || (op->state == OP_BACKOFF && op->next_at <= now)) {
             begin_try(L, ctx, op);
-            if (vp_xfer_start(ctx->c, &op->x, time_left(op)) != 0)
+            if (vp_xfer_start(ctx->s->tp, &op->x, time_left(op)) != 0)
                 settle_op(L, ctx, op, pending);
         }
     }
-    return ctx->c->tp->in_flight;
+    return vp_transport_in_flight(ctx->s->tp);
 }
 
 /* Seconds to wait for a transfer to end: until the next backed-off
@@ -416,7 +257,7 @@ static double next_wake(const run_ctx *ctx)
     const vp_batch *b = ctx->b;
     double now = vp_now(), wait = 1.0;
     int i;
-    if (ctx->c->tp->in_flight >= ctx->c->concurrency)
+    if (vp_transport_in_flight(ctx->s->tp) >= ctx->s->concurrency)
         return wait;
     for (i = 0; i < b->n; i++)
         if (b->ops[i].state == OP_BACKOFF && b->ops[i].next_at - now < wait)
@@ -438,19 +279,21 @@ static void run_single(lua_State *L, run_ctx *ctx)
         if (op->state == OP_BACKOFF)
             vp_sleep(op->next_at - vp_now());
         start_try(ctx, op);
-        ctx->b->build(L, ctx->c, &op->x, ctx->b->build_ud, ctx->params, 1);
-        vp_xfer_perform(ctx->c, &op->x, time_left(op), ctx->b == ctx->c->one);
+        ctx->b->build(L, ctx->s->rq, &op->x, ctx->b->build_ud, ctx->params, 1);
+        vp_xfer_perform(ctx->s->tp, &op->x, time_left(op), ctx->kept);
         settle_now(L, ctx, ctx->results, ctx->ids);
         lua_settop(L, top); /* what a lua_pcall would have dropped */
     }
 }
 
-void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int ids_idx, int params_idx)
+void vp_batch_run(lua_State *L, const vp_sched *s, vp_batch *b, int kept, int results_idx, int ids_idx,
+                  int params_idx)
 {
     run_ctx ctx;
     int pending = b->n;
     memset(&ctx, 0, sizeof ctx);
-    ctx.c = c;
+    ctx.s = s;
+    ctx.kept = kept;
     ctx.b = b;
     ctx.results = vp_absindex(L, results_idx);
     ctx.ids = ids_idx != 0 ? vp_absindex(L, ids_idx) : 0;
@@ -473,7 +316,7 @@ void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int 
                 vp_sleep(next_wake(&ctx));
                 continue;
             }
-            x = vp_transport_next(c->tp, next_wake(&ctx));
+            x = vp_transport_next(s->tp, next_wake(&ctx));
             if (x != NULL)
                 settle_op(L, &ctx, (vp_op *)(void *)x, &pending);
         }

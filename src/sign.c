@@ -28,7 +28,9 @@
 #include <time.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include "vpcep.h"
+#include "errors.h"
+#include "sign.h"
+#include "text.h"
 
 #define ALGORITHM "SDK-HMAC-SHA256"
 #define DATE_LEN 16

@@ -1,7 +1,7 @@
 /* text.c: byte-level text helpers: UTF-8 checks, capped texts for error
  * messages, RFC 3986 percent-encoding. */
 #include <string.h>
-#include "vpcep.h"
+#include "text.h"
 
 size_t vp_utf8_seqlen(const unsigned char *s, size_t n)
 {

@@ -1,4 +1,5 @@
-/* transport.c: libcurl easy/multi, buffers, timeouts, TLS, proxy.
+/* transport.c: libcurl easy/multi, timeouts, TLS, proxy, built from a
+ * vp_transport_opts.
  *
  * libcurl callbacks only copy bytes into the transfer's buffers; they never
  * call into Lua, so no Lua error can cross them. */
@@ -6,7 +7,30 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include "common.h"
 #include "transport.h"
+
+/* An easy handle and what it was last given, so that an exchange sets
+ * only what changed (one setter for the kept handle and the pool). */
+typedef struct vp_handle {
+    CURL *easy;
+    const vp_xfer *x; /* the transfer its callbacks write into, or NULL */
+    const struct curl_slist *headers;
+    const char *method;
+    long timeout_ms, connect_ms;
+} vp_handle;
+
+struct vp_transport {
+    vp_transport_opts opts; /* cafile and proxy point at the copies below */
+    char *cafile, *proxy;
+    CURLM *multi;
+    CURLSH *share;      /* the connection cache (and DNS, TLS sessions) of all handles */
+    vp_handle *single;  /* for one-request calls, driven by curl_easy_perform */
+    vp_handle **idle;   /* handles not in use, kept for their warm state */
+    int n_idle, cap_idle;
+    vp_handle **busy;   /* handles in the multi handle now */
+    int in_flight, cap_busy;
+};
 
 double vp_now(void)
 {
@@ -23,37 +47,6 @@ void vp_sleep(double seconds)
     ts.tv_sec = (time_t)seconds;
     ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
     nanosleep(&ts, NULL);
-}
-
-int vp_buf_add(vp_buf *b, const char *p, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 512;
-        char *d;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        d = realloc(b->data, cap);
-        if (d == NULL)
-            return -1;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
-int vp_buf_adds(vp_buf *b, const char *s)
-{
-    return vp_buf_add(b, s, strlen(s));
-}
-
-void vp_buf_free(vp_buf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
@@ -120,23 +113,46 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 }
 #undef KEEP
 
-struct vp_transport *vp_transport_new(void)
+static char *dup_or_null(const char *s, int *failed)
 {
+    char *d = s != NULL ? strdup(s) : NULL;
+    if (s != NULL && d == NULL)
+        *failed = 1;
+    return d;
+}
+
+struct vp_transport *vp_transport_new(const vp_transport_opts *opts)
+{
+    int failed = 0;
     struct vp_transport *tp = calloc(1, sizeof *tp);
     if (tp == NULL)
         return NULL;
+    tp->opts = *opts;
+    tp->opts.cafile = tp->cafile = dup_or_null(opts->cafile, &failed);
+    tp->opts.proxy = tp->proxy = dup_or_null(opts->proxy, &failed);
     tp->multi = curl_multi_init();
     tp->share = curl_share_init();
-    if (tp->multi == NULL || tp->share == NULL ||
+    if (failed || tp->multi == NULL || tp->share == NULL ||
         curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
         curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
         curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
-        curl_multi_cleanup(tp->multi);
-        curl_share_cleanup(tp->share);
-        free(tp);
+        vp_transport_free(tp);
         return NULL;
     }
     return tp;
+}
+
+static void handle_free(vp_handle *h)
+{
+    if (h != NULL) {
+        curl_easy_cleanup(h->easy);
+        free(h);
+    }
+}
+
+int vp_transport_in_flight(const struct vp_transport *tp)
+{
+    return tp->in_flight;
 }
 
 void vp_transport_abort(struct vp_transport *tp)
@@ -145,14 +161,12 @@ void vp_transport_abort(struct vp_transport *tp)
     if (tp == NULL)
         return;
     for (i = 0; i < tp->in_flight; i++) {
-        vp_xfer *x = NULL;
-        CURL *e = tp->busy[i];
-        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
-        curl_multi_remove_handle(tp->multi, e);
-        if (x != NULL)
-            x->easy = NULL;
+        vp_handle *h = tp->busy[i];
+        curl_multi_remove_handle(tp->multi, h->easy);
+        if (h->x != NULL)
+            ((vp_xfer *)h->x)->handle = NULL;
         /* A handle cut off mid-transfer is not worth keeping. */
-        curl_easy_cleanup(e);
+        handle_free(h);
     }
     tp->in_flight = 0;
 }
@@ -164,13 +178,15 @@ void vp_transport_free(struct vp_transport *tp)
         return;
     vp_transport_abort(tp);
     for (i = 0; i < tp->n_idle; i++)
-        curl_easy_cleanup(tp->idle[i]);
-    curl_easy_cleanup(tp->single);
+        handle_free(tp->idle[i]);
+    handle_free(tp->single);
     free(tp->idle);
     free(tp->busy);
     curl_multi_cleanup(tp->multi);
     /* last: the handles above used it */
     curl_share_cleanup(tp->share);
+    free(tp->cafile);
+    free(tp->proxy);
     free(tp);
 }
 
@@ -203,59 +219,57 @@ void vp_xfer_trim(vp_xfer *x)
     x->answer.len = 0;
 }
 
-static CURLcode set_client_options(vp_client *c, CURL *e);
-
-/* An easy handle for the pool: a kept one, or a new one set up for c. */
-static CURL *take_easy(vp_client *c)
+void vp_xfer_failure(const vp_xfer *x, vp_failure *f)
 {
-    CURL *e;
-    if (c->tp->n_idle > 0)
-        return c->tp->idle[--c->tp->n_idle];
-    e = curl_easy_init();
-    if (e != NULL && set_client_options(c, e) != CURLE_OK) {
-        curl_easy_cleanup(e);
-        e = NULL;
+    f->code = VP_ETRANSPORT;
+    f->why = x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(x->result);
+    f->cut = 0;
+    f->too_large = x->too_large;
+    switch (x->result) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        f->code = VP_ECONNECT;
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        f->code = VP_ETIMEOUT;
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+        f->code = VP_ETLS;
+        break;
+    case CURLE_FILESIZE_EXCEEDED:
+        f->code = VP_EBADRESP;
+        f->why = "answer too large";
+        break;
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+        f->cut = 1;
+        break;
+    default:
+        break;
     }
-    return e;
-}
-
-static void give_back(struct vp_transport *tp, CURL *e)
-{
-    if (tp->n_idle == tp->cap_idle) {
-        int cap = tp->cap_idle ? tp->cap_idle * 2 : 8;
-        CURL **idle = realloc(tp->idle, (size_t)cap * sizeof *idle);
-        if (idle == NULL) {
-            curl_easy_cleanup(e);
-            return;
-        }
-        tp->idle = idle;
-        tp->cap_idle = cap;
+    if (x->out_of_memory) {
+        f->code = VP_ETRANSPORT;
+        f->why = "out of memory while reading the answer";
+        f->cut = 0;
     }
-    tp->idle[tp->n_idle++] = e;
-}
-
-/* Makes room for one more in-flight handle. */
-static int busy_room(struct vp_transport *tp)
-{
-    if (tp->in_flight == tp->cap_busy) {
-        int cap = tp->cap_busy ? tp->cap_busy * 2 : 8;
-        CURL **busy = realloc(tp->busy, (size_t)cap * sizeof *busy);
-        if (busy == NULL)
-            return -1;
-        tp->busy = busy;
-        tp->cap_busy = cap;
-    }
-    return 0;
-}
-
-static void forget_busy(struct vp_transport *tp, CURL *e)
-{
-    int i;
-    for (i = 0; i < tp->in_flight; i++) {
-        if (tp->busy[i] == e) {
-            tp->busy[i] = tp->busy[--tp->in_flight];
-            return;
-        }
+    if (x->too_large) {
+        f->code = VP_EBADRESP;
+        f->cut = 0;
     }
 }
 
@@ -269,107 +283,75 @@ static long ms(double seconds)
     if (rc == CURLE_OK) \
     rc = curl_easy_setopt(e, opt, val)
 
-/* The options that stay the same for every exchange of a client: set once
- * per easy handle, so a kept handle needs no reset between requests. */
-static CURLcode set_client_options(vp_client *c, CURL *e)
+/* A new handle with the options that stay the same for every exchange of
+ * the transport; NULL when libcurl cannot. */
+static vp_handle *handle_new(struct vp_transport *tp)
 {
+    const vp_transport_opts *o = &tp->opts;
+    vp_handle *h = calloc(1, sizeof *h);
+    CURL *e = h != NULL ? curl_easy_init() : NULL;
     CURLcode rc = CURLE_OK;
+    if (e == NULL) {
+        free(h);
+        return NULL;
+    }
+    h->easy = e;
+    h->timeout_ms = h->connect_ms = -1;
+    SET(CURLOPT_PRIVATE, (void *)h);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_FOLLOWLOCATION, 0L);
-    SET(CURLOPT_SSL_VERIFYPEER, c->verify ? 1L : 0L);
-    SET(CURLOPT_SSL_VERIFYHOST, c->verify ? 2L : 0L);
-    if (c->cafile != NULL)
-        SET(CURLOPT_CAINFO, c->cafile);
-    if (c->proxy != NULL)
-        SET(CURLOPT_PROXY, c->proxy);
+    SET(CURLOPT_SSL_VERIFYPEER, o->verify ? 1L : 0L);
+    SET(CURLOPT_SSL_VERIFYHOST, o->verify ? 2L : 0L);
+    if (o->cafile != NULL)
+        SET(CURLOPT_CAINFO, o->cafile);
+    if (o->proxy != NULL)
+        SET(CURLOPT_PROXY, o->proxy);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_HEADERFUNCTION, on_header);
-    /* one connection cache for the single-call handle and the bulk pool */
-    SET(CURLOPT_SHARE, c->tp->share);
-    return rc;
-}
-
-/* The options of one exchange. Every one is set each time, so nothing of
- * the last request carries over. */
-static CURLcode set_request_options(vp_client *c, vp_xfer *x, double seconds)
-{
-    CURL *e = x->easy;
-    CURLcode rc = CURLE_OK;
-    int get = strcmp(x->method, "GET") == 0;
-    SET(CURLOPT_URL, x->url.data);
-    SET(CURLOPT_HTTPHEADER, x->headers);
-    SET(CURLOPT_TIMEOUT_MS, ms(seconds));
-    SET(CURLOPT_CONNECTTIMEOUT_MS, ms(c->connect_timeout < seconds ? c->connect_timeout : seconds));
-    SET(CURLOPT_WRITEDATA, x);
-    SET(CURLOPT_HEADERDATA, x);
-    SET(CURLOPT_ERRORBUFFER, x->errbuf);
-    SET(CURLOPT_PRIVATE, (void *)x);
-    if (get) {
-        SET(CURLOPT_HTTPGET, 1L);
-    } else {
-        SET(CURLOPT_POST, 1L);
-        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
-        SET(CURLOPT_POSTFIELDS, x->body.data != NULL ? x->body.data : "");
+    /* one connection cache for the single-call handle and the pool */
+    SET(CURLOPT_SHARE, tp->share);
+    if (rc != CURLE_OK) {
+        handle_free(h);
+        return NULL;
     }
-    SET(CURLOPT_CUSTOMREQUEST, get || strcmp(x->method, "POST") == 0 ? NULL : x->method);
-    return rc;
+    return h;
 }
 
-/* A kept handle must not point into a transfer that may be freed before
- * the handle is used again: libcurl may write an error message while it
- * closes a connection. */
-static void forget_xfer(CURL *e)
+/* Gives h what one exchange of x needs. Only what changed since h's last
+ * exchange is set (the URL always, as libcurl copies it; the body always,
+ * as it may have changed in place), so nothing of the last request
+ * carries over and a warm handle costs little. */
+static CURLcode set_exchange(vp_handle *h, vp_xfer *x, double seconds, double connect_timeout)
 {
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
-}
-
-/* Clears what the last exchange left in x. */
-static void xfer_reset(vp_client *c, vp_xfer *x)
-{
-    x->status = 0;
-    x->answer.len = 0;
-    x->too_large = x->out_of_memory = 0;
-    x->errbuf[0] = x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
-    x->max_body = c->max_body;
-}
-
-/* set_request_options for the single handle, which mostly sends the
- * client's kept transfer again: only what changed since the last call is
- * set (the URL always, as libcurl copies it; the body always, as it may
- * have changed in place). */
-static CURLcode set_single_options(vp_client *c, vp_xfer *x, double seconds)
-{
-    struct vp_transport *tp = c->tp;
-    CURL *e = tp->single;
+    CURL *e = h->easy;
     CURLcode rc = CURLE_OK;
-    long t = ms(seconds), ct = ms(c->connect_timeout < seconds ? c->connect_timeout : seconds);
+    long t = ms(seconds), ct = ms(connect_timeout < seconds ? connect_timeout : seconds);
     int get = strcmp(x->method, "GET") == 0;
-    if (tp->single_x != x) {
+    if (h->x != x) {
         SET(CURLOPT_WRITEDATA, x);
         SET(CURLOPT_HEADERDATA, x);
         SET(CURLOPT_ERRORBUFFER, x->errbuf);
-        SET(CURLOPT_PRIVATE, (void *)x);
-        tp->single_x = rc == CURLE_OK ? x : NULL;
+        h->x = rc == CURLE_OK ? x : NULL;
     }
-    if (tp->single_headers != x->headers) {
+    if (h->headers != x->headers) {
         SET(CURLOPT_HTTPHEADER, x->headers);
-        tp->single_headers = rc == CURLE_OK ? x->headers : NULL;
+        h->headers = rc == CURLE_OK ? x->headers : NULL;
     }
-    if (tp->single_timeout_ms != t || tp->single_connect_ms != ct) {
+    if (h->timeout_ms != t || h->connect_ms != ct) {
         SET(CURLOPT_TIMEOUT_MS, t);
         SET(CURLOPT_CONNECTTIMEOUT_MS, ct);
-        tp->single_timeout_ms = tp->single_connect_ms = -1;
+        h->timeout_ms = h->connect_ms = -1;
         if (rc == CURLE_OK) {
-            tp->single_timeout_ms = t;
-            tp->single_connect_ms = ct;
+            h->timeout_ms = t;
+            h->connect_ms = ct;
         }
     }
     SET(CURLOPT_URL, x->url.data);
-    if (tp->single_method != x->method) {
-        tp->single_method = NULL;
+    if (h->method != x->method) {
+        h->method = NULL;
         if (get) {
             SET(CURLOPT_HTTPGET, 1L);
         } else {
@@ -377,7 +359,7 @@ static CURLcode set_single_options(vp_client *c, vp_xfer *x, double seconds)
         }
         SET(CURLOPT_CUSTOMREQUEST, get || strcmp(x->method, "POST") == 0 ? NULL : x->method);
         if (rc == CURLE_OK)
-            tp->single_method = x->method;
+            h->method = x->method;
     }
     if (!get) {
         SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
@@ -388,67 +370,112 @@ static CURLcode set_single_options(vp_client *c, vp_xfer *x, double seconds)
 
 #undef SET
 
-/* Makes the single handle forget x (which may be freed before the handle
- * is used again: libcurl may write an error message while it closes a
- * connection). */
-static void single_forget(struct vp_transport *tp)
+/* Makes h forget its transfer, which may be freed before h is used again
+ * (libcurl may write an error message while it closes a connection). */
+static void handle_forget(vp_handle *h)
 {
-    forget_xfer(tp->single);
-    tp->single_x = NULL;
+    curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, NULL);
+    h->x = NULL;
 }
 
-int vp_xfer_perform(vp_client *c, vp_xfer *x, double seconds, int kept)
+/* Clears what the last exchange left in x. */
+static void xfer_reset(const struct vp_transport *tp, vp_xfer *x)
 {
-    struct vp_transport *tp = c->tp;
-    CURLcode rc = CURLE_OK;
-    xfer_reset(c, x);
-    if (tp->single == NULL) {
-        tp->single = curl_easy_init();
-        if (tp->single == NULL || set_client_options(c, tp->single) != CURLE_OK) {
-            curl_easy_cleanup(tp->single);
-            tp->single = NULL;
-            x->result = CURLE_OUT_OF_MEMORY;
-            return -1;
-        }
-        tp->single_x = NULL;
-        tp->single_headers = NULL;
-        tp->single_method = NULL;
-        tp->single_timeout_ms = tp->single_connect_ms = -1;
+    x->status = 0;
+    x->answer.len = 0;
+    x->too_large = x->out_of_memory = 0;
+    x->errbuf[0] = x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
+    x->max_body = tp->opts.max_body;
+}
+
+void vp_xfer_perform(struct vp_transport *tp, vp_xfer *x, double seconds, int kept)
+{
+    CURLcode rc;
+    xfer_reset(tp, x);
+    if (tp->single == NULL && (tp->single = handle_new(tp)) == NULL) {
+        x->result = CURLE_OUT_OF_MEMORY;
+        return;
     }
-    x->easy = tp->single;
-    rc = set_single_options(c, x, seconds);
+    rc = set_exchange(tp->single, x, seconds, tp->opts.connect_timeout);
     if (rc == CURLE_OK)
-        rc = curl_easy_perform(x->easy);
+        rc = curl_easy_perform(tp->single->easy);
     x->result = rc;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+    curl_easy_getinfo(tp->single->easy, CURLINFO_RESPONSE_CODE, &x->status);
     /* The client's kept transfer lives as long as the handle does (the
-     * client frees the handle first); any other must be forgotten. */
+     * client frees the transport first); any other must be forgotten. */
     if (rc != CURLE_OK || !kept)
-        single_forget(tp);
-    x->easy = NULL;
+        handle_forget(tp->single);
+}
+
+/* A handle for the pool: a kept one, or a new one. */
+static vp_handle *take_handle(struct vp_transport *tp)
+{
+    if (tp->n_idle > 0)
+        return tp->idle[--tp->n_idle];
+    return handle_new(tp);
+}
+
+static void give_back(struct vp_transport *tp, vp_handle *h)
+{
+    if (tp->n_idle == tp->cap_idle) {
+        int cap = tp->cap_idle ? tp->cap_idle * 2 : 8;
+        vp_handle **idle = realloc(tp->idle, (size_t)cap * sizeof *idle);
+        if (idle == NULL) {
+            handle_free(h);
+            return;
+        }
+        tp->idle = idle;
+        tp->cap_idle = cap;
+    }
+    tp->idle[tp->n_idle++] = h;
+}
+
+/* Makes room for one more in-flight handle. */
+static int busy_room(struct vp_transport *tp)
+{
+    if (tp->in_flight == tp->cap_busy) {
+        int cap = tp->cap_busy ? tp->cap_busy * 2 : 8;
+        vp_handle **busy = realloc(tp->busy, (size_t)cap * sizeof *busy);
+        if (busy == NULL)
+            return -1;
+        tp->busy = busy;
+        tp->cap_busy = cap;
+    }
     return 0;
 }
 
-int vp_xfer_start(vp_client *c, vp_xfer *x, double seconds)
+static void forget_busy(struct vp_transport *tp, vp_handle *h)
 {
-    struct vp_transport *tp = c->tp;
+    int i;
+    for (i = 0; i < tp->in_flight; i++) {
+        if (tp->busy[i] == h) {
+            tp->busy[i] = tp->busy[--tp->in_flight];
+            return;
+        }
+    }
+}
+
+int vp_xfer_start(struct vp_transport *tp, vp_xfer *x, double seconds)
+{
     CURLcode rc;
-    xfer_reset(c, x);
-    x->easy = take_easy(c);
-    if (x->easy == NULL) {
+    vp_handle *h;
+    xfer_reset(tp, x);
+    h = take_handle(tp);
+    if (h == NULL) {
         x->result = CURLE_OUT_OF_MEMORY;
         return -1;
     }
-    rc = busy_room(tp) != 0 ? CURLE_OUT_OF_MEMORY : set_request_options(c, x, seconds);
-    if (rc == CURLE_OK && curl_multi_add_handle(tp->multi, x->easy) != CURLM_OK)
+    rc = busy_room(tp) != 0 ? CURLE_OUT_OF_MEMORY : set_exchange(h, x, seconds, tp->opts.connect_timeout);
+    if (rc == CURLE_OK && curl_multi_add_handle(tp->multi, h->easy) != CURLM_OK)
         rc = CURLE_FAILED_INIT;
     if (rc != CURLE_OK) {
         x->result = rc;
-        give_back(tp, x->easy);
-        x->easy = NULL;
+        handle_forget(h);
+        give_back(tp, h);
         return -1;
     }
-    tp->busy[tp->in_flight++] = x->easy;
+    x->handle = h;
+    tp->busy[tp->in_flight++] = h;
     return 0;
 }
 
@@ -458,19 +485,19 @@ static vp_xfer *take_done(struct vp_transport *tp)
     CURLMsg *m;
     int left;
     while ((m = curl_multi_info_read(tp->multi, &left)) != NULL) {
-        vp_xfer *x = NULL;
-        CURL *e;
+        vp_handle *h = NULL;
+        vp_xfer *x;
         if (m->msg != CURLMSG_DONE)
             continue;
-        e = m->easy_handle;
-        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
+        x = (vp_xfer *)h->x;
         x->result = m->data.result;
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &x->status);
-        curl_multi_remove_handle(tp->multi, e);
-        forget_busy(tp, e);
-        forget_xfer(e);
-        give_back(tp, e);
-        x->easy = NULL;
+        curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &x->status);
+        curl_multi_remove_handle(tp->multi, h->easy);
+        forget_busy(tp, h);
+        handle_forget(h);
+        give_back(tp, h);
+        x->handle = NULL;
         return x;
     }
     return NULL;

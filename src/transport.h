@@ -1,36 +1,33 @@
-/* transport.h: libcurl underneath the client: one multi handle per client,
- * a pool of easy handles whose connections are kept alive between calls. */
+/* transport.h: libcurl underneath the client: one multi handle per
+ * transport, a pool of easy handles whose connections are kept alive
+ * between calls, and a kept handle for one-request calls. Built from a
+ * vp_transport_opts; it knows nothing of clients or of what it carries. */
 #ifndef VPCEP_TRANSPORT_H
 #define VPCEP_TRANSPORT_H
 
 #include <curl/curl.h>
-#include "vpcep.h"
+#include "buf.h"
 
 VP_HIDDEN_BEGIN
 
-/* A growable byte buffer, always NUL-terminated once something is in it. */
-typedef struct vp_buf {
-    char *data;
-    size_t len, cap;
-} vp_buf;
-
-/* Appends n bytes; returns 0, or -1 when out of memory (b unchanged). */
-int vp_buf_add(vp_buf *b, const char *p, size_t n);
-/* Appends a NUL-terminated string. */
-int vp_buf_adds(vp_buf *b, const char *s);
-/* Appends a string literal. */
-#define vp_buf_lit(b, lit) vp_buf_add(b, lit, sizeof lit - 1)
-void vp_buf_free(vp_buf *b);
+/* What stays the same for every exchange of a transport. */
+typedef struct vp_transport_opts {
+    int verify;            /* check the server's certificate and name */
+    const char *cafile;    /* CA bundle, or NULL for the system's */
+    const char *proxy;     /* as libcurl takes it, or NULL */
+    double connect_timeout; /* seconds, per try */
+    long max_body;         /* answers larger than this are cut off */
+} vp_transport_opts;
 
 /* One HTTP exchange. All memory it points to is malloc'd and released by
  * vp_xfer_free; the owner is a userdata with __gc or the client, never a
  * C frame. The request buffers are kept between tries and calls. */
 typedef struct vp_xfer {
     /* the request, as request.c built it */
-    const char *method; /* "GET" or "POST" (static strings) */
+    const char *method; /* "GET", "POST" or "PUT" (static strings) */
     vp_buf url, body;
     struct curl_slist *headers;
-    int headers_shared; /* the client's list (token auth): not ours to free */
+    int headers_shared; /* a list someone else owns (token auth): not ours to free */
     /* the answer */
     long status;
     vp_buf answer;
@@ -40,26 +37,22 @@ typedef struct vp_xfer {
     int too_large, out_of_memory;
     long max_body;
     /* while in flight */
-    CURL *easy;
+    struct vp_handle *handle;
 } vp_xfer;
 
-struct vp_transport {
-    CURLM *multi;
-    CURLSH *share; /* the connection cache (and DNS, TLS sessions) of all handles */
-    CURL *single;  /* the handle for one-request calls, driven by curl_easy_perform */
-    /* what single was last given, so that a call sets only what changed */
-    const struct vp_xfer *single_x;
-    const struct curl_slist *single_headers;
-    const char *single_method;
-    long single_timeout_ms, single_connect_ms;
-    CURL **idle; /* easy handles not in use, kept for their warm state */
-    int n_idle, cap_idle;
-    CURL **busy; /* easy handles in the multi handle now */
-    int in_flight, cap_busy;
-};
+/* Why a transfer got no HTTP answer, in the client's terms. */
+typedef struct vp_failure {
+    const char *code; /* VP_ECONNECT, VP_ETIMEOUT, VP_ETLS, VP_ETRANSPORT or VP_EBADRESP */
+    const char *why;  /* libcurl's text, or the transport's own */
+    int cut;          /* the connection broke (reset, cut answer): a new one may do better */
+    int too_large;    /* the answer was larger than max_body */
+} vp_failure;
 
-/* Creates the transport; NULL when libcurl cannot. */
-struct vp_transport *vp_transport_new(void);
+struct vp_transport;
+
+/* Creates the transport (it copies what opts point to); NULL when out of
+ * memory or when libcurl cannot. */
+struct vp_transport *vp_transport_new(const vp_transport_opts *opts);
 /* Detaches whatever is in flight and frees everything. */
 void vp_transport_free(struct vp_transport *tp);
 /* Frees what x holds (the request and the answer). */
@@ -70,14 +63,19 @@ void vp_xfer_clear_request(vp_xfer *x);
  * buffers grew large (a big list page), so a client does not hold on to
  * them; keeps them otherwise. */
 void vp_xfer_trim(vp_xfer *x);
-/* Starts x, with at most `seconds` for the whole exchange. Returns 0, or
- * -1 when libcurl refused (x->result and x->errbuf say why). */
-int vp_xfer_start(vp_client *c, vp_xfer *x, double seconds);
-/* Sends x on the single-call handle and waits for the answer, at most
- * `seconds`. kept: x is the client's kept transfer, which outlives the
- * handle, so the handle may go on pointing at it. Returns 0, or -1 when
- * libcurl could not even start. */
-int vp_xfer_perform(vp_client *c, vp_xfer *x, double seconds, int kept);
+/* What a transfer that ended with x->result != CURLE_OK (or too large)
+ * failed of. */
+void vp_xfer_failure(const vp_xfer *x, vp_failure *f);
+/* Starts x on the multi handle, with at most `seconds` for the whole
+ * exchange. Returns 0, or -1 when libcurl refused (x->result and x->errbuf
+ * say why). */
+int vp_xfer_start(struct vp_transport *tp, vp_xfer *x, double seconds);
+/* Sends x on the kept single-call handle and waits for the answer, at most
+ * `seconds`. kept: x outlives the transport's handles (the client's kept
+ * transfer), so the handle may go on pointing at it. */
+void vp_xfer_perform(struct vp_transport *tp, vp_xfer *x, double seconds, int kept);
+/* How many transfers are on the multi handle now. */
+int vp_transport_in_flight(const struct vp_transport *tp);
 /* Waits at most max_wait seconds for a transfer to end; returns it (done,
  * detached) or NULL. Never calls into Lua. */
 vp_xfer *vp_transport_next(struct vp_transport *tp, double max_wait);

@@ -1,7 +1,12 @@
 /* vpcep.c: luaopen_vpcep and the module table; thin Lua-facing wrappers. */
 #include <string.h>
 #include <curl/curl.h>
-#include "vpcep.h"
+#include "client.h"
+#include "errors.h"
+#include "json.h"
+#include "policy.h"
+#include "response.h"
+#include "sign.h"
 
 /* vpcep.parse(status, body [, headers]) -> document, or raises the error */
 static int l_parse(lua_State *L)
@@ -20,22 +25,14 @@ static int l_parse(lua_State *L)
         len = 0;
     if (vp_parse(L, (long)status, body, len, lua_istable(L, 3) ? 3 : 0))
         return 1;
+    /* an answer that got here did not break off: nothing was cut */
+    vp_policy_judge(L, -1, 0);
     return lua_error(L);
 }
 
 static int l_is_error(lua_State *L)
 {
     lua_pushboolean(L, vp_is_error(L, 1));
-    return 1;
-}
-
-/* vpcep.safe.new: a client whose methods return nil, err. */
-static int vp_l_safe_new(lua_State *L)
-{
-    vp_client *c;
-    vp_l_new(L);
-    c = lua_touserdata(L, -1);
-    c->safe = 1;
     return 1;
 }
 

@@ -2,18 +2,10 @@
  * connection has left creating/pendingAcceptance, or raise vpcep.timeout
  * naming the endpoints still pending. */
 #include <string.h>
-#include "scheduler.h"
-
-static int is_pending(lua_State *L, int conn)
-{
-    const char *s;
-    int r;
-    lua_getfield(L, conn, "status");
-    s = lua_tostring(L, -1);
-    r = s != NULL && (strcmp(s, "creating") == 0 || strcmp(s, "pendingAcceptance") == 0);
-    lua_pop(L, 1);
-    return r;
-}
+#include "errors.h"
+#include "policy.h"
+#include "transport.h"
+#include "wait.h"
 
 /* One round of polling: for each pending index in `pend` (array of
  * positions), lists ?id= and updates results. Returns how many remain. */
@@ -26,7 +18,7 @@ static int is_timeout(lua_State *L, int err)
     return r;
 }
 
-static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, int ids, int pend,
+static int poll_round(lua_State *L, const vp_sched *s, const char *sid, int results, int ids, int pend,
                       double deadline)
 {
     int n = (int)vp_rawlen(L, pend), i, left = 0, got, queries;
@@ -45,7 +37,7 @@ static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, 
     b->deadline_cap = deadline; /* no poll outlasts the wait */
     lua_createtable(L, n, 0);
     got = lua_gettop(L);
-    vp_batch_run(L, c, b, got, 0, queries);
+    vp_batch_run(L, s, b, 0, got, 0, queries);
     vp_batch_release(b);
     lua_createtable(L, n, 0); /* still pending */
     for (i = 1; i <= n; i++) {
@@ -74,7 +66,7 @@ static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, 
             lua_pushvalue(L, -1);
             lua_rawseti(L, results, pos);
         }
-        if (!lua_istable(L, -1) || is_pending(L, lua_gettop(L))) {
+        if (!lua_istable(L, -1) || vp_policy_is_pending(L, lua_gettop(L))) {
             lua_pushinteger(L, pos);
             lua_rawseti(L, -5, ++left);
         }
@@ -115,15 +107,15 @@ static void raise_wait_timeout(lua_State *L, int results, int ids, int pend, dou
 
 /* The results at `results` (1..n, endpoint ids at `ids`) are brought up
  * to date while waiting; failed-while-waiting becomes connection_failed. */
-void vp_wait_settled(lua_State *L, vp_client *c, const char *sid, int results, int ids, int n, double wait)
+void vp_wait_settled(lua_State *L, const vp_sched *s, const char *sid, int results, int ids, int n, double wait)
 {
-    double deadline = vp_now() + wait, pause = 0.2;
+    double deadline = vp_now() + wait, pause = vp_policy_next_poll(0);
     int i, left = 0, pend;
     lua_createtable(L, n, 0);
     pend = lua_gettop(L);
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, results, i);
-        if (is_pending(L, lua_gettop(L))) {
+        if (vp_policy_is_pending(L, lua_gettop(L))) {
             lua_pushinteger(L, i);
             lua_rawseti(L, pend, ++left);
         }
@@ -134,26 +126,22 @@ void vp_wait_settled(lua_State *L, vp_client *c, const char *sid, int results, i
         if (now >= deadline)
             raise_wait_timeout(L, results, ids, pend, wait);
         vp_sleep(pause < deadline - now ? pause : deadline - now);
-        left = poll_round(L, c, sid, results, ids, pend, deadline);
-        pause = pause * 2 > 2.0 ? 2.0 : pause * 2;
+        left = poll_round(L, s, sid, results, ids, pend, deadline);
+        pause = vp_policy_next_poll(pause);
     }
     lua_pop(L, 1);
     /* a connection that ended up failed while we waited is a failure too */
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, results, i);
         if (!vp_is_error(L, -1)) {
-            lua_getfield(L, -1, "status");
-            if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "failed") == 0) {
-                vp_error_pushf(L, VP_EFAILED, 0, "connection failed while waiting");
-                lua_pushvalue(L, -3);
-                lua_setfield(L, -2, "connection");
+            vp_policy_settled(L, -1);
+            if (vp_is_error(L, -1)) {
                 lua_rawgeti(L, ids, i);
                 lua_setfield(L, -2, "endpoint");
                 lua_rawseti(L, results, i);
+                continue;
             }
-            lua_pop(L, 1);
         }
         lua_pop(L, 1);
     }
 }
-

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <lualib.h>
-#include "../../src/vpcep.h"
+#include "../../src/errors.h"
+#include "../../src/response.h"
 
 int luaopen_vpcep(lua_State *L);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <lualib.h>
-#include "../../src/vpcep.h"
+#include "../../src/sign.h"
 
 int luaopen_vpcep(lua_State *L);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

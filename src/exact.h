@@ -1,0 +1,16 @@
+/* exact.h: JSON answers decoded with exact 64-bit integers. */
+#ifndef VPCEP_EXACT_H
+#define VPCEP_EXACT_H
+
+#include "common.h"
+
+VP_HIDDEN_BEGIN
+
+/* Decodes an answer body: checks UTF-8, keeps integers of 16+ digits exact,
+ * makes marker_id and total_count integers on 5.3+. Pushes the value and
+ * returns 1, or pushes a message and returns 0. */
+int vp_decode_exact(lua_State *L, const char *body, size_t len);
+
+VP_HIDDEN_END
+
+#endif
