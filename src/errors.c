@@ -206,6 +206,8 @@ int vp_pcall_or_nil(lua_State *L)
         return lua_gettop(L);
     /* as cjson.safe: only runtime errors become nil, err; running out of
      * memory is not an answer the caller can act on */
+    if (status == LUA_ERRMEM)
+        vp_raise_oom(L); /* lua_error would make it a runtime error below 5.4 */
     if (status != LUA_ERRRUN)
         return lua_error(L);
     lua_pushnil(L);
