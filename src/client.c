@@ -1,6 +1,7 @@
 /* client.c: the client userdata and its calls: accept/reject (one request
  * per endpoint, run as a batch), connections (following pages), wait,
- * prepare, close. Each call is validate -> build -> run -> results. */
+ * prepare, close. Each call is validate (validate.c) -> run (scheduler.c,
+ * which builds, sends and parses each try) -> results judged by policy.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
