@@ -139,7 +139,7 @@ enum lit {
     LIT_BAD,      /* no JSON number: the decoder refuses it */
     LIT_INT,      /* an integer that fits 64 bits, whatever its form */
     LIT_FRACTION, /* not an integer; its integer part fits 64 bits */
-    LIT_BIG       /* beyond 64 bits (past 9223372036854775807 in magnitude) */
+    LIT_BIG       /* integer part outside -2^63..2^63-1 */
 };
 
 /* Exponents are read up to about here: far past what any body could make
