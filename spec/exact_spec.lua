@@ -62,14 +62,77 @@ describe("exact integers", function()
     if INTS then assert.are.equal("integer", math.type(d.connections[1].marker_id)) end
   end)
 
-  it("gives an integer beyond 64 bits as its decimal text, never rounded", function()
-    local d = doc('{"connections":[' .. conn("a", "123456789012345678901234567890") .. ']}')
-    assert.are.equal("123456789012345678901234567890", d.connections[1].marker_id)
+  it("gives an integer beyond 64 bits as its decimal text outside marker_id, never rounded", function()
+    local d = doc('{"connections":[{"id":"a","n":123456789012345678901234567890}]}')
+    assert.are.equal("123456789012345678901234567890", d.connections[1].n)
+  end)
+
+  it("refuses a marker_id beyond 64 bits (the contract says 64-bit)", function()
+    for _, m in ipairs({ "123456789012345678901234567890", "9223372036854775808", "-9223372036854775809" }) do
+      local ok, err = pcall(doc, '{"connections":[' .. conn("a", m) .. ']}')
+      assert.is_false(ok, m)
+      assert.are.equal("vpcep.bad_response", err.code, m)
+      assert.matches("marker_id", err.message)
+    end
   end)
 
   it("leaves digits inside strings alone", function()
     local d = doc('{"connections":[{"id":"a","description":"4223213213123213210000 \\" 4223213213123213210000","marker_id":1}]}')
     assert.are.equal('4223213213123213210000 " 4223213213123213210000', d.connections[1].description)
+  end)
+
+  it("keeps a big marker_id exact in any form among many (the recorded values stay in order)", function()
+    local parts, want = {}, {}
+    for i = 1, 40 do
+      local m = ("422321321312321%03d"):format(i)
+      local lit = m
+      if i % 3 == 1 then lit = m:sub(1, 1) .. "." .. m:sub(2) .. "e17" end   -- 4.22321321312321001e17
+      if i % 3 == 2 then lit = m .. ".0" end
+      parts[i], want[i] = conn("e" .. i, lit), m
+    end
+    local d = doc('{"connections":[' .. table.concat(parts, ",") .. '],"total_count":4.0e1}')
+    for i = 1, 40 do assert.are.equal(exact(want[i]), d.connections[i].marker_id, i) end
+    assert.are.equal(exact("40"), d.total_count)
+  end)
+
+  it("refuses one marker_id that is no integer among many, wherever it stands", function()
+    for _, bad in ipairs({ "1.5", "1.0000000000000001", "422321321312321321.5", '"422321321312321321"', "1e400" }) do
+      for _, at in ipairs({ 1, 17, 40 }) do
+        local parts = {}
+        for i = 1, 40 do parts[i] = conn("e" .. i, i == at and bad or ("422321321312321%03d"):format(i)) end
+        local ok, err = pcall(doc, '{"connections":[' .. table.concat(parts, ",") .. ']}')
+        assert.is_false(ok, bad .. " at " .. at)
+        assert.are.equal("vpcep.bad_response", err.code)
+        assert.matches("marker_id", err.message)
+      end
+    end
+  end)
+
+  it("judges the value the decoder keeps of duplicate keys", function()
+    assert.are.equal(exact("5"), doc('{"connections":[{"id":"a","marker_id":1.5,"marker_id":5}]}').connections[1].marker_id)
+    assert.are.equal(exact("422321321312321321"),
+      doc('{"connections":[{"id":"a","marker_id":"x","marker_id":4.22321321312321321e17}]}').connections[1].marker_id)
+    assert.is_false(pcall(doc, '{"connections":[{"id":"a","marker_id":5,"marker_id":1.5}]}'))
+    assert.is_false(pcall(doc, '{"connections":[{"id":"a","marker_id":422321321312321321,"marker_id":"7"}]}'))
+    assert.is_false(pcall(doc, '{"connections":[],"total_count":3,"total_count":1e-3}'))
+  end)
+
+  it("leaves marker_id and total_count alone where the contract does not put them", function()
+    local d = doc('{"connections":[{"id":"a","sub":{"marker_id":1.5,"total_count":"x"}}],'
+      .. '"other":[{"marker_id":1.0000000000000001}],"more":{"total_count":-1}}')
+    assert.are.equal(1.5, d.connections[1].sub.marker_id)
+    assert.are.equal("x", d.connections[1].sub.total_count)
+    assert.are.equal(1.0, d.other[1].marker_id)
+    assert.are.equal(-1, d.more.total_count)
+  end)
+
+  it("names a byte order mark as such", function()
+    local ok, err = pcall(doc, '\239\187\191{"connections":[]}')
+    assert.is_false(ok)
+    assert.are.equal("vpcep.bad_response", err.code)
+    assert.matches("byte order mark", err.message)
+    ok, err = pcall(doc, '{"connections":[{"id":"\239\187\191e"}]}')   -- inside a string it is text
+    assert.is_true(ok, tostring(err))
   end)
 
   it("refuses a body with the marker byte or invalid UTF-8 in a string", function()
@@ -78,6 +141,20 @@ describe("exact integers", function()
       local ok, err = pcall(doc, body)
       assert.is_false(ok)
       assert.are.equal("vpcep.bad_response", err.code)
+    end
+  end)
+
+  describe("every form of number (spec/number_cases.lua)", function()
+    local cases = require "spec.number_cases"
+    for _, row in ipairs(cases.rows) do
+      it(row[1]:sub(1, 40) .. " in marker_id, total_count and elsewhere, on both decoding paths", function()
+        for _, field in ipairs({ "m", "t", "o" }) do
+          for _, general in ipairs({ false, true }) do
+            local ok, why = cases.check_parse(vpcep, row, field, general)
+            assert.is_true(ok, ("%s (%s, %s path)"):format(tostring(why), field, general and "general" or "fast"))
+          end
+        end
+      end)
     end
   end)
 end)

@@ -76,6 +76,11 @@ describe("hostile answers", function()
     { "trailing garbage", { status = 200, body = '{"connections":[]} {"connections":[]}' } },
     { "NaN", { status = 200, body = '{"connections":[],"total_count":NaN}' } },
     { "huge number", { status = 200, body = '{"connections":[],"total_count":1e400}' } },
+    { "a byte order mark", { status = 200, body = '\239\187\191{"connections":[{"id":"e1","status":"accepted"}]}' } },
+    { "marker_id a fraction", { status = 200, body = '{"connections":[{"id":"e1","status":"accepted","marker_id":1.5}]}' } },
+    { "marker_id a string", { status = 200, body = '{"connections":[{"id":"e1","status":"accepted","marker_id":"123"}]}' } },
+    { "marker_id a rounded exponent", { status = 200,
+      body = '{"connections":[{"id":"e1","status":"accepted","marker_id":4.223213213123213215e17}]}' } },
   }
   for _, case in ipairs(bad200) do
     it("200 with " .. case[1] .. " -> vpcep.bad_response", function()
@@ -181,6 +186,94 @@ describe("hostile answers", function()
     mock:clear_faults()
     assert.equal("accepted", c:accept(d.service_id, "e1")[1].status)
   end)
+end)
+
+-- Every row of spec/number_cases.lua through real client calls: marker_id
+-- in an action answer and a list answer, total_count in a list answer, and
+-- an unnamed field; each must end in its documented value or refusal.
+describe("hostile numbers in answers to client calls", function()
+  local cases = require "spec.number_cases"
+  local mock, c
+  mock_with_e1(function(m, cl) mock, c = m, cl end)
+
+  local function answering(body)
+    mock:clear_faults()
+    mock:fault{ times = 0, answer = { status = 200, body = body } }
+  end
+
+  -- call() -> value; checks it against want, or the refusal when want is false
+  local function expect(want, literal, what, call)
+    local ok, res = pcall(call)
+    if want == false then
+      assert.is_false(ok, literal .. " taken by " .. what)
+      assert.is_true(vpcep.is_error(res), tostring(res))
+      assert.equal("vpcep.bad_response", res.code, literal .. " " .. what)
+      assert.equal(200, res.status)
+      assert.is_nil(tostring(res):find(d.token, 1, true))
+      return
+    end
+    assert.is_true(ok, literal .. " refused by " .. what .. ": " .. tostring(res))
+    local fine, why = cases.matches(res, want, literal)
+    assert.is_true(fine, tostring(why) .. " (" .. what .. ")")
+  end
+
+  for _, row in ipairs(cases.rows) do
+    local literal = row[1]
+    it(literal:sub(1, 40) .. ": accept, list and total_count", function()
+      answering(cases.body(literal, "m"))
+      expect(cases.want(row, "m"), literal, "accept's marker_id", function()
+        return c:accept(d.service_id, "e1")[1].marker_id
+      end)
+      expect(cases.want(row, "m"), literal, "connections' marker_id", function()
+        return c:connections(d.service_id)[1].marker_id
+      end)
+      answering(cases.body(literal, "o"))
+      expect(cases.want(row, "o"), literal, "accept's other field", function()
+        return c:accept(d.service_id, "e1")[1].other
+      end)
+      -- an empty page ends the list at once; a null total_count counts as none
+      answering('{"connections":[],"total_count":' .. literal .. '}')
+      local want = cases.want(row, "t")
+      expect(want == "null" and "=0" or want, literal, "connections' total_count", function()
+        local _, total = c:connections(d.service_id)
+        return total
+      end)
+      assert.is_true(#mock:log() >= 4)
+    end)
+  end
+end)
+
+-- The same rows, each in its own process of this Lua and build: a case
+-- that crashed or hung could not take the others with it.
+describe("hostile numbers, each in its own process", function()
+  local cases = require "spec.number_cases"
+  local dir, file
+  setup(function()
+    dir = helper.tmpdir()
+    file = dir .. "/case.lua"
+    helper.write_file(file, "package.path = " .. string.format("%q", package.path) .. "\n"
+      .. "package.cpath = " .. string.format("%q", package.cpath) .. "\n" .. [[
+local vpcep = require "vpcep"
+local cases = require "spec.number_cases"
+local row = cases.rows[tonumber(arg[1])]
+for _, field in ipairs({ "m", "t", "o" }) do
+  for _, general in ipairs({ false, true }) do
+    local ok, why = cases.check_parse(vpcep, row, field, general)
+    if not ok then print(why .. " (" .. field .. (general and ", general path)" or ")")) end
+  end
+end
+print("done")
+]])
+  end)
+  teardown(function() os.execute("rm -rf " .. helper.shell_quote(dir)) end)
+
+  for i, row in ipairs(cases.rows) do
+    it("#" .. i .. " " .. row[1]:sub(1, 40), function()
+      local ok, out = helper.run(helper.shell_quote(helper.interpreter()) .. " " .. helper.shell_quote(file) .. " " .. i)
+      assert.is_true(ok, out)
+      assert.equal("done\n", out)
+    end)
+  end
 end)
 
 describe("vpcep.parse with hostile input", function()

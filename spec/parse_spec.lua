@@ -1,5 +1,6 @@
 -- spec/parse_spec.lua: vpcep.parse(status, body [, headers]) called directly:
--- good documents, exact marker_id, total_count, every error shape,
+-- good documents, exact marker_id and total_count (and what is refused
+-- there: every form is in spec/number_cases.lua, run by exact_spec.lua), every error shape,
 -- case-insensitive header lookup, bad arguments. No server needed.
 package.path = "./?.lua;" .. package.path
 local vpcep = require "vpcep"
@@ -118,6 +119,39 @@ describe("vpcep.parse", function()
       assert.are.equal("9007199254740993", string.format("%d", doc.total_count))
     end)
 
+    it("absent or null is allowed, in marker_id and total_count alike", function()
+      local null = require("cjson").null
+      local doc = vpcep.parse(200, '{"connections":[{"id":"a"},{"id":"b","marker_id":null}],"total_count":null}')
+      assert.is_nil(doc.connections[1].marker_id)
+      assert.are.equal(null, doc.connections[2].marker_id)
+      assert.are.equal(null, doc.total_count)
+    end)
+
+    it("is an integer whatever form it is written in, and never a rounded one", function()
+      for _, lit in ipairs({ "422321321312321321.0", "4.22321321312321321e17", "4.22321321312321321E+17" }) do
+        local m = vpcep.parse(200, doc_with(lit)).connections[1].marker_id
+        if HAS_INT then
+          assert.are.equal("integer", math.type(m), lit)
+          assert.are.equal("422321321312321321", string.format("%d", m), lit)
+        else
+          assert.are.equal("422321321312321321", m, lit)
+        end
+      end
+      local m = vpcep.parse(200, doc_with("1e3")).connections[1].marker_id
+      assert.are.equal(1000, m)
+      if HAS_INT then assert.are.equal("integer", math.type(m)) end
+    end)
+
+    it("of the wrong type or not an integer is refused, on every Lua", function()
+      for _, lit in ipairs({ "1.5", '"123"', '"422321321312321321"', "true", "{}", "[]", "1e400", "1e-3",
+                             "9223372036854775808", "1.0000000000000001" }) do
+        local err = raises(vpcep.parse, 200, doc_with(lit))
+        assert.are.equal("vpcep.bad_response", err.code, lit)
+        assert.are.equal("vpcep: 200 vpcep.bad_response: answer has the wrong shape: a connection's marker_id is not a 64-bit integer",
+          tostring(err), lit)
+      end
+    end)
+
     it("big digits inside strings are left alone", function()
       local doc = vpcep.parse(200, '{"connections":[{"id":"422321321312321321","description":"n 9223372036854775807",'
         .. '"marker_id":422321321312321321}]}')
@@ -207,13 +241,25 @@ describe("vpcep.parse", function()
                        '{"connections":[1]}', '{"connections":[{"status":"accepted"}]}',
                        '{"connections":[{"id":5}]}', '{"connections":[],"total_count":-1}',
                        '{"connections":[],"total_count":"3"}', '{"connections":[{"id":"e"',
-                       '{"connections":[{"id":"\255"}]}' }
+                       '{"connections":[{"id":"\255"}]}', '{"connections":[],"total_count":1.5}',
+                       '{"connections":[],"total_count":4.223213213123213215e17}', '{"connections":[],"total_count":true}',
+                       '{"connections":[{"id":"e","marker_id":1.5}]}', '{"connections":[{"id":"e","marker_id":"1"}]}',
+                       '\239\187\191{"connections":[]}' }
       for _, b in ipairs(bodies) do
         local err = raises(vpcep.parse, 200, b)
         assert.are.equal("vpcep.bad_response", err.code, b)
         assert.are.equal(200, err.status)
         assert.is_false(err.retryable)
       end
+    end)
+
+    it("a byte order mark is named in the message", function()
+      local err = raises(vpcep.parse, 200, '\239\187\191{"connections":[]}', { ["X-Request-Id"] = "r-bom" })
+      assert.are.equal("vpcep: 200 vpcep.bad_response: answer is not the expected JSON: answer starts with a byte order mark "
+        .. "(request_id=r-bom)", tostring(err))
+      -- invalid UTF-8 after one is still reported as what it is: the mark comes first
+      err = raises(vpcep.parse, 200, '{"connections":[{"id":"\255"}]}')
+      assert.matches("not valid UTF%-8", err.message)
     end)
 
     it("the wrong Content-Type is refused, whatever the header's case", function()

@@ -6,9 +6,11 @@
 
 VP_HIDDEN_BEGIN
 
-/* Decodes an answer body: checks UTF-8, keeps integers of 16+ digits exact,
- * makes marker_id and total_count integers on 5.3+. Pushes the value and
- * returns 1, or pushes a message and returns 0. */
+/* Decodes an answer body: checks UTF-8, keeps integers of 16+ digits exact
+ * (whatever form they are written in), and makes connections[i].marker_id
+ * and total_count exact integers or refuses them. Pushes the value and
+ * returns 1; or pushes a message and returns 0 when the body is not JSON it
+ * can read, -1 when one of those two fields is not an integer it may be. */
 int vp_decode_exact(lua_State *L, const char *body, size_t len);
 
 VP_HIDDEN_END

@@ -214,7 +214,8 @@ static int is_array(lua_State *L, int idx)
 }
 
 /* Checks one connection; returns NULL or what is wrong with it. Fields the
- * contract does not promise are kept as they come, unchecked. */
+ * contract does not promise are kept as they come, unchecked; marker_id was
+ * checked while decoding (exact.c), where what the server wrote is known. */
 static const char *check_connection(lua_State *L, int idx)
 {
     const char *bad = NULL;
@@ -228,15 +229,11 @@ static const char *check_connection(lua_State *L, int idx)
     t = lua_type(L, -1);
     if (bad == NULL && t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TLIGHTUSERDATA)
         bad = "a connection's status is not a string";
-    lua_getfield(L, idx, "marker_id");
-    t = lua_type(L, -1);
-    if (bad == NULL && t != LUA_TNIL && t != LUA_TNUMBER && t != LUA_TSTRING && t != LUA_TLIGHTUSERDATA)
-        bad = "a connection's marker_id is not a number";
     lua_getfield(L, idx, "error");
     t = lua_type(L, -1);
     if (bad == NULL && t != LUA_TNIL && t != LUA_TLIGHTUSERDATA && !is_array(L, -1))
         bad = "a connection's error is not an array";
-    lua_pop(L, 4);
+    lua_pop(L, 3);
     return bad;
 }
 
@@ -258,14 +255,7 @@ static const char *check_document(lua_State *L)
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    if (bad == NULL) {
-        long long v;
-        lua_getfield(L, doc, "total_count");
-        if (!lua_isnil(L, -1) && (!vp_isintegral(L, -1, &v) || v < 0))
-            bad = "total_count is not a count";
-        lua_pop(L, 1);
-    }
-    return bad;
+    return bad; /* total_count was checked while decoding, as marker_id */
 }
 
 /* 1 when a Content-Type names JSON (application/json, anything+json). */
@@ -292,6 +282,7 @@ static void push_bad_response(lua_State *L, long status, const vp_answer_headers
 int vp_parse_answer(lua_State *L, long status, const char *body, size_t len, const vp_answer_headers *h)
 {
     const char *bad;
+    int decoded;
     luaL_checkstack(L, 20, "vpcep.parse");
     if (status < 200 || status > 299) {
         push_http_error(L, status, body, len, h);
@@ -307,9 +298,11 @@ int vp_parse_answer(lua_State *L, long status, const char *body, size_t len, con
         push_bad_response(L, status, h, "answer has an empty body%s", "");
         return 0;
     }
-    if (!vp_decode_exact(L, body, len)) {
+    decoded = vp_decode_exact(L, body, len);
+    if (decoded <= 0) {
         vp_push_capped_text(L, lua_tostring(L, -1), vp_rawlen(L, -1), 200);
-        push_bad_response(L, status, h, "answer is not the expected JSON: %s", lua_tostring(L, -1));
+        push_bad_response(L, status, h, decoded == 0 ? "answer is not the expected JSON: %s"
+                                                     : "answer has the wrong shape: %s", lua_tostring(L, -1));
         lua_replace(L, -3);
         lua_pop(L, 1);
         return 0;
