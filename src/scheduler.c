@@ -1,9 +1,9 @@
-/* scheduler.c: running a batch over the libcurl transport: concurrency,
- * deadlines, and each answer read (response.c) and judged (policy.c) into a
- * result or another try.
- *
- * Everything that touches Lua while transfers are in flight runs under
- * lua_pcall, so a Lua error can never leave a handle inside the multi. */
+/* scheduler.c: the operations of a batch and their tries, doing no I/O:
+ * which may start now (concurrency, back-off), building a try's request,
+ * and each answer read (response.c) and judged (policy.c) into a result or
+ * another try. Every driver runs a batch through these functions: the
+ * blocking libcurl one below (vp_batch_run), and the Lua-driven plans of
+ * the non-blocking hosts (l_plan.c). */
 #include <stdlib.h>
 #include <string.h>
 #include "errors.h"
@@ -31,6 +31,8 @@ static int batch_gc(lua_State *L)
 static void batch_init(vp_batch *b, int n, enum vp_kind kind, vp_build_fn build, const void *ud)
 {
     b->n = n;
+    b->left = n;
+    b->running = 0;
     b->kind = kind;
     b->build = build;
     b->build_ud = ud;
@@ -102,162 +104,34 @@ static int push_transport_error(lua_State *L, const vp_xfer *x)
     return f.cut;
 }
 
-typedef struct run_ctx {
-    const vp_sched *s;
-    int kept; /* the batch is the caller's kept batch of one */
-    vp_batch *b;
-    vp_op *op;
-    int index; /* 1-based */
-    /* stack slots in vp_batch_run's frame (ids 0: none); the two C
-     * functions are pushed once, as pushing one allocates on 5.1 */
-    int results, ids, params, settle_fn, load_fn;
-} run_ctx;
-
-/* lua_pcall'd with (ctx, results, ids): turns one finished try into a
- * result or a retry. */
-static void settle_now(lua_State *L, run_ctx *ctx, int results, int ids)
-{
-    vp_op *op = ctx->op;
-    vp_xfer *x = &op->x;
-    int ok, err, cut = 0;
-    if (x->result != CURLE_OK || x->too_large) {
-        cut = push_transport_error(L, x);
-        ok = 0;
-    } else {
-        vp_answer_headers h;
-        h.request_id = x->request_id[0] != '\0' ? x->request_id : NULL;
-        h.retry_after = x->retry_after[0] != '\0' ? x->retry_after : NULL;
-        h.content_type = x->content_type[0] != '\0' ? x->content_type : NULL;
-        ok = vp_parse_answer(L, x->status, x->answer.data != NULL ? x->answer.data : "", x->answer.len, &h);
-        if (ok && ctx->b->kind == VP_ACTION)
-            ok = vp_policy_take_connection(L, x->status, x->request_id[0] != '\0' ? x->request_id : NULL);
-    }
-    if (ok) {
-        lua_rawseti(L, results, ctx->index);
-        op->state = OP_DONE;
-        return;
-    }
-    err = lua_gettop(L);
-    if (ids != 0) {
-        lua_rawgeti(L, ids, ctx->index);
-        lua_setfield(L, err, "endpoint");
-    }
-    vp_error_redact(L, err, ctx->s->secrets);
-    if (vp_policy_judge(L, err, cut) && op->tries <= ctx->s->retries) {
-        double now = vp_now(), d = vp_policy_backoff(L, err, op->tries);
-        if (vp_policy_fits(now, d, op->deadline)) {
-            op->state = OP_BACKOFF;
-            op->next_at = now + d;
-            return;
-        }
-    }
-    vp_policy_note_tries(L, err, op->tries);
-    lua_rawseti(L, results, ctx->index);
-    op->state = OP_DONE;
-    return;
-}
-
-/* lua_pcall'd with (ctx, results, ids or nil): settle_now, where a Lua
- * error must not leave transfers in the multi handle. */
-static int settle(lua_State *L)
-{
-    settle_now(L, lua_touserdata(L, 1), 2, lua_isnil(L, 3) ? 0 : 3);
-    return 0;
-}
-
-/* Starts every operation that may start now; returns how many are in
- * flight. Starting failures settle at once (as transport errors). */
-static int start_ready(lua_State *L, run_ctx *ctx, int *pending);
-
-static void settle_op(lua_State *L, run_ctx *ctx, vp_op *op, int *pending)
-{
-    ctx->op = op;
-    ctx->index = (int)(op - ctx->b->ops) + 1;
-    lua_pushvalue(L, ctx->settle_fn);
-    lua_pushlightuserdata(L, ctx);
-    lua_pushvalue(L, ctx->results);
-    if (ctx->ids != 0)
-        lua_pushvalue(L, ctx->ids);
-    else
-        lua_pushnil(L);
-    if (lua_pcall(L, 3, 0, 0) != 0) {
-        /* Out of memory in Lua: stop everything cleanly, then raise. */
-        vp_transport_abort(ctx->s->tp);
-        lua_error(L);
-    }
-    if (op->state == OP_DONE)
-        (*pending)--;
-}
-
-/* lua_pcall'd with (ctx, params): builds the request of ctx's operation
- * for this try into its transfer. */
-static int load_try(lua_State *L)
-{
-    run_ctx *ctx = lua_touserdata(L, 1);
-    ctx->b->build(L, ctx->s->rq, &ctx->op->x, ctx->b->build_ud, 2, ctx->index);
-    return 0;
-}
-
-/* Counts a try of op and sets its deadline at the first. */
-static void start_try(const run_ctx *ctx, vp_op *op)
-{
-    if (op->deadline == 0) {
-        op->deadline = vp_now() + ctx->s->timeout;
-        if (ctx->b->deadline_cap > 0 && ctx->b->deadline_cap < op->deadline)
-            op->deadline = ctx->b->deadline_cap;
-    }
-    op->tries++;
-    op->state = OP_RUNNING;
-}
-
-/* Readies op for a try: its deadline, and its request built now. */
-static void begin_try(lua_State *L, run_ctx *ctx, vp_op *op)
-{
-    start_try(ctx, op);
-    ctx->op = op;
-    ctx->index = (int)(op - ctx->b->ops) + 1;
-    lua_pushvalue(L, ctx->load_fn);
-    lua_pushlightuserdata(L, ctx);
-    lua_pushvalue(L, ctx->params);
-    if (lua_pcall(L, 2, 0, 0) != 0) {
-        /* out of memory, or a request that cannot be built: stop cleanly */
-        vp_transport_abort(ctx->s->tp);
-        lua_error(L);
-    }
-}
-
 /* Seconds left before op's deadline (never below a millisecond). */
-static double time_left(const vp_op *op)
+static double time_left(const vp_op *op, double now)
 {
-    double left = op->deadline - vp_now();
+    double left = op->deadline - now;
     return left > 0.001 ? left : 0.001;
 }
 
-static int start_ready(lua_State *L, run_ctx *ctx, int *pending)
+double vp_batch_time_left(const vp_batch *b, int i)
 {
-    vp_batch *b = ctx->b;
-    double now = vp_now();
-    int i;
-    for (i = 0; i < b->n && vp_transport_in_flight(ctx->s->tp) < ctx->s->concurrency; i++) {
-        vp_op *op = &b->ops[i];
-        if (op->state == OP_QUEUED || (op->state == OP_BACKOFF && op->next_at <= now)) {
-            begin_try(L, ctx, op);
-            if (vp_xfer_start(ctx->s->tp, &op->x, time_left(op)) != 0)
-                settle_op(L, ctx, op, pending);
-        }
-    }
-    return vp_transport_in_flight(ctx->s->tp);
+    return time_left(&b->ops[i], vp_now());
 }
 
-/* Seconds to wait for a transfer to end: until the next backed-off
- * operation may start when a slot is free for it; otherwise only a
- * finished transfer can change anything (at most 1 s either way). */
-static double next_wake(const run_ctx *ctx)
+int vp_batch_ready(const vp_batch *b, double now, int slots, int *out, int cap)
 {
-    const vp_batch *b = ctx->b;
-    double now = vp_now(), wait = 1.0;
+    int i, k = 0;
+    for (i = 0; i < b->n && k < slots && k < cap; i++) {
+        const vp_op *op = &b->ops[i];
+        if (op->state == OP_QUEUED || (op->state == OP_BACKOFF && op->next_at <= now))
+            out[k++] = i;
+    }
+    return k;
+}
+
+double vp_batch_wake(const vp_batch *b, double now, int slots)
+{
+    double wait = 1.0;
     int i;
-    if (vp_transport_in_flight(ctx->s->tp) >= ctx->s->concurrency)
+    if (slots <= 0)
         return wait;
     for (i = 0; i < b->n; i++)
         if (b->ops[i].state == OP_BACKOFF && b->ops[i].next_at - now < wait)
@@ -265,23 +139,152 @@ static double next_wake(const run_ctx *ctx)
     return wait > 0 ? wait : 0;
 }
 
+void vp_batch_begin(lua_State *L, const vp_sched *s, vp_batch *b, int i, int params)
+{
+    vp_op *op = &b->ops[i];
+    if (op->deadline == 0) {
+        op->deadline = vp_now() + s->timeout;
+        if (b->deadline_cap > 0 && b->deadline_cap < op->deadline)
+            op->deadline = b->deadline_cap;
+    }
+    op->tries++;
+    op->state = OP_RUNNING;
+    b->running++;
+    b->build(L, s->rq, &op->x, b->build_ud, params, i + 1);
+}
+
+/* The answer (or its absence) of op's try, at the top: the result, or an
+ * error object; returns 1 for a result. */
+static int read_answer(lua_State *L, const vp_batch *b, vp_op *op, int *cut)
+{
+    vp_xfer *x = &op->x;
+    vp_answer_headers h;
+    int ok;
+    if (x->result != CURLE_OK || x->too_large) {
+        *cut = push_transport_error(L, x);
+        return 0;
+    }
+    h.request_id = x->request_id[0] != '\0' ? x->request_id : NULL;
+    h.retry_after = x->retry_after[0] != '\0' ? x->retry_after : NULL;
+    h.content_type = x->content_type[0] != '\0' ? x->content_type : NULL;
+    ok = vp_parse_answer(L, x->status, x->answer.data != NULL ? x->answer.data : "", x->answer.len, &h);
+    if (ok && b->kind == VP_ACTION)
+        ok = vp_policy_take_connection(L, x->status, h.request_id);
+    return ok;
+}
+
+int vp_batch_settle(lua_State *L, const vp_sched *s, vp_batch *b, int i, int results, int ids)
+{
+    vp_op *op = &b->ops[i];
+    int err, cut = 0;
+    b->running--;
+    if (read_answer(L, b, op, &cut)) {
+        lua_rawseti(L, results, i + 1);
+        op->state = OP_DONE;
+        b->left--;
+        return 1;
+    }
+    err = lua_gettop(L);
+    if (ids != 0) {
+        lua_rawgeti(L, ids, i + 1);
+        lua_setfield(L, err, "endpoint");
+    }
+    vp_error_redact(L, err, s->secrets);
+    if (vp_policy_judge(L, err, cut) && op->tries <= s->retries) {
+        double now = vp_now(), d = vp_policy_backoff(L, err, op->tries);
+        if (vp_policy_fits(now, d, op->deadline)) {
+            op->state = OP_BACKOFF;
+            op->next_at = now + d;
+            lua_pop(L, 1);
+            return 0;
+        }
+    }
+    vp_policy_note_tries(L, err, op->tries);
+    lua_rawseti(L, results, i + 1);
+    op->state = OP_DONE;
+    b->left--;
+    return 1;
+}
+
+/* ---- the blocking driver: libcurl ------------------------------------------
+ *
+ * Everything that touches Lua while transfers are in flight runs under
+ * lua_pcall, so a Lua error can never leave a handle inside the multi. */
+
+typedef struct run_ctx {
+    const vp_sched *s;
+    vp_batch *b;
+    int i; /* the operation at hand, 0-based */
+    /* stack slots in vp_batch_run's frame (ids 0: none) */
+    int results, ids, params;
+} run_ctx;
+
+/* lua_pcall'd with (ctx, results, ids or nil, params): vp_batch_settle of
+ * ctx's operation. (A called function has stack indices of its own.) */
+static int settle_protected(lua_State *L)
+{
+    run_ctx *ctx = lua_touserdata(L, 1);
+    vp_batch_settle(L, ctx->s, ctx->b, ctx->i, 2, lua_isnil(L, 3) ? 0 : 3);
+    return 0;
+}
+
+/* The same for vp_batch_begin. */
+static int begin_protected(lua_State *L)
+{
+    run_ctx *ctx = lua_touserdata(L, 1);
+    vp_batch_begin(L, ctx->s, ctx->b, ctx->i, 4);
+    return 0;
+}
+
+/* Runs f(ctx, results, ids, params) for operation i; on a Lua error (out
+ * of memory, a request that cannot be built) stops every transfer
+ * cleanly, then raises. */
+static void protected(lua_State *L, run_ctx *ctx, lua_CFunction f, int i)
+{
+    ctx->i = i;
+    lua_pushcfunction(L, f);
+    lua_pushlightuserdata(L, ctx);
+    lua_pushvalue(L, ctx->results);
+    if (ctx->ids != 0)
+        lua_pushvalue(L, ctx->ids);
+    else
+        lua_pushnil(L);
+    lua_pushvalue(L, ctx->params);
+    if (lua_pcall(L, 4, 0, 0) != 0) {
+        vp_transport_abort(ctx->s->tp);
+        lua_error(L);
+    }
+}
+
+/* Starts every operation that may start now. Starting failures settle at
+ * once (as transport errors). */
+static void start_ready(lua_State *L, run_ctx *ctx)
+{
+    int ready[64], k, j;
+    int slots = ctx->s->concurrency - vp_transport_in_flight(ctx->s->tp);
+    k = vp_batch_ready(ctx->b, vp_now(), slots, ready, (int)(sizeof ready / sizeof ready[0]));
+    for (j = 0; j < k; j++) {
+        vp_op *op = &ctx->b->ops[ready[j]];
+        protected(L, ctx, begin_protected, ready[j]);
+        if (vp_xfer_start(ctx->s->tp, &op->x, time_left(op, vp_now())) != 0)
+            protected(L, ctx, settle_protected, ready[j]);
+    }
+}
+
 /* A batch of one goes over the single-call handle with curl_easy_perform:
  * the same tries and settling, less machinery per request. Nothing is in
  * flight while it builds or settles, so those run without lua_pcall: an
  * error (out of memory) may simply propagate. */
-static void run_single(lua_State *L, run_ctx *ctx)
+static void run_single(lua_State *L, run_ctx *ctx, int kept)
 {
     vp_op *op = &ctx->b->ops[0];
     int top = lua_gettop(L);
-    ctx->op = op;
-    ctx->index = 1;
     while (op->state != OP_DONE) {
         if (op->state == OP_BACKOFF)
             vp_sleep(op->next_at - vp_now());
-        start_try(ctx, op);
-        ctx->b->build(L, ctx->s->rq, &op->x, ctx->b->build_ud, ctx->params, 1);
-        vp_xfer_perform(ctx->s->tp, &op->x, time_left(op), ctx->kept);
-        settle_now(L, ctx, ctx->results, ctx->ids);
+        vp_batch_begin(L, ctx->s, ctx->b, 0, ctx->params);
+        vp_xfer_perform(ctx->s->tp, &op->x, time_left(op, vp_now()), kept);
+        vp_batch_settle(L, ctx->s, ctx->b, 0, ctx->results, ctx->ids);
         lua_settop(L, top); /* what a lua_pcall would have dropped */
     }
 }
@@ -290,36 +293,31 @@ void vp_batch_run(lua_State *L, const vp_sched *s, vp_batch *b, int kept, int re
                   int params_idx)
 {
     run_ctx ctx;
-    int pending = b->n;
     memset(&ctx, 0, sizeof ctx);
     ctx.s = s;
-    ctx.kept = kept;
     ctx.b = b;
     ctx.results = vp_absindex(L, results_idx);
     ctx.ids = ids_idx != 0 ? vp_absindex(L, ids_idx) : 0;
     ctx.params = vp_absindex(L, params_idx);
     luaL_checkstack(L, 30, "vpcep");
-    lua_pushcfunction(L, settle);
-    ctx.settle_fn = lua_gettop(L);
-    lua_pushcfunction(L, load_try);
-    ctx.load_fn = lua_gettop(L);
     if (b->n == 1) {
-        run_single(L, &ctx);
-    } else {
-        while (pending > 0) {
-            int flying = start_ready(L, &ctx, &pending);
-            vp_xfer *x;
-            if (pending == 0)
-                break;
-            if (flying == 0) {
-                /* all waiting to retry: sleep until the first may go */
-                vp_sleep(next_wake(&ctx));
-                continue;
-            }
-            x = vp_transport_next(s->tp, next_wake(&ctx));
-            if (x != NULL)
-                settle_op(L, &ctx, (vp_op *)(void *)x, &pending);
-        }
+        run_single(L, &ctx, kept);
+        return;
     }
-    lua_pop(L, 2);
+    while (b->left > 0) {
+        vp_xfer *x;
+        int slots;
+        start_ready(L, &ctx);
+        if (b->left == 0)
+            break;
+        slots = s->concurrency - vp_transport_in_flight(s->tp);
+        if (vp_transport_in_flight(s->tp) == 0) {
+            /* all waiting to retry: sleep until the first may go */
+            vp_sleep(vp_batch_wake(b, vp_now(), slots));
+            continue;
+        }
+        x = vp_transport_next(s->tp, vp_batch_wake(b, vp_now(), slots));
+        if (x != NULL)
+            protected(L, &ctx, settle_protected, (int)((vp_op *)(void *)x - b->ops));
+    }
 }

@@ -44,6 +44,8 @@ typedef struct vp_batch {
     vp_build_fn build;
     const void *build_ud;
     double deadline_cap; /* when > 0, no try runs past it (monotonic s) */
+    int left;            /* operations not done yet */
+    int running;         /* operations whose try is out */
     vp_op ops[1];
 } vp_batch;
 
@@ -56,7 +58,28 @@ vp_batch *vp_batch_one(vp_batch **slot, enum vp_kind kind, vp_build_fn build, co
 void vp_batch_one_done(vp_batch *one);
 /* Frees a kept batch (when the client is released). */
 void vp_batch_one_free(vp_batch **slot);
-/* Runs the batch. results_idx: table receiving, at 1..n, the connection
+/* ---- the operations' tries, doing no I/O (for every driver) ----------- */
+
+/* Writes to out the (0-based) operations that may start a try now, at
+ * most `slots` and cap of them; returns how many. */
+int vp_batch_ready(const vp_batch *b, double now, int slots, int *out, int cap);
+/* Seconds until a backed-off operation may start, when a slot is free (at
+ * most 1 s: otherwise only an answer can change anything). */
+double vp_batch_wake(const vp_batch *b, double now, int slots);
+/* Counts a try of operation i and builds its request into ops[i].x
+ * (params: the stack index of what the builder reads). */
+void vp_batch_begin(lua_State *L, const vp_sched *s, vp_batch *b, int i, int params);
+/* Seconds the try of operation i still has. */
+double vp_batch_time_left(const vp_batch *b, int i);
+/* With the answer of operation i's try in ops[i].x (or its failure in
+ * x.result), stores its result or error at results[i + 1] (err.endpoint
+ * from ids[i + 1] unless ids is 0) and returns 1, or schedules another try
+ * and returns 0. */
+int vp_batch_settle(lua_State *L, const vp_sched *s, vp_batch *b, int i, int results, int ids);
+
+/* ---- the blocking driver ------------------------------------------------ */
+
+/* Runs the batch over the transport. results_idx: table receiving, at 1..n, the connection
  * (VP_ACTION), the document (VP_LIST), or an error object. ids_idx: table
  * of endpoint ids for err.endpoint (or 0). params_idx: what the builder
  * reads. kept: b is the caller's kept batch of one. Raises only on memory
