@@ -10,10 +10,9 @@
 #include "errors.h"
 #include "options.h"
 #include "policy.h"
-#include "scheduler.h"
+#include "plan.h"
 #include "transport.h"
 #include "validate.h"
-#include "wait.h"
 
 typedef struct vp_client {
     int closed;
@@ -227,32 +226,31 @@ static void end_batch(vp_client *c, vp_batch *b)
         vp_batch_release(b);
 }
 
+/* Runs a plan started at the top of the stack to its end and returns its
+ * results, or raises its error. */
+static int run_plan(lua_State *L, vp_plan *p)
+{
+    int n;
+    vp_plan_run(L, p);
+    n = vp_plan_finish(L, p);
+    if (n == 0)
+        lua_error(L);
+    return n;
+}
+
 /* client:accept / client:reject */
 static int do_action(lua_State *L, const char *action)
 {
     vp_client *c = check_client(L);
     const char *sid = vp_check_id(L, 2, "service_id", NULL);
     vp_action_opts o;
-    vp_action_spec spec;
-    int n, ids, results;
-    vp_batch *b;
+    vp_plan p;
+    int n;
     vp_check_action_opts(L, 4, &o);
     n = vp_check_endpoints(L, 3, o.max_endpoints);
-    ids = lua_gettop(L);
-    spec.action = action;
-    spec.service_id = sid;
-    b = start_batch(L, c, n, VP_ACTION, vp_build_action_op, &spec);
-    lua_createtable(L, n, 0);
-    results = lua_gettop(L);
-    vp_batch_run(L, &c->sched, b, b == c->one, results, ids, ids);
-    end_batch(c, b);
-    vp_policy_raise_failures(L, results, n);
-    if (o.wait > 0) {
-        vp_wait_settled(L, &c->sched, sid, results, ids, n, o.wait);
-        vp_policy_raise_failures(L, results, n);
-    }
-    lua_pushvalue(L, results);
-    return 1;
+    lua_createtable(L, 8, 0);
+    vp_plan_action(L, &p, -1, &c->sched, &c->one, action, sid, -2, n, o.wait);
+    return run_plan(L, &p);
 }
 
 static int client_accept(lua_State *L)
@@ -265,108 +263,17 @@ static int client_reject(lua_State *L)
     return do_action(L, "reject");
 }
 
-/* Runs one list request (the query table at the top is consumed); pushes
- * the document or raises its error. */
-static void list_page(lua_State *L, vp_client *c, const char *sid)
-{
-    vp_batch *b;
-    lua_createtable(L, 1, 0); /* params: {query} */
-    lua_pushvalue(L, -2);
-    lua_rawseti(L, -2, 1);
-    b = start_batch(L, c, 1, VP_LIST, vp_build_list_op, sid);
-    lua_createtable(L, 1, 0);
-    vp_batch_run(L, &c->sched, b, b == c->one, -1, 0, -2);
-    end_batch(c, b);
-    lua_rawgeti(L, -1, 1);
-    if (vp_is_error(L, -1))
-        lua_error(L);
-    /* stack: query params results doc */
-    lua_replace(L, -4);
-    lua_pop(L, 2);
-}
-
-/* A service holds far fewer connections than this; a list that goes on
- * past it is a server that never ends its pages. */
-#define MAX_LISTED 1000000
-
-/* With a page's connections array at the top: raises when the page starts
- * with the same connection as the last one did (a server ignoring offset
- * would otherwise be paged forever); remembers its first id. */
-static void check_page_moved(lua_State *L, int got, char *first_id, size_t cap)
-{
-    const char *id;
-    if (got == 0)
-        return;
-    lua_rawgeti(L, -1, 1);
-    lua_getfield(L, -1, "id");
-    id = lua_tostring(L, -1);
-    if (id != NULL && first_id[0] != '\0' && strcmp(id, first_id) == 0)
-        vp_raise(L, VP_EBADRESP, "the service answered the same page twice (offset ignored); stopped");
-    snprintf(first_id, cap, "%s", id != NULL ? id : "");
-    lua_pop(L, 2);
-}
-
 /* client:connections(service_id [, query]) -> all connections, total_count */
 static int client_connections(lua_State *L)
 {
     vp_client *c = check_client(L);
     const char *sid = vp_check_id(L, 2, "service_id", NULL);
-    long long limit = 1000, offset = 0, total = -1;
-    int all, n = 0;
-    char first_id[80] = "";
-    if (!lua_isnoneornil(L, 3)) {
+    vp_plan p;
+    if (!lua_isnoneornil(L, 3))
         vp_check_query(L, 3);
-        lua_getfield(L, 3, "limit");
-        vp_isintegral(L, -1, &limit);
-        lua_getfield(L, 3, "offset");
-        vp_isintegral(L, -1, &offset);
-        lua_pop(L, 2);
-    }
-    lua_newtable(L);
-    all = lua_gettop(L);
-    for (;;) {
-        int got, i;
-        /* this page's query: the user's, with limit and offset set */
-        lua_newtable(L);
-        if (!lua_isnoneornil(L, 3)) {
-            lua_pushnil(L);
-            while (lua_next(L, 3) != 0) {
-                lua_pushvalue(L, -2);
-                lua_insert(L, -2);
-                lua_rawset(L, -4);
-            }
-        }
-        lua_pushinteger(L, (lua_Integer)limit);
-        lua_setfield(L, -2, "limit");
-        lua_pushinteger(L, (lua_Integer)offset);
-        lua_setfield(L, -2, "offset");
-        list_page(L, c, sid);
-        lua_getfield(L, -1, "total_count");
-        if (!lua_isnil(L, -1))
-            vp_isintegral(L, -1, &total);
-        lua_pop(L, 1);
-        lua_getfield(L, -1, "connections");
-        got = (int)vp_rawlen(L, -1);
-        check_page_moved(L, got, first_id, sizeof first_id);
-        if (n + got > MAX_LISTED)
-            vp_raise(L, VP_EBADRESP, "the list goes on past %d connections; stopped", MAX_LISTED);
-        for (i = 1; i <= got; i++) {
-            lua_rawgeti(L, -1, i);
-            lua_rawseti(L, all, ++n);
-        }
-        lua_pop(L, 2);
-        offset += got;
-        /* The end: an empty page, or total_count reached (a server may
-         * give shorter pages than asked); without a total, a short page. */
-        if (got == 0 || limit == 0 || (total >= 0 ? offset >= total : got < limit))
-            break;
-    }
-    lua_pushvalue(L, all);
-    if (total >= 0)
-        lua_pushinteger(L, (lua_Integer)total);
-    else
-        lua_pushinteger(L, n);
-    return 2;
+    lua_createtable(L, 8, 0);
+    vp_plan_list(L, &p, -1, &c->sched, &c->one, sid, lua_isnoneornil(L, 3) ? 0 : 3);
+    return run_plan(L, &p);
 }
 
 /* client:prepare(action, service_id, endpoint_id) -> request table */

@@ -192,7 +192,7 @@ void vp_policy_settled(lua_State *L, int idx)
 
 /* Raises the error of a batch that had failures: the first failure's code,
  * message and status, with every result in err.results. */
-void vp_policy_raise_failures(lua_State *L, int results, int n)
+int vp_policy_push_failures(lua_State *L, int results, int n)
 {
     int i, first = 0, failed = 0;
     for (i = 1; i <= n; i++) {
@@ -205,7 +205,7 @@ void vp_policy_raise_failures(lua_State *L, int results, int n)
         lua_pop(L, 1);
     }
     if (failed == 0)
-        return;
+        return 0;
     lua_rawgeti(L, results, first);
     vp_error_push(L, "", "", 0);
     lua_pushnil(L);
@@ -218,6 +218,6 @@ void vp_policy_raise_failures(lua_State *L, int results, int n)
     lua_setfield(L, -2, "results");
     lua_pushinteger(L, failed);
     lua_setfield(L, -2, "failed");
-    lua_error(L);
+    lua_remove(L, -2);
+    return 1;
 }
-

@@ -37,10 +37,10 @@ double vp_policy_next_poll(double pause);
 /* Replaces the connection at idx that settled as failed while waiting by
  * its vpcep.connection_failed error; leaves any other value alone. */
 void vp_policy_settled(lua_State *L, int idx);
-/* Raises the error of a bulk call when any of results[1..n] is an error:
- * the first failure's fields, every result in err.results and the count
- * in err.failed. Returns when nothing failed. */
-void vp_policy_raise_failures(lua_State *L, int results, int n);
+/* When any of results[1..n] is an error, pushes the error of the bulk
+ * call (the first failure's fields, every result in err.results, the
+ * count in err.failed) and returns 1; else returns 0. */
+int vp_policy_push_failures(lua_State *L, int results, int n);
 
 VP_HIDDEN_END
 

@@ -1,0 +1,519 @@
+/* plan.c: a client call as a state machine that does no I/O (see plan.h):
+ * accept/reject and then opts.wait's polling, or every page of a listing. */
+#include <stdio.h>
+#include <string.h>
+#include "errors.h"
+#include "plan.h"
+#include "policy.h"
+#include "transport.h"
+
+/* The slots of a plan's table. */
+enum {
+    SLOT_RESULTS = 1, /* the call's results: connections (action), or every listed one */
+    SLOT_IDS,         /* the endpoint ids (action) */
+    SLOT_PARAMS,      /* what the builders of the current batch read */
+    SLOT_GOT,         /* the current batch's results, when they are not the call's */
+    SLOT_AUX,         /* positions still pending (wait) */
+    SLOT_QUERY,       /* the user's list query, or nil */
+    SLOT_BATCH,       /* the current batch's userdata, when it is not the kept one */
+    SLOT_ERROR,       /* the call's error, once it failed */
+    SLOTS = SLOT_ERROR
+};
+
+enum { PH_ACTION, PH_PAUSE, PH_POLL, PH_LIST, PH_DONE };
+
+/* A service holds far fewer connections than this; a list that goes on
+ * past it is a server that never ends its pages. */
+#define MAX_LISTED 1000000
+
+static void get_slot(lua_State *L, const vp_plan *p, int slot)
+{
+    lua_rawgeti(L, p->tab, slot);
+}
+
+/* Sets a slot to the value at the top (popped). */
+static void set_slot(lua_State *L, const vp_plan *p, int slot)
+{
+    lua_rawseti(L, p->tab, slot);
+}
+
+/* Ends the plan with the error object at the top (popped). */
+static void fail_with(lua_State *L, vp_plan *p)
+{
+    set_slot(L, p, SLOT_ERROR);
+    p->phase = PH_DONE;
+}
+
+void vp_plan_release(vp_plan *p)
+{
+    if (p->b != NULL && (p->kept == NULL || p->b != *p->kept))
+        vp_batch_release(p->b);
+    p->b = NULL;
+}
+
+/* Makes the batch of the next step: n operations built by build(ud). */
+static void new_batch(lua_State *L, vp_plan *p, int n, enum vp_kind kind, vp_build_fn build, const void *ud)
+{
+    vp_plan_release(p);
+    if (n == 1 && p->kept != NULL) {
+        p->b = vp_batch_one(p->kept, kind, build, ud);
+        if (p->b == NULL)
+            vp_raise_oom(L);
+        return;
+    }
+    p->b = vp_batch_push(L, n, kind, build, ud);
+    set_slot(L, p, SLOT_BATCH);
+}
+
+static void plan_init(vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, enum vp_plan_kind kind,
+                      const char *sid)
+{
+    memset(p, 0, sizeof *p);
+    p->tab = tab;
+    p->s = s;
+    p->kept = kept;
+    p->kind = kind;
+    snprintf(p->sid, sizeof p->sid, "%s", sid);
+}
+
+/* ---- accept / reject, and opts.wait ---------------------------------------- */
+
+void vp_plan_action(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, const char *action,
+                    const char *sid, int ids_idx, int n, double wait)
+{
+    ids_idx = vp_absindex(L, ids_idx);
+    plan_init(p, vp_absindex(L, tab), s, kept, VP_PLAN_ACTION, sid);
+    snprintf(p->action, sizeof p->action, "%s", action);
+    p->spec.action = p->action;
+    p->spec.service_id = p->sid;
+    p->n = n;
+    p->wait = wait;
+    p->phase = PH_ACTION;
+    lua_pushvalue(L, ids_idx);
+    set_slot(L, p, SLOT_IDS);
+    lua_pushvalue(L, ids_idx);
+    set_slot(L, p, SLOT_PARAMS);
+    lua_createtable(L, n, 0);
+    set_slot(L, p, SLOT_RESULTS);
+    new_batch(L, p, n, VP_ACTION, vp_build_action_op, &p->spec);
+}
+
+/* Ends the plan with the bulk error when any result is an error; returns
+ * whether it did. */
+static int failed(lua_State *L, vp_plan *p)
+{
+    int results;
+    get_slot(L, p, SLOT_RESULTS);
+    results = lua_gettop(L);
+    if (vp_policy_push_failures(L, results, p->n)) {
+        fail_with(L, p);
+        lua_pop(L, 1);
+        return 1;
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* Stores in SLOT_AUX the positions whose connection has not settled;
+ * returns how many. */
+static int note_pending(lua_State *L, vp_plan *p)
+{
+    int i, left = 0, results;
+    get_slot(L, p, SLOT_RESULTS);
+    results = lua_gettop(L);
+    lua_createtable(L, p->n, 0);
+    for (i = 1; i <= p->n; i++) {
+        lua_rawgeti(L, results, i);
+        if (vp_policy_is_pending(L, lua_gettop(L))) {
+            lua_pushinteger(L, i);
+            lua_rawseti(L, -3, ++left);
+        }
+        lua_pop(L, 1);
+    }
+    set_slot(L, p, SLOT_AUX);
+    lua_pop(L, 1);
+    return left;
+}
+
+/* The pause before the next poll, never past the wait's end. */
+static void pause_until_poll(vp_plan *p, double now)
+{
+    p->pause = vp_policy_next_poll(p->pause);
+    p->resume_at = now + p->pause < p->wait_deadline ? now + p->pause : p->wait_deadline;
+    p->phase = PH_PAUSE;
+}
+
+/* A poll round: one list request (?id=) per pending endpoint, none
+ * outlasting the wait. */
+static void start_poll(lua_State *L, vp_plan *p)
+{
+    int i, n, pend, ids, queries;
+    get_slot(L, p, SLOT_AUX);
+    pend = lua_gettop(L);
+    get_slot(L, p, SLOT_IDS);
+    ids = lua_gettop(L);
+    n = (int)vp_rawlen(L, pend);
+    lua_createtable(L, n, 0); /* the queries: {id = <endpoint>} each */
+    queries = lua_gettop(L);
+    for (i = 1; i <= n; i++) {
+        lua_createtable(L, 0, 1);
+        lua_rawgeti(L, pend, i);
+        lua_rawgeti(L, ids, (int)lua_tointeger(L, -1));
+        lua_setfield(L, -3, "id");
+        lua_pop(L, 1);
+        lua_rawseti(L, queries, i);
+    }
+    set_slot(L, p, SLOT_PARAMS);
+    lua_createtable(L, n, 0);
+    set_slot(L, p, SLOT_GOT);
+    lua_pop(L, 2);
+    new_batch(L, p, n, VP_LIST, vp_build_list_op, p->sid);
+    p->b->deadline_cap = p->wait_deadline;
+    p->phase = PH_POLL;
+}
+
+static int is_timeout(lua_State *L, int err)
+{
+    int r;
+    lua_getfield(L, err, "code");
+    r = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), VP_ETIMEOUT) == 0;
+    lua_pop(L, 1);
+    return r;
+}
+
+/* Takes a poll round's answers into the results; returns how many
+ * connections are still pending. */
+static int take_poll(lua_State *L, vp_plan *p)
+{
+    int i, n, left = 0, base = lua_gettop(L), results, ids, pend, got;
+    get_slot(L, p, SLOT_RESULTS);
+    results = lua_gettop(L);
+    get_slot(L, p, SLOT_IDS);
+    ids = lua_gettop(L);
+    get_slot(L, p, SLOT_AUX);
+    pend = lua_gettop(L);
+    get_slot(L, p, SLOT_GOT);
+    got = lua_gettop(L);
+    n = (int)vp_rawlen(L, pend);
+    lua_createtable(L, n, 0); /* still pending */
+    for (i = 1; i <= n; i++) {
+        int pos;
+        lua_rawgeti(L, pend, i);
+        pos = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        lua_rawgeti(L, got, i);
+        if (vp_is_error(L, -1) && is_timeout(L, -1)) {
+            /* the poll ran out of time (the wait's, at the latest): the
+             * connection counts as still pending */
+            lua_pop(L, 1);
+            lua_pushinteger(L, pos);
+            lua_rawseti(L, -2, ++left);
+            continue;
+        }
+        if (vp_is_error(L, -1)) {
+            lua_rawgeti(L, ids, pos);
+            lua_setfield(L, -2, "endpoint");
+            lua_rawseti(L, results, pos);
+            continue;
+        }
+        lua_getfield(L, -1, "connections");
+        lua_rawgeti(L, -1, 1);
+        if (lua_istable(L, -1)) {
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, results, pos);
+        }
+        if (!lua_istable(L, -1) || vp_policy_is_pending(L, lua_gettop(L))) {
+            lua_pushinteger(L, pos);
+            lua_rawseti(L, -5, ++left);
+        }
+        lua_pop(L, 3);
+    }
+    set_slot(L, p, SLOT_AUX);
+    lua_settop(L, base);
+    return left;
+}
+
+/* The wait ran out: vpcep.timeout naming the endpoints still pending. */
+static void fail_wait_timeout(lua_State *L, vp_plan *p)
+{
+    int i, n, pend, ids;
+    luaL_Buffer b;
+    get_slot(L, p, SLOT_AUX);
+    pend = lua_gettop(L);
+    get_slot(L, p, SLOT_IDS);
+    ids = lua_gettop(L);
+    n = (int)vp_rawlen(L, pend);
+    luaL_buffinit(L, &b);
+    for (i = 1; i <= n && i <= 20; i++) {
+        int pos;
+        /* nothing may sit above the buffer while it grows: the separator
+         * first, then the id pushed and added at once */
+        if (i > 1)
+            luaL_addstring(&b, ", ");
+        lua_rawgeti(L, pend, i);
+        pos = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        lua_rawgeti(L, ids, pos);
+        luaL_addvalue(&b);
+    }
+    if (n > 20)
+        luaL_addstring(&b, ", ...");
+    luaL_pushresult(&b);
+    vp_error_pushf(L, VP_ETIMEOUT, 0, "%d endpoint(s) still pending after waiting %f s: %s", n, p->wait,
+                   lua_tostring(L, -1));
+    get_slot(L, p, SLOT_RESULTS);
+    lua_setfield(L, -2, "results");
+    fail_with(L, p);
+    lua_pop(L, 3);
+}
+
+/* Every connection settled: those that ended failed are failures too. */
+static void finish_wait(lua_State *L, vp_plan *p)
+{
+    int i, results, ids;
+    get_slot(L, p, SLOT_RESULTS);
+    results = lua_gettop(L);
+    get_slot(L, p, SLOT_IDS);
+    ids = lua_gettop(L);
+    for (i = 1; i <= p->n; i++) {
+        lua_rawgeti(L, results, i);
+        if (!vp_is_error(L, -1)) {
+            vp_policy_settled(L, -1);
+            if (vp_is_error(L, -1)) {
+                lua_rawgeti(L, ids, i);
+                lua_setfield(L, -2, "endpoint");
+                lua_rawseti(L, results, i);
+                continue;
+            }
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    if (!failed(L, p))
+        p->phase = PH_DONE;
+}
+
+static void action_done(lua_State *L, vp_plan *p)
+{
+    double now = vp_now();
+    if (p->phase == PH_ACTION) {
+        if (failed(L, p))
+            return;
+        if (p->wait <= 0 || note_pending(L, p) == 0) {
+            p->phase = PH_DONE;
+            return;
+        }
+        p->wait_deadline = now + p->wait;
+        p->pause = 0;
+        pause_until_poll(p, now);
+        return;
+    }
+    /* PH_POLL */
+    if (take_poll(L, p) == 0)
+        finish_wait(L, p);
+    else
+        pause_until_poll(p, now);
+}
+
+/* ---- listing ----------------------------------------------------------------- */
+
+/* Readies the batch of the page at p->offset: the user's query with limit
+ * and offset set. */
+static void start_page(lua_State *L, vp_plan *p)
+{
+    lua_createtable(L, 1, 0); /* params: {query} */
+    lua_newtable(L);
+    get_slot(L, p, SLOT_QUERY);
+    if (!lua_isnil(L, -1)) {
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -5);
+        }
+    }
+    lua_pop(L, 1);
+    lua_pushinteger(L, (lua_Integer)p->limit);
+    lua_setfield(L, -2, "limit");
+    lua_pushinteger(L, (lua_Integer)p->offset);
+    lua_setfield(L, -2, "offset");
+    lua_rawseti(L, -2, 1);
+    set_slot(L, p, SLOT_PARAMS);
+    lua_createtable(L, 1, 0);
+    set_slot(L, p, SLOT_GOT);
+    new_batch(L, p, 1, VP_LIST, vp_build_list_op, p->sid);
+    p->phase = PH_LIST;
+}
+
+void vp_plan_list(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, const char *sid,
+                  int query_idx)
+{
+    long long v;
+    if (query_idx != 0)
+        query_idx = vp_absindex(L, query_idx);
+    plan_init(p, vp_absindex(L, tab), s, kept, VP_PLAN_LIST, sid);
+    p->limit = 1000;
+    p->total = -1;
+    if (query_idx != 0) {
+        lua_getfield(L, query_idx, "limit");
+        if (vp_isintegral(L, -1, &v))
+            p->limit = v;
+        lua_getfield(L, query_idx, "offset");
+        if (vp_isintegral(L, -1, &v))
+            p->offset = v;
+        lua_pop(L, 2);
+        lua_pushvalue(L, query_idx);
+        set_slot(L, p, SLOT_QUERY);
+    }
+    lua_newtable(L);
+    set_slot(L, p, SLOT_RESULTS);
+    lua_pushliteral(L, "");
+    set_slot(L, p, SLOT_AUX); /* the first id of the last page */
+    start_page(L, p);
+}
+
+/* With a page's connections array at the top: fails the plan when the
+ * page starts with the same connection as the last one did (a server
+ * ignoring offset would otherwise be paged forever). */
+static int page_moved(lua_State *L, vp_plan *p, int got)
+{
+    int same;
+    if (got == 0)
+        return 1;
+    lua_rawgeti(L, -1, 1);
+    lua_getfield(L, -1, "id");
+    get_slot(L, p, SLOT_AUX);
+    same = lua_type(L, -2) == LUA_TSTRING && vp_rawlen(L, -1) > 0 && lua_rawequal(L, -1, -2);
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "");
+    }
+    set_slot(L, p, SLOT_AUX);
+    lua_pop(L, 1);
+    if (same) {
+        vp_error_pushf(L, VP_EBADRESP, 0, "the service answered the same page twice (offset ignored); stopped");
+        fail_with(L, p);
+    }
+    return !same;
+}
+
+static void list_done(lua_State *L, vp_plan *p)
+{
+    int base = lua_gettop(L), got, i, all;
+    long long v;
+    get_slot(L, p, SLOT_RESULTS);
+    all = lua_gettop(L);
+    get_slot(L, p, SLOT_GOT);
+    lua_rawgeti(L, -1, 1);
+    if (vp_is_error(L, -1)) {
+        fail_with(L, p);
+        lua_settop(L, base);
+        return;
+    }
+    lua_getfield(L, -1, "total_count");
+    if (vp_isintegral(L, -1, &v))
+        p->total = v;
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "connections");
+    got = (int)vp_rawlen(L, -1);
+    if (!page_moved(L, p, got)) {
+        lua_settop(L, base);
+        return;
+    }
+    if (p->listed + got > MAX_LISTED) {
+        vp_error_pushf(L, VP_EBADRESP, 0, "the list goes on past %d connections; stopped", MAX_LISTED);
+        fail_with(L, p);
+        lua_settop(L, base);
+        return;
+    }
+    for (i = 1; i <= got; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_rawseti(L, all, ++p->listed);
+    }
+    lua_settop(L, base);
+    p->offset += got;
+    /* The end: an empty page, or total_count reached (a server may give
+     * shorter pages than asked); without a total, a short page. */
+    if (got == 0 || p->limit == 0 || (p->total >= 0 ? p->offset >= p->total : got < p->limit))
+        p->phase = PH_DONE;
+    else
+        start_page(L, p);
+}
+
+/* ---- stepping ---------------------------------------------------------------- */
+
+enum vp_step vp_plan_step(lua_State *L, vp_plan *p, double *pause)
+{
+    double now;
+    *pause = 0;
+    switch (p->phase) {
+    case PH_DONE:
+        return VP_STEP_DONE;
+    case PH_PAUSE:
+        now = vp_now();
+        if (now >= p->wait_deadline) {
+            fail_wait_timeout(L, p);
+            return VP_STEP_DONE;
+        }
+        if (now < p->resume_at) {
+            *pause = p->resume_at - now;
+            return VP_STEP_PAUSE;
+        }
+        start_poll(L, p);
+        return VP_STEP_BATCH;
+    default:
+        return VP_STEP_BATCH;
+    }
+}
+
+void vp_plan_push_batch(lua_State *L, const vp_plan *p)
+{
+    get_slot(L, p, p->phase == PH_ACTION ? SLOT_RESULTS : SLOT_GOT);
+    if (p->phase == PH_ACTION)
+        get_slot(L, p, SLOT_IDS);
+    else
+        lua_pushnil(L);
+    get_slot(L, p, SLOT_PARAMS);
+}
+
+void vp_plan_batch_done(lua_State *L, vp_plan *p)
+{
+    if (p->kind == VP_PLAN_ACTION)
+        action_done(L, p);
+    else
+        list_done(L, p);
+    if (p->phase == PH_DONE)
+        vp_plan_release(p);
+}
+
+int vp_plan_finish(lua_State *L, vp_plan *p)
+{
+    get_slot(L, p, SLOT_ERROR);
+    if (!lua_isnil(L, -1))
+        return 0;
+    lua_pop(L, 1);
+    get_slot(L, p, SLOT_RESULTS);
+    if (p->kind == VP_PLAN_ACTION)
+        return 1;
+    lua_pushinteger(L, (lua_Integer)(p->total >= 0 ? p->total : p->listed));
+    return 2;
+}
+
+void vp_plan_run(lua_State *L, vp_plan *p)
+{
+    int top = lua_gettop(L);
+    double pause;
+    enum vp_step st;
+    while ((st = vp_plan_step(L, p, &pause)) != VP_STEP_DONE) {
+        if (st == VP_STEP_PAUSE) {
+            vp_sleep(pause);
+            continue;
+        }
+        vp_plan_push_batch(L, p);
+        vp_batch_run(L, p->s, p->b, p->kept != NULL && p->b == *p->kept, top + 1,
+                     lua_isnil(L, top + 2) ? 0 : top + 2, top + 3);
+        lua_settop(L, top);
+        vp_plan_batch_done(L, p);
+    }
+}
