@@ -14,7 +14,7 @@
 #include "transport.h"
 #include "validate.h"
 
-typedef struct vp_client {
+struct vp_client {
     int closed;
     int safe;          /* made by vpcep.safe.new: methods return nil, err */
     int in_call;       /* a method of this client is running */
@@ -29,7 +29,7 @@ typedef struct vp_client {
     vp_request_ctx rq; /* what the request builders read (points at the above) */
     vp_sched sched;    /* what batches run with */
     vp_batch *one;     /* the batch of one-request calls, kept warm */
-} vp_client;
+};
 
 static char *dup_or_null(const char *s)
 {
@@ -226,54 +226,62 @@ static void end_batch(vp_client *c, vp_batch *b)
         vp_batch_release(b);
 }
 
-/* Runs a plan started at the top of the stack to its end and returns its
- * results, or raises its error. */
-static int run_plan(lua_State *L, vp_plan *p)
+vp_client *vp_client_plan(lua_State *L, const char *method, vp_plan *p, int blocking)
 {
+    vp_client *c = check_client(L);
+    const char *sid = vp_check_id(L, 2, "service_id", NULL);
+    vp_batch **kept = blocking ? &c->one : NULL;
+    if (strcmp(method, "connections") == 0) {
+        int query = lua_isnoneornil(L, 3) ? 0 : 3;
+        if (query != 0)
+            vp_check_query(L, query);
+        lua_createtable(L, 8, 0);
+        vp_plan_list(L, p, -1, &c->sched, kept, sid, query);
+    } else {
+        vp_action_opts o;
+        int n;
+        const char *action = strcmp(method, "accept") == 0 ? "receive" : "reject";
+        vp_check_action_opts(L, 4, &o);
+        n = vp_check_endpoints(L, 3, o.max_endpoints);
+        lua_createtable(L, 8, 0);
+        vp_plan_action(L, p, -1, &c->sched, kept, action, sid, -2, n, o.wait);
+    }
+    return c;
+}
+
+const vp_sched *vp_client_sched(const vp_client *c)
+{
+    return c->closed ? NULL : &c->sched;
+}
+
+/* client:accept, client:reject, client:connections: the method's plan,
+ * run to its end here. */
+static int run_method(lua_State *L, const char *method)
+{
+    vp_plan p;
     int n;
-    vp_plan_run(L, p);
-    n = vp_plan_finish(L, p);
+    vp_client_plan(L, method, &p, 1);
+    vp_plan_run(L, &p);
+    n = vp_plan_finish(L, &p);
     if (n == 0)
         lua_error(L);
     return n;
 }
 
-/* client:accept / client:reject */
-static int do_action(lua_State *L, const char *action)
-{
-    vp_client *c = check_client(L);
-    const char *sid = vp_check_id(L, 2, "service_id", NULL);
-    vp_action_opts o;
-    vp_plan p;
-    int n;
-    vp_check_action_opts(L, 4, &o);
-    n = vp_check_endpoints(L, 3, o.max_endpoints);
-    lua_createtable(L, 8, 0);
-    vp_plan_action(L, &p, -1, &c->sched, &c->one, action, sid, -2, n, o.wait);
-    return run_plan(L, &p);
-}
-
 static int client_accept(lua_State *L)
 {
-    return do_action(L, "receive");
+    return run_method(L, "accept");
 }
 
 static int client_reject(lua_State *L)
 {
-    return do_action(L, "reject");
+    return run_method(L, "reject");
 }
 
-/* client:connections(service_id [, query]) -> all connections, total_count */
+/* -> all connections, total_count */
 static int client_connections(lua_State *L)
 {
-    vp_client *c = check_client(L);
-    const char *sid = vp_check_id(L, 2, "service_id", NULL);
-    vp_plan p;
-    if (!lua_isnoneornil(L, 3))
-        vp_check_query(L, 3);
-    lua_createtable(L, 8, 0);
-    vp_plan_list(L, &p, -1, &c->sched, &c->one, sid, lua_isnoneornil(L, 3) ? 0 : 3);
-    return run_plan(L, &p);
+    return run_method(L, "connections");
 }
 
 /* client:prepare(action, service_id, endpoint_id) -> request table */

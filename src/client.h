@@ -3,9 +3,20 @@
 #ifndef VPCEP_CLIENT_H
 #define VPCEP_CLIENT_H
 
-#include "common.h"
+#include "plan.h"
 
 VP_HIDDEN_BEGIN
+
+typedef struct vp_client vp_client;
+
+/* With a client at stack index 1 and the arguments of its method
+ * (accept, reject or connections) from index 2, checks them and starts
+ * the method's plan in p (its table pushed). blocking: the plan is run by
+ * vp_plan_run inside one call, so it may use the client's warm batch.
+ * Returns the client; raises on a closed client or bad arguments. */
+vp_client *vp_client_plan(lua_State *L, const char *method, vp_plan *p, int blocking);
+/* What the client's plans run with, or NULL once it is closed. */
+const vp_sched *vp_client_sched(const vp_client *c);
 
 /* vpcep.new(opts) */
 int vp_l_new(lua_State *L);

@@ -20,6 +20,7 @@
 #define VP_ETRANSPORT "vpcep.transport"
 #define VP_EBADRESP "vpcep.bad_response"
 #define VP_EFAILED "vpcep.connection_failed"
+#define VP_ECANCELLED "vpcep.cancelled"
 
 /* Texts taken from an answer are capped at this many bytes. */
 #define VP_TEXT_CAP 2048

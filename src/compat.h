@@ -74,6 +74,30 @@ static inline void *vp_testudata(lua_State *L, int idx, const char *tname)
     return p;
 }
 
+/* The table tied to a userdata (its environment on 5.1/LuaJIT, its first
+ * user value on 5.4): sets it from the top (popped), or pushes it. */
+static inline void vp_setuservalue(lua_State *L, int idx)
+{
+#if LUA_VERSION_NUM >= 504
+    lua_setiuservalue(L, idx, 1);
+#elif LUA_VERSION_NUM >= 502
+    lua_setuservalue(L, idx);
+#else
+    lua_setfenv(L, idx);
+#endif
+}
+
+static inline void vp_getuservalue(lua_State *L, int idx)
+{
+#if LUA_VERSION_NUM >= 504
+    lua_getiuservalue(L, idx, 1);
+#elif LUA_VERSION_NUM >= 502
+    lua_getuservalue(L, idx);
+#else
+    lua_getfenv(L, idx);
+#endif
+}
+
 /* True when the value at idx is a number with an exact integer value. */
 static inline int vp_isintegral(lua_State *L, int idx, long long *out)
 {

@@ -150,6 +150,11 @@ static void handle_free(vp_handle *h)
     }
 }
 
+const vp_transport_opts *vp_transport_options(const struct vp_transport *tp)
+{
+    return &tp->opts;
+}
+
 int vp_transport_in_flight(const struct vp_transport *tp)
 {
     return tp->in_flight;

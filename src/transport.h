@@ -74,6 +74,8 @@ int vp_xfer_start(struct vp_transport *tp, vp_xfer *x, double seconds);
  * `seconds`. kept: x outlives the transport's handles (the client's kept
  * transfer), so the handle may go on pointing at it. */
 void vp_xfer_perform(struct vp_transport *tp, vp_xfer *x, double seconds, int kept);
+/* What the transport was built with (its own copies of the strings). */
+const vp_transport_opts *vp_transport_options(const struct vp_transport *tp);
 /* How many transfers are on the multi handle now. */
 int vp_transport_in_flight(const struct vp_transport *tp);
 /* Waits at most max_wait seconds for a transfer to end; returns it (done,

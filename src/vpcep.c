@@ -4,6 +4,7 @@
 #include "client.h"
 #include "errors.h"
 #include "json.h"
+#include "l_plan.h"
 #include "policy.h"
 #include "response.h"
 #include "sign.h"
@@ -85,6 +86,7 @@ VP_EXPORT int luaopen_vpcep(lua_State *L)
     vp_error_open(L);
     vp_json_open(L);
     vp_client_open(L);
+    vp_lplan_open(L);
     lua_newtable(L);
     vp_setfuncs(L, functions, 0);
     lua_pushliteral(L, "vpcep " VPCEP_VERSION);
