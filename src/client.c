@@ -231,7 +231,11 @@ vp_client *vp_client_plan(lua_State *L, const char *method, vp_plan *p, int bloc
     vp_client *c = check_client(L);
     const char *sid = vp_check_id(L, 2, "service_id", NULL);
     vp_batch **kept = blocking ? &c->one : NULL;
-    if (strcmp(method, "connections") == 0) {
+    if (strcmp(method, "describe") == 0) {
+        int n = vp_check_descriptions(L, 3, 1000);
+        lua_createtable(L, 8, 0);
+        vp_plan_describe(L, p, -1, &c->sched, kept, sid, -3, -2, n);
+    } else if (strcmp(method, "connections") == 0) {
         int query = lua_isnoneornil(L, 3) ? 0 : 3;
         if (query != 0)
             vp_check_query(L, query);
@@ -282,6 +286,12 @@ static int client_reject(lua_State *L)
 static int client_connections(lua_State *L)
 {
     return run_method(L, "connections");
+}
+
+/* client:describe(service_id, { [endpoint_id] = "text", ... }) */
+static int client_describe(lua_State *L)
+{
+    return run_method(L, "describe");
 }
 
 /* client:prepare(action, service_id, endpoint_id) -> request table */
@@ -352,6 +362,7 @@ int vp_l_oneshot_reject(lua_State *L)
 static const luaL_Reg methods[] = {{"accept", client_accept},
                                    {"reject", client_reject},
                                    {"connections", client_connections},
+                                   {"describe", client_describe},
                                    {"prepare", client_prepare},
                                    {NULL, NULL}};
 

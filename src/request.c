@@ -228,3 +228,42 @@ void vp_build_list_op(lua_State *L, const vp_request_ctx *c, vp_xfer *x, const v
     build_list(L, c, x, (const char *)ud, lua_gettop(L));
     lua_pop(L, 1);
 }
+
+/* Appends s as the inside of a JSON string. Descriptions were checked to
+ * be UTF-8 without control characters, so only '"' and '\' need escaping. */
+static int add_json_text(vp_buf *b, const char *s, size_t len)
+{
+    size_t i, start = 0;
+    for (i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            char esc[2];
+            esc[0] = '\\';
+            esc[1] = s[i];
+            if (vp_buf_add(b, s + start, i - start) || vp_buf_add(b, esc, 2))
+                return -1;
+            start = i + 1;
+        }
+    }
+    return vp_buf_add(b, s + start, len - start);
+}
+
+void vp_build_describe_op(lua_State *L, const vp_request_ctx *c, vp_xfer *x, const void *ud, int params, int i)
+{
+    size_t len;
+    const char *id, *text;
+    lua_rawgeti(L, params, i);
+    lua_getfield(L, -1, "id");
+    lua_getfield(L, -2, "description");
+    id = lua_tostring(L, -2);
+    text = lua_tolstring(L, -1, &len);
+    vp_xfer_clear_request(x);
+    x->method = "PUT";
+    /* {"connections":[{"id":"...","description":"..."}]} */
+    if (add_connections_url(&x->url, c, (const char *)ud) || vp_buf_lit(&x->url, "/description") ||
+        vp_buf_lit(&x->body, "{\"connections\":[{\"id\":\"") || vp_buf_adds(&x->body, id) ||
+        vp_buf_lit(&x->body, "\",\"description\":\"") || add_json_text(&x->body, text, len) ||
+        vp_buf_lit(&x->body, "\"}]}"))
+        vp_raise_oom(L);
+    lua_pop(L, 3);
+    authenticate(L, c, x);
+}

@@ -37,6 +37,8 @@ typedef struct vp_action_spec {
 } vp_action_spec;
 void vp_build_action_op(lua_State *L, const vp_request_ctx *rq, vp_xfer *x, const void *ud, int params, int i);
 void vp_build_list_op(lua_State *L, const vp_request_ctx *rq, vp_xfer *x, const void *ud, int params, int i);
+/* For describe, params[i] is {id=, description=} and ud the service id. */
+void vp_build_describe_op(lua_State *L, const vp_request_ctx *rq, vp_xfer *x, const void *ud, int params, int i);
 
 VP_HIDDEN_END
 
