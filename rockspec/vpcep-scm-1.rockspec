@@ -44,7 +44,7 @@ build = {
    modules = {
       vpcep = {
          sources = {
-            "src/client.c", "src/errors.c", "src/exact.c", "src/json.c", "src/options.c",
+            "src/cli.c", "src/client.c", "src/errors.c", "src/exact.c", "src/json.c", "src/options.c",
             "src/regions.c", "src/request.c", "src/response.c", "src/scheduler.c",
             "src/sign.c", "src/text.c", "src/transport.c", "src/vpcep.c", "src/wait.c",
          },

@@ -2,6 +2,7 @@
 #include <string.h>
 #include <curl/curl.h>
 #include "vpcep.h"
+#include "cli.h"
 
 /* vpcep.parse(status, body [, headers]) -> document, or raises the error */
 static int l_parse(lua_State *L)
@@ -54,6 +55,7 @@ static const luaL_Reg functions[] = {
     {"parse", l_parse},
     {"sign", vp_l_sign},
     {"is_error", l_is_error},
+    VP_CLI_FUNCTIONS
     {NULL, NULL},
 };
 
