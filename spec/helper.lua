@@ -169,6 +169,22 @@ function helper.einval(f, ...)
   return err
 end
 
+-- A checker for the secrets (a list of strings): no_secret(x) asserts that
+-- none of them shows in x, a text or an error object (its tostring and
+-- message). Extra arguments are ignored (a gsub's count may follow).
+--   local no_secret = helper.no_secret { D.token, D.sk }
+function helper.no_secret(secrets)
+  return function(x)
+    local text = x
+    if type(x) ~= "string" then
+      text = tostring(x) .. "\n" .. tostring(type(x) == "table" and x.message or "")
+    end
+    for _, s in ipairs(secrets) do
+      require("luassert").is_nil(text:find(s, 1, true), "a secret (" .. s:sub(1, 6) .. "...) shows in: " .. text)
+    end
+  end
+end
+
 -- A new table with the fields of each argument in turn (nil arguments skipped).
 function helper.merge(...)
   local o = {}
