@@ -278,7 +278,8 @@ describe("credentials from the environment", function()
     end)
 
     it("a SK with a space or a control byte names the variable, not the value", function()
-      refused({ HUAWEICLOUD_SDK_AK = ENV_AK, HUAWEICLOUD_SDK_SK = ENV_SK .. " x", HUAWEICLOUD_SDK_PROJECT_ID = ENV_PID },
+      refused({ HUAWEICLOUD_SDK_AK = ENV_AK, HUAWEICLOUD_SDK_SK = ENV_SK .. " x",
+        HUAWEICLOUD_SDK_PROJECT_ID = ENV_PID },
               { endpoint = mock.url }, "HUAWEICLOUD_SDK_SK")
       refused({ HUAWEICLOUD_SDK_AK = ENV_AK, HUAWEICLOUD_SDK_SK = ENV_SK, HUAWEICLOUD_SDK_PROJECT_ID = ENV_PID,
                 HUAWEICLOUD_SDK_SECURITY_TOKEN = ENV_ST .. "\t" },

@@ -98,7 +98,8 @@ describe("edges", function()
   it("does not spin while a backed-off request waits for a busy slot", function()
     mock:service { endpoints = { { id = "e503" }, { id = "slow1" }, { id = "slow2" } } }
     mock:faults {
-      { match = { endpoint = "e503" }, times = 1, answer = { status = 503, json = { error_code = "X", error_msg = "busy" } } },
+      { match = { endpoint = "e503" }, times = 1,
+        answer = { status = 503, json = { error_code = "X", error_msg = "busy" } } },
       { match = { endpoint = "slow1" }, times = 1, delay_ms = 1500 },
       { match = { endpoint = "slow2" }, times = 1, delay_ms = 1500 },
     }
@@ -113,7 +114,8 @@ describe("edges", function()
   end)
 
   it("caps an oversized error_code of a failed connection in the message", function()
-    mock:service { endpoints = { { id = "f1", fail_with = { error_code = ("C"):rep(200000) .. "\r\nX", error_message = "no" } } } }
+    mock:service { endpoints = { { id = "f1", fail_with = { error_code = ("C"):rep(200000) .. "\r\nX",
+      error_message = "no" } } } }
     local c = helper.client(mock, { retries = 0 })
     local err = helper.raised(c.accept, c, D.service_id, "f1")
     assert.are.equal("vpcep.connection_failed", err.code)

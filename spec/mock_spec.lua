@@ -121,7 +121,8 @@ describe("mock VPCEP server", function()
 
     it("keeps 64-bit marker_ids exact and filters on them", function()
       mock:service(string.format(
-        '{"project_id":"%s","service_id":"%s","endpoints":[{"id":"big","marker_id":422321321312321321},{"id":"small"}]}',
+        '{"project_id":"%s","service_id":"%s","endpoints":[{"id":"big","marker_id":422321321312321321},'
+          .. '{"id":"small"}]}',
         D.project_id, D.service_id))
       local st, _, _, text = api("GET", BASE .. "?marker_id=422321321312321321")
       assert.equal(200, st)
@@ -229,7 +230,8 @@ describe("mock VPCEP server", function()
       local script = string.format([[
 import sys; sys.path.insert(0, %q)
 import sdk_signer
-print(sdk_signer.sign("GET", %q, "limit=5&id=e1", [("Host", %q), ("X-Project-Id", %q), ("X-Sdk-Date", %q)], b"", %q, %q))
+print(sdk_signer.sign("GET", %q, "limit=5&id=e1",
+                      [("Host", %q), ("X-Project-Id", %q), ("X-Sdk-Date", %q)], b"", %q, %q))
 ]], helper.spec_dir .. "/mock", BASE, host, D.project_id, date, D.ak, D.sk)
       local f = assert(io.popen(helper.python .. " -c " .. helper.shell_quote(script)))
       local authz = f:read("*l")

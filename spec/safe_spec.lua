@@ -84,7 +84,8 @@ describe("vpcep.safe", function()
   end)
 
   it("parse: an error answer is nil, err with the service's fields; a good one is the document", function()
-    local err = nil_err(safe.parse, 404, '{"error_code":"EndPoint.0005","error_msg":"The requested resource does not exist."}',
+    local err = nil_err(safe.parse, 404,
+      '{"error_code":"EndPoint.0005","error_msg":"The requested resource does not exist."}',
       { ["X-Request-Id"] = "req-42" })
     assert.are.equal("EndPoint.0005", err.code)
     assert.are.equal(404, err.status)

@@ -375,7 +375,8 @@ describe("vpcep.sign", function()
     pit("on one request for each rule", function()
       local R = "!*'();:@&=+$,/?#[]"
       agree({
-        get("https://h.example.com/v1/p/vpc-endpoint-services/s/connections/action", {}, '{"action":"receive"}', "POST"),
+        get("https://h.example.com/v1/p/vpc-endpoint-services/s/connections/action", {}, '{"action":"receive"}',
+          "POST"),
         get("https://h.example.com/a/b"),
         get("https://h.example.com/a/b/"),
         get("https://h.example.com"),

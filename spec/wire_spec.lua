@@ -14,7 +14,8 @@ local VERIFY = helper.spec_dir .. "/mock/verify_logged.py"
 local mock
 
 local function client(extra)
-  return vpcep.new(helper.merge({ endpoint = mock.url, project_id = D.project_id, ak = D.ak, sk = D.sk, retries = 3 }, extra))
+  return vpcep.new(helper.merge({ endpoint = mock.url, project_id = D.project_id, ak = D.ak, sk = D.sk, retries = 3 },
+    extra))
 end
 
 -- value of a header in a logged request ([[name, value], ...]); also the count
