@@ -2,7 +2,6 @@
 -- offset pages to the end, returns every connection plus total_count, passes
 -- filters through exactly, and refuses bad query values before sending.
 local helper = require "spec.helper"
-local vpcep = require "vpcep"
 
 local D = helper.defaults
 local LIST_PATH = "/v1/" .. D.project_id .. "/vpc-endpoint-services/" .. D.service_id .. "/connections"

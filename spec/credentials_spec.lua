@@ -10,7 +10,6 @@ local helper = require "spec.helper"
 local vpcep = require "vpcep"
 
 local D = helper.defaults
-local json = helper.json
 local q = helper.shell_quote
 
 local ENV_AK = "ENVAK00000000000000Z"

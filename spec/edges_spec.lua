@@ -7,7 +7,6 @@ local vpcep = require "vpcep"
 local socket = require "socket"
 
 local D = helper.defaults
-local LIST_PATH = "/v1/" .. D.project_id .. "/vpc-endpoint-services/" .. D.service_id .. "/connections"
 
 local function conn(id) return { id = id, status = "accepted", marker_id = 7 } end
 

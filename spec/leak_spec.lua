@@ -13,7 +13,7 @@ local function n(x) return math.max(1, math.floor(x * scale)) end
 local function rss_kb()
   local f = io.open("/proc/self/statm", "r")
   if not f then return nil end
-  local pages = f:read("*n"); pages = f:read("*n")
+  local _, pages = f:read("*n", "*n")   -- statm: size, then resident
   f:close()
   return pages and pages * 4 or nil
 end

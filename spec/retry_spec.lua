@@ -185,7 +185,7 @@ describe("retries", function()
     local s = assert(socket.bind("127.0.0.1", 0, 0))
     local _, port = s:getsockname()
     local fillers = {}
-    for i = 1, 8 do
+    for _ = 1, 8 do
       local f = socket.tcp(); f:settimeout(0.2)
       if f:connect("127.0.0.1", port) then fillers[#fillers + 1] = f else f:close() break end
     end

@@ -35,8 +35,6 @@ local function signed_list(authz)
   return list
 end
 
-local function read_all(path) return assert(helper.read_file(path)) end
-
 -- Recompute the Authorization of a logged request with the Python signer.
 local function recompute(entry, ak, sk)
   local doc = { method = entry.method, path = entry.path, headers = entry.headers, body = entry.body,
