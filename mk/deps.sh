@@ -10,7 +10,7 @@ for group in "$@"; do
     lua51) pkgs="$pkgs lua5.1 liblua5.1-0-dev" ;;
     lua53) pkgs="$pkgs lua5.3 liblua5.3-dev" ;;
     luajit) pkgs="$pkgs luajit2 libluajit2-5.1-dev" ;;
-    test) pkgs="$pkgs lua-busted lua-socket lua-sec python3 openssl curl bsdutils" ;;
+    test) pkgs="$pkgs lua-busted lua-socket lua-sec lua-check python3 openssl curl bsdutils" ;;
     rocks) pkgs="$pkgs luarocks unzip" ;;
     check) pkgs="$pkgs valgrind clang libclang-rt-14-dev" ;;
     hosts) pkgs="$pkgs nginx-light libnginx-mod-http-lua libnginx-mod-http-ndk neovim" ;;
