@@ -26,11 +26,7 @@ local texts = {}
 -- mock saw
 local secrets = { ENV_SK, ENV_ST, OPT_SK, OPT_ST, D.sk, "Signature=" }
 
-local function no_secret(text)
-  for _, s in ipairs(secrets) do
-    assert.is_nil(text:find(s, 1, true), "a secret (" .. s:sub(1, 6) .. "...) shows in: " .. text)
-  end
-end
+local no_secret = helper.no_secret(secrets)
 
 local function record(text)
   assert.is_string(text)
@@ -116,7 +112,7 @@ ACCEPT = "local sid = OPTS.sid; OPTS.sid = nil; " .. ACCEPT:gsub("OPTS%.sid", "s
 local NEW = "local c = vpcep.new(OPTS); out.client = tostring(c); "
   .. "out.url = c:prepare('receive', 'svc', 'ep').url; c:close()"
 
-local function header(entry, name) return (helper.log_header(entry, name)) end
+local header = helper.header
 
 local mock
 setup(function() mock = helper.start() end)

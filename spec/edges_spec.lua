@@ -51,8 +51,7 @@ describe("edges", function()
     local ids = mock:seed(3)
     -- each answer takes 1.1 s and one goes at a time: the sends span 2+ s
     mock:config { delay_ms = 1100 }
-    local c = vpcep.new { endpoint = mock.url, project_id = D.project_id, ak = D.ak, sk = D.sk,
-                          concurrency = 1, retries = 0 }
+    local c = vpcep.new(helper.aksk_opts(mock, { concurrency = 1, retries = 0 }))
     local res = c:accept(D.service_id, ids)
     assert.are.equal(3, #res)
     local dates = {}

@@ -10,12 +10,7 @@ local q = helper.shell_quote
 
 local TOKEN = "opt-token-" .. string.rep("t", 30)
 
-local function einval(f, ...)
-  local err = helper.einval(f, ...)
-  assert.is_nil(err.status)
-  assert.is_false(err.retryable)
-  return err
-end
+local einval = helper.einval
 
 local function describe_value(v)
   if type(v) == "string" then

@@ -31,13 +31,7 @@ local raised = helper.raised
 
 local free_port = helper.free_port
 
-local SECRETS = { D.token, D.sk, "mock-wrong-token-secret" }
-local function no_secret(err)
-  local text = tostring(err) .. "\n" .. tostring(err.message)
-  for _, s in ipairs(SECRETS) do
-    assert.is_nil(text:find(s, 1, true), "secret in error: " .. text)
-  end
-end
+local no_secret = helper.no_secret { D.token, D.sk, "mock-wrong-token-secret" }
 
 describe("vpcep.safe", function()
   it("has every function of the module, each different from the raising one", function()
@@ -124,11 +118,7 @@ describe("vpcep.safe", function()
         { id = "bad", fail_with = { error_code = "EndPoint.2001", error_message = "quota exceeded" } } } }
     end)
 
-    local function opts(extra)
-      local t = { endpoint = mock.url, project_id = D.project_id, token = D.token, retries = 0 }
-      for k, v in pairs(extra or {}) do t[k] = v end
-      return t
-    end
+    local function opts(extra) return helper.client_opts(mock, { retries = 0 }, extra) end
 
     it("safe.new gives a client whose methods succeed like the raising one's", function()
       local c, err = safe.new(opts())

@@ -14,8 +14,7 @@ local VERIFY = helper.spec_dir .. "/mock/verify_logged.py"
 local mock
 
 local function client(extra)
-  return vpcep.new(helper.merge({ endpoint = mock.url, project_id = D.project_id, ak = D.ak, sk = D.sk, retries = 3 },
-    extra))
+  return vpcep.new(helper.aksk_opts(mock, { retries = 3 }, extra))
 end
 
 -- value of a header in a logged request ([[name, value], ...]); also the count
@@ -78,10 +77,7 @@ local function signed_at(date, action, ep)
   return req
 end
 
-local function send(req)
-  return mock:request { method = req.method, path = req.url:sub(#mock.url + 1), headers = req.headers,
-                        body = req.body }
-end
+local function send(req) return mock:send(req) end
 
 setup(function() mock = helper.start() end)
 teardown(function() mock:stop() end)
