@@ -187,6 +187,16 @@ local function api_requests()
   return #mock:log()
 end
 
+-- Runs the curl lines a dry run printed, with the token filled in: whether
+-- they all worked, and what they printed.
+local function run_dry_run(out)
+  local script = tmp()
+  write_file(script, (out:gsub("<TOKEN>", D.token)))
+  local ok, got = helper.run("sh " .. q(script))
+  os.remove(script)
+  return ok, got
+end
+
 -- The cases both runners pass; vpcep runs the command.
 local function shared_cases(runner)
   local vpcep = runner.run
@@ -497,12 +507,8 @@ local function shared_cases(runner)
       -- the child ran the same Lua as this busted (the User-Agent names it)
       assert.matches("(" .. _VERSION .. ";", out, 1, true)
       -- fill the token back in and run them with the real curl
-      local script = tmp()
-      write_file(script, (out:gsub("<TOKEN>", D.token)))
-      local res = tmp()
-      assert.is_true(helper.exec_ok("sh " .. q(script) .. " >" .. q(res) .. " 2>&1"))
-      local got = read_file(res)
-      os.remove(script) os.remove(res)
+      local ok, got = run_dry_run(out)
+      assert.is_true(ok, got)
       assert.matches('"status": ?"accepted"', got)
       local s = mock:by_id()
       assert.are.equal("accepted", s.e1.status)
@@ -575,10 +581,7 @@ local function shared_cases(runner)
         rc, out = vpcep({ "reject", "--service", SID, "--cafile", tls.cafile, "--dry-run", "t1" }, env)
         assert.are.equal(0, rc)
         assert.matches("--cacert " .. q(tls.cafile), out, 1, true)
-        local script = tmp()
-        write_file(script, (out:gsub("<TOKEN>", D.token)))
-        assert.is_true(helper.exec_ok("sh " .. q(script) .. " >/dev/null 2>&1"))
-        os.remove(script)
+        assert.is_true(run_dry_run(out))
         assert.are.equal("rejected", tls:by_id().t1.status)
       end)
       tls:stop()
