@@ -895,6 +895,14 @@ describe("vpcep command", function()
       end
       assert.are.equal("vpcep: no build for " .. helper.this_lua .. " (found " .. table.concat(found, ", ")
         .. "); run: make LUA=" .. helper.this_lua .. " (in " .. dir .. ")\n", err)
+      -- run from the checkout as bin/vpcep: the make command is for here
+      local lpath = assert(helper.cmodule_template("argparse", package.path))
+      local cpath = assert(helper.cmodule_template("cjson"))
+      rc, out, err = run_shell("cd " .. q(dir) .. " && " .. command({ "--version" }, nil, "bin/vpcep", lpath, cpath))
+      assert.are.equal(1, rc)
+      assert.are.equal("", out)
+      assert.are.equal("vpcep: no build for " .. helper.this_lua .. " (found " .. table.concat(found, ", ")
+        .. "); run: make LUA=" .. helper.this_lua .. "\n", err)
       assert.are.equal(0, api_requests())
     end)
 

@@ -32,11 +32,20 @@ local function file_exists(path)
   return f ~= nil
 end
 
--- "a/bin/../build" -> "a/build"
+-- "a/bin/../build" -> "a/build", "./bin/../build" -> "build" (as text:
+-- for a message, links are not followed)
 local function tidy_path(p)
-  local n
-  repeat p, n = p:gsub("[^/]+/%.%./", "", 1) until n == 0
-  return p
+  local segs = {}
+  for seg in p:gmatch("[^/]+") do
+    if seg == ".." and #segs > 0 and segs[#segs] ~= ".." then
+      segs[#segs] = nil
+    elseif seg ~= "." then
+      segs[#segs + 1] = seg
+    end
+  end
+  local s = table.concat(segs, "/")
+  if p:sub(1, 1) == "/" then return "/" .. s end
+  return s == "" and "." or s
 end
 
 -- When a build root on package.cpath (ROOT/<this lua>/?.so) has the module
