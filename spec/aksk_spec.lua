@@ -22,7 +22,7 @@ local function maker(auth_opts)
   end
 end
 
-local function header(entry, name) return (helper.log_header(entry, name)) end
+local header = helper.header
 
 local function signed_headers(authz)
   local list = authz:match("SignedHeaders=([^,]+)")

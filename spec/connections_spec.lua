@@ -2,7 +2,6 @@
 -- offset pages to the end, returns every connection plus total_count, passes
 -- filters through exactly, and refuses bad query values before sending.
 local helper = require "spec.helper"
-local vpcep = require "vpcep"
 
 local D = helper.defaults
 local LIST_PATH = "/v1/" .. D.project_id .. "/vpc-endpoint-services/" .. D.service_id .. "/connections"
@@ -137,7 +136,8 @@ describe("client:connections", function()
 
   it("filters on a 64-bit marker_id exactly, as an integer or a decimal string", function()
     mock:service(string.format(
-      '{"project_id":"%s","service_id":"%s","endpoints":[{"id":"big","marker_id":422321321312321321},{"id":"small","marker_id":422321321312321320}]}',
+      '{"project_id":"%s","service_id":"%s","endpoints":[{"id":"big","marker_id":422321321312321321},'
+        .. '{"id":"small","marker_id":422321321312321320}]}',
       D.project_id, D.service_id))
     local queries = { { marker_id = "422321321312321321" } }
     if HAS_INTEGERS then queries[2] = { marker_id = math.tointeger("422321321312321321") or 422321321312321321 } end

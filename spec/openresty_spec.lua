@@ -77,7 +77,8 @@ describe_nginx("openresty example (nginx + http-lua)", function()
     ok, text = run("sh examples/openresty/render.sh " .. table.concat({
       q(prefix), port, q(mock.url), q(D.project_id), q(so_dir .. "/?.so"), q(D.service_id), "t1" }, " "))
     assert(ok, text)
-    ok, text = run("VPCEP_TOKEN=" .. q(D.token) .. " " .. NGINX .. " -p " .. q(prefix) .. " -c " .. q(prefix .. "/nginx.conf"))
+    ok, text = run("VPCEP_TOKEN=" .. q(D.token) .. " " .. NGINX .. " -p " .. q(prefix) .. " -c "
+      .. q(prefix .. "/nginx.conf"))
     assert(ok, "nginx did not start:\n" .. text .. "\n" .. (read(errlog) or ""))
     -- wait until it answers (bounded by count)
     for _ = 1, 500 do
@@ -137,7 +138,8 @@ describe_nginx("openresty example (nginx + http-lua)", function()
       assert.are.equal(1, #log)
       local r = log[1]
       assert.are.equal("POST", r.method)
-      assert.are.equal("/v1/" .. D.project_id .. "/vpc-endpoint-services/" .. D.service_id .. "/connections/action", r.path)
+      assert.are.equal("/v1/" .. D.project_id .. "/vpc-endpoint-services/" .. D.service_id .. "/connections/action",
+        r.path)
       assert.are.same({ action = "receive", endpoints = { "e1" } }, json.decode(r.body))
       local h = {}
       for _, kv in ipairs(r.headers) do h[kv[1]:lower()] = kv[2] end
@@ -180,7 +182,7 @@ describe_nginx("openresty example (nginx + http-lua)", function()
       local status, doc = get(port, path("receive", nil))
       assert.are.equal(400, status)
       assert.are.equal("vpcep.invalid_argument", doc.error.code)
-      status, doc = get(port, path("approve", "e1"))
+      status = get(port, path("approve", "e1"))
       assert.are.equal(404, status)        -- no such location
       status, doc = get(port, path("receive", "e1", string.rep("s", 65)))
       assert.are.equal(400, status)
@@ -213,7 +215,8 @@ describe_nginx("openresty example (nginx + http-lua)", function()
 
     it("a service error without a JSON body (HTML from a proxy): 502 HTTP.503", function()
       mock:fault { match = { path_contains = "/connections" },
-                   answer = { status = 503, body = "<html>maintenance</html>", headers = { ["Content-Type"] = "text/html" } } }
+                   answer = { status = 503, body = "<html>maintenance</html>",
+                     headers = { ["Content-Type"] = "text/html" } } }
       local status, doc = get(port, path("receive", "e1"))
       assert.are.equal(502, status)
       assert.are.equal("HTTP.503", doc.error.code)

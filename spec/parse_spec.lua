@@ -164,7 +164,8 @@ describe("vpcep.parse", function()
 
   describe("error answers", function()
     it("the flat shape", function()
-      local err = raises(vpcep.parse, 404, '{"error_code":"EndPoint.0005","error_msg":"The requested resource does not exist."}',
+      local err = raises(vpcep.parse, 404,
+        '{"error_code":"EndPoint.0005","error_msg":"The requested resource does not exist."}',
         { ["X-Request-Id"] = "0a1b2c" })
       assert.are.equal("EndPoint.0005", err.code)
       assert.are.equal("The requested resource does not exist.", err.message)
@@ -176,7 +177,8 @@ describe("vpcep.parse", function()
     end)
 
     it("the gateway shape, request_id from the body without a header", function()
-      local body = '{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication information: x","request_id":"rb-9"}'
+      local body = '{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication information: x",'
+        .. '"request_id":"rb-9"}'
       local err = raises(vpcep.parse, 401, body)
       assert.are.equal("APIGW.0301", err.code)
       assert.are.equal(401, err.status)

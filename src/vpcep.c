@@ -1,6 +1,7 @@
 /* vpcep.c: luaopen_vpcep and the module table; thin Lua-facing wrappers. */
 #include <string.h>
 #include <curl/curl.h>
+#include "cli.h"
 #include "client.h"
 #include "errors.h"
 #include "json.h"
@@ -52,6 +53,7 @@ static const luaL_Reg functions[] = {
     {"parse", l_parse},
     {"sign", vp_l_sign},
     {"is_error", l_is_error},
+    VP_CLI_FUNCTIONS
     {NULL, NULL},
 };
 

@@ -159,7 +159,8 @@ function M.handle(action)
   if conn.status == "failed" then
     local e = type(conn.error) == "table" and conn.error[1] or {}
     local failed = own_error("vpcep.connection_failed",
-      "connection " .. tostring(conn.id) .. " failed: " .. tostring(e.error_code) .. " " .. tostring(e.error_message), false)
+      "connection " .. tostring(conn.id) .. " failed: " .. tostring(e.error_code) .. " " .. tostring(e.error_message),
+        false)
     failed.endpoint = conn.id
     return answer_error(failed)
   end
