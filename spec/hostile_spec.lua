@@ -72,8 +72,10 @@ describe("hostile answers", function()
     { "NaN", { status = 200, body = '{"connections":[],"total_count":NaN}' } },
     { "huge number", { status = 200, body = '{"connections":[],"total_count":1e400}' } },
     { "a byte order mark", { status = 200, body = '\239\187\191{"connections":[{"id":"e1","status":"accepted"}]}' } },
-    { "marker_id a fraction", { status = 200, body = '{"connections":[{"id":"e1","status":"accepted","marker_id":1.5}]}' } },
-    { "marker_id a string", { status = 200, body = '{"connections":[{"id":"e1","status":"accepted","marker_id":"123"}]}' } },
+    { "marker_id a fraction",
+      { status = 200, body = '{"connections":[{"id":"e1","status":"accepted","marker_id":1.5}]}' } },
+    { "marker_id a string",
+      { status = 200, body = '{"connections":[{"id":"e1","status":"accepted","marker_id":"123"}]}' } },
     { "marker_id a rounded exponent", { status = 200,
       body = '{"connections":[{"id":"e1","status":"accepted","marker_id":4.223213213123213215e17}]}' } },
   }
@@ -268,7 +270,8 @@ print("done")
 
   for i, row in ipairs(cases.rows) do
     it("#" .. i .. " " .. row[1]:sub(1, 40), function()
-      local ok, out = helper.run(helper.shell_quote(helper.interpreter()) .. " " .. helper.shell_quote(file) .. " " .. i)
+      local ok, out = helper.run(helper.shell_quote(helper.interpreter()) .. " "
+        .. helper.shell_quote(file) .. " " .. i)
       assert.is_true(ok, out)
       assert.equal("done\n", out)
     end)

@@ -3,6 +3,7 @@
  * id check without building (and signing) a request. */
 #include <limits.h>
 #include <unistd.h>
+#include "errors.h"
 #include "validate.h"
 #include "cli.h"
 
