@@ -86,8 +86,9 @@ describe("with AK/SK", function()
     local c = maker(AKSK)()
     c:accept(D.service_id, { "e1", "e2" })
     c:connections(D.service_id, { status = "accepted", limit = 1 })
+    c:connections(D.service_id, { status = "accepted", offset = 1 })
     local log = mock:log()
-    assert.are.equal(4, #log) -- two actions, two pages
+    assert.are.equal(4, #log) -- two actions, two one-page listings
     for _, r in ipairs(log) do
       local authz = header(r, "Authorization")
       assert.is_nil(header(r, "X-Auth-Token"))
