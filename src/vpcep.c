@@ -2,6 +2,7 @@
 #include <string.h>
 #include <curl/curl.h>
 #include "vpcep.h"
+#include "l_sign.h"
 
 /* vpcep.parse(status, body [, headers]) -> document, or raises the error */
 static int l_parse(lua_State *L)
@@ -87,6 +88,7 @@ VP_EXPORT int luaopen_vpcep(lua_State *L)
         return luaL_error(L, "vpcep: libcurl failed to initialise");
     vp_error_open(L);
     vp_json_open(L);
+    vp_signer_open(L);
     vp_client_open(L);
     lua_newtable(L);
     vp_setfuncs(L, functions, 0);

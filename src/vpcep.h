@@ -105,20 +105,7 @@ int vp_parse(lua_State *L, long status, const char *body, size_t len, int header
  * naming `what`. */
 const char *vp_check_id(lua_State *L, int idx, const char *what, size_t *len);
 
-/* ---- sign.c: SDK-HMAC-SHA256 ------------------------------------------- */
-
-typedef struct vp_cred {
-    const char *ak, *sk, *security_token; /* security_token may be NULL */
-    const char *date;                     /* YYYYMMDDTHHMMSSZ, or NULL for now */
-} vp_cred;
-
-/* Pushes a copy of the header table of the request table at req_idx
- * ({method=, url=, headers=, body=}), with X-Sdk-Date, X-Security-Token
- * (when cred has one) and Authorization added, signed as the API gateway
- * checks it. Raises invalid_argument on a malformed request. */
-void vp_sign_push(lua_State *L, int req_idx, const vp_cred *cred);
-/* vpcep.sign(req, cred) */
-int vp_l_sign(lua_State *L);
+/* sign.c (sign.h) and its Lua face l_sign.c (l_sign.h): SDK-HMAC-SHA256. */
 
 /* ---- regions.c ---------------------------------------------------------- */
 
