@@ -346,12 +346,22 @@ static int has_prefix_ci(const char *s, size_t len, const char *p)
     return 1;
 }
 
-/* Length of the run of s[0..len) holding none of the bytes of stop. */
-static size_t span_until(const char *s, size_t len, const char *stop)
+/* The bytes that end a run of a URL or query (bits of span_until's stop). */
+#define STOP_SLASH 1
+#define STOP_QUESTION 2
+#define STOP_HASH 4
+#define STOP_AMP 8
+#define STOP_EQUALS 16
+static const unsigned char stops[256] = {
+    ['/'] = STOP_SLASH, ['?'] = STOP_QUESTION, ['#'] = STOP_HASH, ['&'] = STOP_AMP, ['='] = STOP_EQUALS,
+};
+
+/* Length of the run of s[0..len) holding no byte of the classes in stop. */
+static size_t span_until(const char *s, size_t len, unsigned stop)
 {
     size_t i;
     for (i = 0; i < len; i++)
-        if (strchr(stop, s[i]) != NULL)
+        if (stops[(unsigned char)s[i]] & stop)
             break;
     return i;
 }
@@ -373,15 +383,15 @@ static const char *split_url(const char *url, size_t len, url_parts *u)
         start = 7;
     else
         return "request.url must start with http:// or https://";
-    hostend = start + span_until(url + start, len - start, "/?#");
+    hostend = start + span_until(url + start, len - start, STOP_SLASH | STOP_QUESTION | STOP_HASH);
     if (hostend == start || url[start] == ':' || url[start] == '@')
         return "request.url has no host";
     u->path = url + hostend;
     rest = len - hostend;
-    u->pathlen = span_until(u->path, rest, "?#");
+    u->pathlen = span_until(u->path, rest, STOP_QUESTION | STOP_HASH);
     if (u->pathlen < rest && u->path[u->pathlen] == '?') {
         u->query = u->path + u->pathlen + 1;
-        u->querylen = span_until(u->query, rest - u->pathlen - 1, "#");
+        u->querylen = span_until(u->query, rest - u->pathlen - 1, STOP_HASH);
     }
     return NULL;
 }
@@ -556,8 +566,8 @@ static size_t decode_pairs(const char *q, size_t len, qpair *ps, wbuf *dec)
 {
     size_t n = 0, pos = 0;
     while (pos <= len) {
-        size_t plen = span_until(q + pos, len - pos, "&");
-        size_t klen = span_until(q + pos, plen, "=");
+        size_t plen = span_until(q + pos, len - pos, STOP_AMP);
+        size_t klen = span_until(q + pos, plen, STOP_EQUALS);
         if (klen > 0) {
             ps[n].k = put_decoded(dec, q + pos, klen, &ps[n].klen);
             if (klen < plen)
@@ -799,12 +809,14 @@ static int scratch_open(scratch *s, void *stack, const vp_sign_req *req, const v
     return VP_SIGN_OK;
 }
 
-/* Cleanses what was written (header values, the security token) and frees. */
+/* Cleanses the canonical request (it holds header values, the security
+ * token among them) and frees. The rest holds names, the URL's query and
+ * pointers. */
 static void scratch_close(scratch *s)
 {
     if (s->block == NULL)
         return;
-    OPENSSL_cleanse(s->block, s->size);
+    OPENSSL_cleanse(s->canon_start, (size_t)(s->canon.p - s->canon_start));
     if (s->heap)
         free(s->block);
     s->block = NULL;
