@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include "options.h"
 #include "scheduler.h"
+#include "sign.h"
 
 #define MAX_ENDPOINTS 1000
 
@@ -35,6 +36,8 @@ static void client_release(vp_client *c)
     vp_batch_one_free(c);
     vp_headers_free(c->token_headers);
     c->token_headers = NULL;
+    vp_sign_key_free(c->sign_key); /* cleansed as it is freed */
+    c->sign_key = NULL;
     free(c->project_id);
     free(c->base_url);
     free(c->host);

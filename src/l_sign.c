@@ -245,6 +245,7 @@ int vp_l_sign(lua_State *L)
     cred.sk = cred_field(L, 2, "sk", 0);
     cred.security_token = cred_field(L, 2, "security_token", 1);
     cred.date = cred_field(L, 2, "date", 1);
+    cred.key = NULL;
     check(L, vp_sign_check_cred(&cred, &out), &out);
     headers = read_request(L, 1, &req, &out);
     req.n_headers = count_headers(L, headers, &out);

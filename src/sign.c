@@ -100,17 +100,34 @@ static int sha256_hex(vp_signer *s, const void *data, size_t len, char out[65])
     return 1;
 }
 
-/* hex(HMAC-SHA256(key, data)) into out; 0 when libcrypto fails. The keyed
- * context is a copy, freed (and so cleansed) before returning. */
-static int hmac_sha256_hex(vp_signer *s, const char *key, size_t klen, const char *data, size_t len, char out[65])
+vp_sign_key *vp_sign_key_new(const vp_signer *s, const char *sk)
+{
+    EVP_MAC_CTX *c = s->hmac != NULL ? EVP_MAC_CTX_dup(s->hmac) : NULL;
+    if (c != NULL && !EVP_MAC_init(c, (const unsigned char *)sk, strlen(sk), NULL)) {
+        EVP_MAC_CTX_free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+void vp_sign_key_free(vp_sign_key *key)
+{
+    EVP_MAC_CTX_free(key);
+}
+
+/* hex(HMAC-SHA256(cred's SK, data)) into out; 0 when libcrypto fails.
+ * With cred->key, that context is re-initialised (its key kept); else a
+ * keyed copy of the signer's is made and freed (so cleansed) here. */
+static int hmac_sha256_hex(vp_signer *s, const vp_cred *cred, const char *data, size_t len, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     size_t mdlen = 0;
-    EVP_MAC_CTX *c = s->hmac != NULL ? EVP_MAC_CTX_dup(s->hmac) : NULL;
-    int ok = c != NULL && EVP_MAC_init(c, (const unsigned char *)key, klen, NULL) &&
+    EVP_MAC_CTX *c = cred->key != NULL ? cred->key : vp_sign_key_new(s, cred->sk);
+    int ok = c != NULL && (c != cred->key || EVP_MAC_init(c, NULL, 0, NULL)) &&
              EVP_MAC_update(c, (const unsigned char *)data, len) && EVP_MAC_final(c, md, &mdlen, sizeof md) &&
              mdlen == 32;
-    EVP_MAC_CTX_free(c);
+    if (c != cred->key)
+        EVP_MAC_CTX_free(c);
     if (ok)
         hex_encode(md, 32, out);
     OPENSSL_cleanse(md, sizeof md);
@@ -907,7 +924,7 @@ static int sign_canonical(vp_signer *signer, const scratch *s, const vp_cred *cr
     memcpy(sts + alen, date, DATE_LEN);
     sts[alen + DATE_LEN] = '\n';
     return sha256_hex(signer, s->canon_start, (size_t)(s->canon.p - s->canon_start), sts + alen + DATE_LEN + 1) &&
-           hmac_sha256_hex(signer, cred->sk, strlen(cred->sk), sts, sizeof sts - 1, sig);
+           hmac_sha256_hex(signer, cred, sts, sizeof sts - 1, sig);
 }
 
 int vp_sign(vp_signer *signer, const vp_sign_req *req, const vp_cred *cred, char *auth, size_t auth_cap,

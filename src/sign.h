@@ -23,10 +23,14 @@ typedef struct vp_header {
     size_t value_len;
 } vp_header;
 
+/* HMAC-SHA256 keyed once with one SK (vp_sign_key_new). */
+typedef struct evp_mac_ctx_st vp_sign_key;
+
 /* NUL-terminated strings. */
 typedef struct vp_cred {
     const char *ak, *sk, *security_token; /* security_token may be NULL */
     const char *date;                     /* YYYYMMDDTHHMMSSZ, or NULL: see vp_sign */
+    vp_sign_key *key;                     /* NULL, or sk's key from vp_sign_key_new */
 } vp_cred;
 
 typedef struct vp_sign_req {
@@ -73,6 +77,12 @@ typedef struct vp_signer {
  * vp_signer_clear frees what it holds (twice is harmless). */
 int vp_signer_init(vp_signer *s);
 void vp_signer_clear(vp_signer *s);
+
+/* sk's HMAC key, for a caller that signs many requests with one SK (a
+ * client): vp_sign then need not key HMAC each time. NULL when libcrypto
+ * fails (sign without it then). vp_sign_key_free frees and cleanses it. */
+vp_sign_key *vp_sign_key_new(const vp_signer *s, const char *sk);
+void vp_sign_key_free(vp_sign_key *key);
 
 /* Enough bytes for the Authorization value of req signed with cred (NUL
  * included). */
