@@ -47,6 +47,38 @@ static const char hexdigits[] = "0123456789abcdef";
 /* hex(sha256("")), the body hash of every GET. */
 static const char empty_sha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
+/* Byte classes: RFC 3986 unreserved (kept by percent-encoding), RFC 9110
+ * tchar (allowed in header names), and what a canonical path copies as it
+ * is (unreserved and '/'). */
+#define C_UNRESERVED 1
+#define C_TCHAR 2
+#define C_PATH 4
+#define U (C_UNRESERVED | C_TCHAR | C_PATH)
+#define T C_TCHAR
+static const unsigned char byte_class[256] = {
+    ['-'] = U, ['.'] = U, ['_'] = U, ['~'] = U, ['/'] = C_PATH,
+    ['!'] = T, ['#'] = T, ['$'] = T, ['%'] = T, ['&'] = T, ['\''] = T, ['*'] = T, ['+'] = T, ['^'] = T,
+    ['`'] = T, ['|'] = T,
+    ['0'] = U, ['1'] = U, ['2'] = U, ['3'] = U, ['4'] = U, ['5'] = U, ['6'] = U, ['7'] = U, ['8'] = U, ['9'] = U,
+    ['A'] = U, ['B'] = U, ['C'] = U, ['D'] = U, ['E'] = U, ['F'] = U, ['G'] = U, ['H'] = U, ['I'] = U,
+    ['J'] = U, ['K'] = U, ['L'] = U, ['M'] = U, ['N'] = U, ['O'] = U, ['P'] = U, ['Q'] = U, ['R'] = U,
+    ['S'] = U, ['T'] = U, ['U'] = U, ['V'] = U, ['W'] = U, ['X'] = U, ['Y'] = U, ['Z'] = U,
+    ['a'] = U, ['b'] = U, ['c'] = U, ['d'] = U, ['e'] = U, ['f'] = U, ['g'] = U, ['h'] = U, ['i'] = U,
+    ['j'] = U, ['k'] = U, ['l'] = U, ['m'] = U, ['n'] = U, ['o'] = U, ['p'] = U, ['q'] = U, ['r'] = U,
+    ['s'] = U, ['t'] = U, ['u'] = U, ['v'] = U, ['w'] = U, ['x'] = U, ['y'] = U, ['z'] = U,
+};
+#undef U
+#undef T
+
+/* The length of the run at s[0..len) of bytes in class. */
+static size_t run_of(const char *s, size_t len, unsigned char cls)
+{
+    size_t i = 0;
+    while (i < len && (byte_class[(unsigned char)s[i]] & cls))
+        i++;
+    return i;
+}
+
 /* ---- the signer: libcrypto's objects, fetched once ------------------------ */
 
 int vp_signer_init(vp_signer *s)
@@ -248,23 +280,9 @@ static int date_ok(const char *s, size_t len)
 
 /* ---- validation --------------------------------------------------------- */
 
-/* RFC 9110 tchar. */
-static int is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 static int is_token(const char *s, size_t len)
 {
-    size_t i;
-    if (len == 0)
-        return 0;
-    for (i = 0; i < len; i++)
-        if (!is_tchar((unsigned char)s[i]))
-            return 0;
-    return 1;
+    return len > 0 && run_of(s, len, C_TCHAR) == len;
 }
 
 /* Header value: no control bytes but horizontal tab (so no CR, LF, NUL). */
@@ -447,22 +465,11 @@ static void put_c(wbuf *w, char c)
     *w->p++ = c;
 }
 
-/* RFC 3986 unreserved bytes: kept; every other byte is written %XX. */
-static const unsigned char unreserved[256] = {
-    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
-    ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
-    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
-    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
-};
-
+/* RFC 3986 unreserved bytes are kept; every other byte is written %XX. */
 static void put_escaped_byte(wbuf *w, unsigned char c)
 {
     static const char upper_hex[] = "0123456789ABCDEF";
-    if (unreserved[c]) {
+    if (byte_class[c] & C_UNRESERVED) {
         put_c(w, (char)c);
     } else if (w->end - w->p < 3) {
         w->full = 1;
@@ -476,9 +483,14 @@ static void put_escaped_byte(wbuf *w, unsigned char c)
 
 static void put_escaped(wbuf *w, const char *s, size_t n)
 {
-    size_t i;
-    for (i = 0; i < n; i++)
-        put_escaped_byte(w, (unsigned char)s[i]);
+    size_t i = 0;
+    while (i < n) {
+        size_t run = run_of(s + i, n - i, C_UNRESERVED);
+        put(w, s + i, run);
+        i += run;
+        if (i < n)
+            put_escaped_byte(w, (unsigned char)s[i++]);
+    }
 }
 
 /* ---- percent-decoding --------------------------------------------------- */
@@ -525,7 +537,16 @@ static void put_canonical_uri(wbuf *w, const char *path, size_t len)
     size_t i = 0;
     int last = 0;
     while (i < len) {
-        unsigned char c = next_decoded(path, len, &i);
+        /* unreserved bytes and '/' stand for themselves: copied as a run */
+        size_t run = run_of(path + i, len - i, C_PATH);
+        unsigned char c;
+        if (run > 0) {
+            put(w, path + i, run);
+            i += run;
+            last = path[i - 1];
+            continue;
+        }
+        c = next_decoded(path, len, &i);
         if (c == '/')
             put_c(w, '/');
         else
