@@ -236,7 +236,7 @@ static void sign_into(lua_State *L, vp_client *c, vp_xfer *x)
     cred.sk = c->sk;
     cred.security_token = c->security_token;
     cred.date = NULL;
-    if (c->sign_key == NULL) /* made once: keying HMAC costs two SHA-256 blocks */
+    if (c->sign_key == NULL) /* made once: it saves hashing again what repeats */
         c->sign_key = vp_sign_key_new(signer, c->sk);
     cred.key = c->sign_key;
     size = vp_sign_auth_size(&req, &cred);

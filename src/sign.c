@@ -132,38 +132,94 @@ static int sha256_hex(vp_signer *s, const void *data, size_t len, char out[65])
     return 1;
 }
 
+/* The bytes of a canonical request a key keeps the state after, at most. */
+#define PREFIX_MAX 512
+
+struct vp_sign_key {
+    EVP_MAC_CTX *hmac; /* keyed with the SK */
+    EVP_MD_CTX *after; /* SHA-256 after bytes[0..prefix_len) */
+    size_t prefix_len; /* whole blocks; 0 when none is kept */
+    char bytes[PREFIX_MAX];
+};
+
 vp_sign_key *vp_sign_key_new(const vp_signer *s, const char *sk)
 {
-    EVP_MAC_CTX *c = s->hmac != NULL ? EVP_MAC_CTX_dup(s->hmac) : NULL;
-    if (c != NULL && !EVP_MAC_init(c, (const unsigned char *)sk, strlen(sk), NULL)) {
-        EVP_MAC_CTX_free(c);
-        c = NULL;
+    vp_sign_key *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return NULL;
+    k->hmac = s->hmac != NULL ? EVP_MAC_CTX_dup(s->hmac) : NULL;
+    k->after = EVP_MD_CTX_new();
+    if (k->hmac == NULL || k->after == NULL || !EVP_MAC_init(k->hmac, (const unsigned char *)sk, strlen(sk), NULL)) {
+        vp_sign_key_free(k);
+        return NULL;
     }
-    return c;
+    return k;
 }
 
-void vp_sign_key_free(vp_sign_key *key)
+void vp_sign_key_free(vp_sign_key *k)
 {
-    EVP_MAC_CTX_free(key);
+    if (k == NULL)
+        return;
+    EVP_MAC_CTX_free(k->hmac); /* cleansed as it is freed */
+    EVP_MD_CTX_free(k->after);
+    OPENSSL_cleanse(k, sizeof *k);
+    free(k);
 }
 
 /* hex(HMAC-SHA256(cred's SK, data)) into out; 0 when libcrypto fails.
- * With cred->key, that context is re-initialised (its key kept); else a
+ * With cred->key, its context is re-initialised (its key kept); else a
  * keyed copy of the signer's is made and freed (so cleansed) here. */
 static int hmac_sha256_hex(vp_signer *s, const vp_cred *cred, const char *data, size_t len, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     size_t mdlen = 0;
-    EVP_MAC_CTX *c = cred->key != NULL ? cred->key : vp_sign_key_new(s, cred->sk);
-    int ok = c != NULL && (c != cred->key || EVP_MAC_init(c, NULL, 0, NULL)) &&
+    EVP_MAC_CTX *c = cred->key != NULL ? cred->key->hmac : s->hmac != NULL ? EVP_MAC_CTX_dup(s->hmac) : NULL;
+    int fresh = cred->key == NULL;
+    int ok = c != NULL &&
+             EVP_MAC_init(c, fresh ? (const unsigned char *)cred->sk : NULL, fresh ? strlen(cred->sk) : 0, NULL) &&
              EVP_MAC_update(c, (const unsigned char *)data, len) && EVP_MAC_final(c, md, &mdlen, sizeof md) &&
              mdlen == 32;
-    if (c != cred->key)
+    if (fresh)
         EVP_MAC_CTX_free(c);
     if (ok)
         hex_encode(md, 32, out);
     OPENSSL_cleanse(md, sizeof md);
     return ok;
+}
+
+/* hex(sha256(the canonical request c[0..len))) into out; 0 when libcrypto
+ * fails. With a key: resumes from the state it kept when c starts with the
+ * same bytes; else keeps this one's, after its whole blocks before stable
+ * (the offset of the first byte that depends on the clock). */
+static int canonical_sha256_hex(vp_signer *s, vp_sign_key *k, const char *c, size_t len, size_t stable,
+                                char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    size_t done = 0, keep;
+    EVP_MD_CTX *ctx = s->md_ctx;
+    if (s->sha256 == NULL)
+        return 0;
+    if (k != NULL && k->prefix_len > 0 && k->prefix_len <= len && memcmp(c, k->bytes, k->prefix_len) == 0) {
+        if (!EVP_MD_CTX_copy_ex(ctx, k->after))
+            return 0;
+        done = k->prefix_len;
+    } else {
+        if (!EVP_DigestInit_ex2(ctx, s->sha256, NULL))
+            return 0;
+        keep = k != NULL ? (stable < PREFIX_MAX ? stable : PREFIX_MAX) / 64 * 64 : 0;
+        if (keep > 0) {
+            k->prefix_len = 0;
+            if (!EVP_DigestUpdate(ctx, c, keep) || !EVP_MD_CTX_copy_ex(k->after, ctx))
+                return 0;
+            memcpy(k->bytes, c, keep);
+            k->prefix_len = done = keep;
+        }
+    }
+    if (!EVP_DigestUpdate(ctx, c + done, len - done) || !EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 32)
+        return 0;
+    hex_encode(md, 32, out);
+    return 1;
 }
 
 /* ---- failures ----------------------------------------------------------- */
@@ -738,8 +794,9 @@ static void trim(const char **s, size_t *len)
         (*len)--;
 }
 
-/* The canonical headers, each with its "\n". hs must be sorted. */
-static void put_canonical_headers(wbuf *w, const hdr *hs, size_t n)
+/* The canonical headers, each with its "\n"; *date_at is where the value
+ * of X-Sdk-Date goes. hs must be sorted. */
+static void put_canonical_headers(wbuf *w, const hdr *hs, size_t n, char **date_at)
 {
     size_t i;
     for (i = 0; i < n; i++) {
@@ -750,6 +807,8 @@ static void put_canonical_headers(wbuf *w, const hdr *hs, size_t n)
         trim(&v, &vlen);
         put(w, hs[i].name, hs[i].namelen);
         put_c(w, ':');
+        if (name_is(&hs[i], "x-sdk-date", 10))
+            *date_at = w->p;
         put(w, v, vlen);
         put_c(w, '\n');
     }
@@ -889,9 +948,10 @@ static int prepare_headers(scratch *s, size_t *n, const vp_sign_req *req, const 
 }
 
 /* Writes the canonical request to s->canon; the signed list is at
- * [*signed_at, +*signed_len). Returns 0 when libcrypto failed. */
+ * [*signed_at, +*signed_len), the date's value at *date_at. Returns 0 when
+ * libcrypto failed. */
 static int put_canonical_request(vp_signer *signer, scratch *s, size_t n, const vp_sign_req *req,
-                                 const url_parts *u, const char **signed_at, size_t *signed_len)
+                                 const url_parts *u, const char **signed_at, size_t *signed_len, char **date_at)
 {
     wbuf *w = &s->canon;
     char body_hash[65];
@@ -905,7 +965,7 @@ static int put_canonical_request(vp_signer *signer, scratch *s, size_t n, const 
     put_c(w, '\n');
     put_canonical_query(w, u->query, u->querylen, s->qs, &s->decoded);
     put_c(w, '\n');
-    put_canonical_headers(w, s->hs, n);
+    put_canonical_headers(w, s->hs, n, date_at);
     put_c(w, '\n');
     *signed_at = w->p;
     put_signed_names(w, s->hs, n);
@@ -937,14 +997,16 @@ static int put_authorization(char *auth, size_t cap, const char *ak, const char 
 }
 
 /* Hashes the canonical request and signs the string to sign with the SK. */
-static int sign_canonical(vp_signer *signer, const scratch *s, const vp_cred *cred, const char *date, char sig[65])
+static int sign_canonical(vp_signer *signer, const scratch *s, const vp_cred *cred, const char *date,
+                          const char *date_at, char sig[65])
 {
     char sts[sizeof ALGORITHM "\n" + DATE_LEN + 1 + 64];
     size_t alen = sizeof ALGORITHM "\n" - 1;
     memcpy(sts, ALGORITHM "\n", alen);
     memcpy(sts + alen, date, DATE_LEN);
     sts[alen + DATE_LEN] = '\n';
-    return sha256_hex(signer, s->canon_start, (size_t)(s->canon.p - s->canon_start), sts + alen + DATE_LEN + 1) &&
+    return canonical_sha256_hex(signer, cred->key, s->canon_start, (size_t)(s->canon.p - s->canon_start),
+                                (size_t)(date_at - s->canon_start), sts + alen + DATE_LEN + 1) &&
            hmac_sha256_hex(signer, cred, sts, sizeof sts - 1, sig);
 }
 
@@ -959,7 +1021,7 @@ int vp_sign(vp_signer *signer, const vp_sign_req *req, const vp_cred *cred, char
     scratch s;
     url_parts u;
     const char *why, *names = NULL;
-    char sig[65];
+    char sig[65], *date_at = NULL;
     size_t n = 0, names_len = 0;
     int rc;
     out->why[0] = '\0';
@@ -974,11 +1036,11 @@ int vp_sign(vp_signer *signer, const vp_sign_req *req, const vp_cred *cred, char
     if (scratch_open(&s, &stack, req, cred, &u) != VP_SIGN_OK)
         return fail(out, VP_SIGN_ENOMEM, "out of memory");
     rc = prepare_headers(&s, &n, req, cred, out);
-    if (rc == VP_SIGN_OK && !put_canonical_request(signer, &s, n, req, &u, &names, &names_len))
+    if (rc == VP_SIGN_OK && !put_canonical_request(signer, &s, n, req, &u, &names, &names_len, &date_at))
         rc = fail(out, VP_SIGN_ECRYPTO, "SHA-256 failed in libcrypto");
     if (rc == VP_SIGN_OK && (s.names.full || s.decoded.full || s.canon.full))
         rc = fail(out, VP_SIGN_ESIZE, "the scratch was sized too small"); /* a bug, never the input's fault */
-    if (rc == VP_SIGN_OK && !sign_canonical(signer, &s, cred, out->date, sig))
+    if (rc == VP_SIGN_OK && !sign_canonical(signer, &s, cred, out->date, date_at, sig))
         rc = fail(out, VP_SIGN_ECRYPTO, "SHA-256 or HMAC-SHA256 failed in libcrypto");
     if (rc == VP_SIGN_OK)
         rc = put_authorization(auth, auth_cap, cred->ak, names, names_len, sig, out);

@@ -23,8 +23,9 @@ typedef struct vp_header {
     size_t value_len;
 } vp_header;
 
-/* HMAC-SHA256 keyed once with one SK (vp_sign_key_new). */
-typedef struct evp_mac_ctx_st vp_sign_key;
+/* What a caller signing many requests with one SK keeps between them
+ * (vp_sign_key_new). */
+typedef struct vp_sign_key vp_sign_key;
 
 /* NUL-terminated strings. */
 typedef struct vp_cred {
@@ -78,9 +79,14 @@ typedef struct vp_signer {
 int vp_signer_init(vp_signer *s);
 void vp_signer_clear(vp_signer *s);
 
-/* sk's HMAC key, for a caller that signs many requests with one SK (a
- * client): vp_sign then need not key HMAC each time. NULL when libcrypto
- * fails (sign without it then). vp_sign_key_free frees and cleanses it. */
+/* A key for a caller that signs many requests with one SK (a client):
+ * HMAC keyed with sk once, and the SHA-256 state after the start of the
+ * last canonical request that does not depend on the clock (its bytes up
+ * to X-Sdk-Date, in whole blocks: method, URL and the headers sorted
+ * before it), resumed when the next one starts the same. So it holds the
+ * values of those headers: give it no request with a secret there. NULL
+ * when out of memory or libcrypto fails (sign without one then).
+ * vp_sign_key_free frees and cleanses it. */
 vp_sign_key *vp_sign_key_new(const vp_signer *s, const char *sk);
 void vp_sign_key_free(vp_sign_key *key);
 

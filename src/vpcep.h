@@ -139,7 +139,7 @@ typedef struct vp_client {
     long max_body; /* bytes */
     struct vp_transport *tp;
     struct curl_slist *token_headers; /* token auth: the same for every request */
-    struct evp_mac_ctx_st *sign_key;  /* AK/SK auth: HMAC keyed with sk (sign.h), made at first use */
+    struct vp_sign_key *sign_key;     /* AK/SK auth: what signing keeps (sign.h), made at first use */
     struct vp_batch *one;             /* the batch of one-request calls, kept warm */
 } vp_client;
 
