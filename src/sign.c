@@ -1002,11 +1002,12 @@ static int sign_canonical(vp_signer *signer, const scratch *s, const vp_cred *cr
 {
     char sts[sizeof ALGORITHM "\n" + DATE_LEN + 1 + 64];
     size_t alen = sizeof ALGORITHM "\n" - 1;
+    size_t stable = date_at != NULL ? (size_t)(date_at - s->canon_start) : 0;
     memcpy(sts, ALGORITHM "\n", alen);
     memcpy(sts + alen, date, DATE_LEN);
     sts[alen + DATE_LEN] = '\n';
-    return canonical_sha256_hex(signer, cred->key, s->canon_start, (size_t)(s->canon.p - s->canon_start),
-                                (size_t)(date_at - s->canon_start), sts + alen + DATE_LEN + 1) &&
+    return canonical_sha256_hex(signer, cred->key, s->canon_start, (size_t)(s->canon.p - s->canon_start), stable,
+                                sts + alen + DATE_LEN + 1) &&
            hmac_sha256_hex(signer, cred, sts, sizeof sts - 1, sig);
 }
 

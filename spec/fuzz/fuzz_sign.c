@@ -14,7 +14,9 @@
  *    and is the same when signed again, and with the client's keyed HMAC;
  *  - a refusal is VP_SIGN_EINVAL with a reason that holds no secret;
  *  - no other result (a crypto, memory or sizing failure) ever happens;
- *  - vpcep.sign signs or refuses alike, with the same Authorization. */
+ *  - vpcep.sign signs or refuses alike, with the same Authorization.
+ * And once, at start: a signer whose libcrypto objects are missing refuses
+ * a good request with VP_SIGN_ECRYPTO (it never signs over garbage). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,10 +38,27 @@ static lua_State *L;
 static vp_signer signer;
 static vp_sign_key *key;
 
+/* A good request signed with a signer that has nothing fetched. */
+static void check_crypto_failure(void)
+{
+    static const char url[] = "https://h.example.com/v1";
+    vp_header h = {"Host", 4, "h.example.com", 13};
+    vp_sign_req req = {"POST", 4, url, sizeof url - 1, &h, 1, "{}", 2};
+    vp_cred cred = {AK, SK, NULL, DATE, NULL};
+    vp_signer none;
+    vp_signed out;
+    char auth[512];
+    memset(&none, 0, sizeof none);
+    if (vp_sign(&none, &req, &cred, auth, sizeof auth, &out) != VP_SIGN_ECRYPTO || out.why[0] == '\0' ||
+        vp_sign(&signer, &req, &cred, auth, sizeof auth, &out) != VP_SIGN_OK)
+        abort();
+}
+
 static void setup(void)
 {
     if (vp_signer_init(&signer) != 0 || (key = vp_sign_key_new(&signer, SK)) == NULL)
         abort();
+    check_crypto_failure();
     L = luaL_newstate();
     luaL_openlibs(L);
     luaL_requiref(L, "vpcep", luaopen_vpcep, 0);
