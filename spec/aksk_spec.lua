@@ -186,7 +186,9 @@ describe("the client's signature and vpcep.sign", function()
       mock:service { endpoints = { { id = "e1" }, { id = "e2" }, { id = "e3" } } }
       local c = maker(cred)()
       c:accept(D.service_id, { "e1", "e2" })
-      c:connections(D.service_id, { limit = 1, sort_key = "create_at", sort_dir = "asc", offset = 0 })
+      for offset = 0, 2 do
+        c:connections(D.service_id, { limit = 1, sort_key = "create_at", sort_dir = "asc", offset = offset })
+      end
       local log = mock:log()
       assert.is_true(#log >= 5, "two actions and three pages")
       for i, r in ipairs(log) do
