@@ -167,7 +167,8 @@ describe("the client's signature and vpcep.sign", function()
       for _, action in ipairs({ "receive", "reject" }) do
         local req = c:prepare(action, D.service_id, "e1")
         assert.are.equal(resign(req, cred), req.headers.Authorization)
-        local signed = "content-type;host;x-project-id;x-sdk-date" .. (cred.security_token and ";x-security-token" or "")
+        local signed = "content-type;host;x-project-id;x-sdk-date"
+          .. (cred.security_token and ";x-security-token" or "")
         assert.are.equal(signed, req.headers.Authorization:match("SignedHeaders=([^,]+),"))
         -- what prepare shows is what is sent: these headers and no other
         assert.are.equal(cred.security_token and 7 or 6, count(req.headers))

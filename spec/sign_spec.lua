@@ -549,12 +549,13 @@ describe("vpcep.sign", function()
     it("says which field is wrong, without its value", function()
       local function msg(r, c) return einval(function() vpcep.sign(r, c or cred()) end).message end
       local function with(field, v) local r = good(); r[field] = v; return r end
-      local function hdrs(h) return with("headers", h) end
+      local function hdrs(t) return with("headers", t) end
       assert.are.equal("sign: request.method must be an upper-case HTTP method", msg(with("method", "get")))
       assert.are.equal("sign: request.method must be a string", msg(with("method", 1)))
       assert.are.equal("sign: request.url must start with http:// or https://", msg(with("url", "ftp://h/")))
       assert.are.equal("sign: request.url has no host", msg(with("url", "https:///p")))
-      assert.are.equal("sign: request.url must not contain spaces or control characters", msg(with("url", "https://h/ ")))
+      assert.are.equal("sign: request.url must not contain spaces or control characters",
+        msg(with("url", "https://h/ ")))
       assert.are.equal("sign: request.body must be a string or nil", msg(with("body", 1)))
       assert.are.equal("sign: headers must map strings to strings", msg(hdrs({ ["X-A"] = 1 })))
       assert.are.equal("sign: header name 'X A' is not an HTTP token", msg(hdrs({ ["X A"] = "1" })))
@@ -564,7 +565,8 @@ describe("vpcep.sign", function()
       assert.are.equal("sign: header X-Sdk-Date must be YYYYMMDDTHHMMSSZ (UTC)",
         msg(hdrs({ ["X-Sdk-Date"] = "2024" }), { ak = AK, sk = SK }))
       assert.are.equal("sign: credentials need sk", msg(good(), { ak = AK }))
-      assert.are.equal("sign: sk must be a non-empty string without control characters", msg(good(), { ak = AK, sk = "" }))
+      assert.are.equal("sign: sk must be a non-empty string without control characters",
+        msg(good(), { ak = AK, sk = "" }))
       -- a name is quoted up to its first NUL, and at most 160 bytes of it
       assert.are.equal("sign: header name 'X' is not an HTTP token", msg(hdrs({ ["X\0Y"] = "1" })))
       local name = string.rep("n", 200) .. " x"
