@@ -45,7 +45,7 @@ deps:
 
 lib: $(BUILD)/vpcep.so
 
-$(BUILD)/vpcep.so: $(OBJS)
+$(BUILD)/vpcep.so: $(OBJS) Makefile
 	$(CC) -o $@ $(OBJS) $(LDFLAGS_ALL)
 
 $(BUILD)/%.o: src/%.c $(HDRS) | $(BUILD)
