@@ -44,9 +44,10 @@ build = {
    modules = {
       vpcep = {
          sources = {
-            "src/client.c", "src/errors.c", "src/exact.c", "src/json.c", "src/options.c",
-            "src/regions.c", "src/request.c", "src/response.c", "src/scheduler.c",
-            "src/sign.c", "src/text.c", "src/transport.c", "src/vpcep.c", "src/wait.c",
+            "src/client.c", "src/errors.c", "src/exact.c", "src/identity.c", "src/json.c",
+            "src/options.c", "src/regions.c", "src/request.c", "src/response.c",
+            "src/scheduler.c", "src/sign.c", "src/sockets.c", "src/text.c", "src/transport.c",
+            "src/vpcep.c", "src/wait.c",
          },
          defines = { "_POSIX_C_SOURCE=200809L" },
          incdirs = { "src", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },

@@ -274,8 +274,19 @@ static void settle_now(lua_State *L, run_ctx *ctx, int results, int ids)
         h.retry_after = x->retry_after[0] != '\0' ? x->retry_after : NULL;
         h.content_type = x->content_type[0] != '\0' ? x->content_type : NULL;
         ok = vp_parse_answer(L, x->status, x->answer.data != NULL ? x->answer.data : "", x->answer.len, &h);
+        if (ok && ids != 0) {
+            /* an answer about another endpoint is no answer to this request */
+            lua_rawgeti(L, ids, ctx->index);
+            ok = vp_answer_is_about(L, -2, -1, x->status, h.request_id);
+            if (ok) {
+                lua_pop(L, 1);
+            } else {
+                lua_replace(L, -3);
+                lua_pop(L, 1);
+            }
+        }
         if (ok && ctx->b->kind == VP_ACTION)
-            ok = take_connection(L, x->status, x->request_id[0] != '\0' ? x->request_id : NULL);
+            ok = take_connection(L, x->status, h.request_id);
     }
     if (ok) {
         lua_rawseti(L, results, ctx->index);

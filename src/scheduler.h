@@ -47,8 +47,10 @@ void vp_batch_one_done(vp_client *c);
 void vp_batch_one_free(vp_client *c);
 /* Runs the batch. results_idx: table receiving, at 1..n, the connection
  * (VP_ACTION), the document (VP_LIST), or an error object. ids_idx: table
- * of endpoint ids for err.endpoint (or 0). params_idx: what the builder
- * reads. Raises only on memory errors, after detaching every transfer. */
+ * of the endpoint id each request is about (or 0): an answer about another
+ * is a vpcep.bad_response, and err.endpoint names it. params_idx: what the
+ * builder reads. Raises only on memory errors, after detaching every
+ * transfer. */
 void vp_batch_run(lua_State *L, vp_client *c, vp_batch *b, int results_idx, int ids_idx, int params_idx);
 /* Frees the batch's native memory now rather than at the next collection
  * (the collector cannot see how much it is). */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 #include "transport.h"
 
 double vp_now(void)
@@ -120,6 +121,86 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 }
 #undef KEEP
 
+/* Stale answers on kept connections.
+ *
+ * A server or proxy that writes a second, unasked-for answer after the
+ * real one leaves it unread on the kept-alive connection; libcurl 7.88
+ * reuses such a connection (its liveness check drops only a closed one)
+ * and reads those old bytes as the answer to the next request: the answer
+ * to another endpoint's request, credited to this one. libcurl does notice
+ * extra bytes that arrive with the answer itself (it closes the connection
+ * then), so what is left is bytes that arrived after it.
+ *
+ * So: every socket the handles open is followed (on_sockopt, on_close),
+ * and an HTTP/1.x connection that has carried an exchange is marked idle
+ * (note_idle). libcurl calls on_prereq once it has picked the connection
+ * of the next request, before anything is sent on it: any byte waiting on
+ * an idle connection then can only be stale, so the request is aborted
+ * there. libcurl closes a connection whose transfer a callback aborted,
+ * and the request goes out once more on a new connection (resend), in
+ * what is left of its time. Nothing had been sent, so this is safe for a
+ * POST too, and is not a retry. HTTP/2 connections are not checked: the
+ * server may send frames at any time on them, and their answers are tied
+ * to streams, so an old one cannot pass for a new one. Bytes that arrive
+ * after the request went out cannot be told from the answer by any
+ * client; the endpoint id check (identity.c) catches those when they
+ * name another endpoint. */
+
+static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose)
+{
+    if (purpose == CURLSOCKTYPE_IPCXN)
+        vp_socks_add(&((struct vp_transport *)ud)->socks, fd);
+    return CURL_SOCKOPT_OK;
+}
+
+static int on_close(void *ud, curl_socket_t fd)
+{
+    vp_socks_remove(&((struct vp_transport *)ud)->socks, fd);
+    return close(fd);
+}
+
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    vp_xfer *x = ud;
+    vp_sock *k;
+    (void)primary_ip;
+    (void)local_ip;
+    if (x == NULL || x->tp == NULL)
+        return CURL_PREREQFUNC_OK;
+    k = vp_socks_find(&x->tp->socks, local_port, primary_port);
+    if (k == NULL)
+        return CURL_PREREQFUNC_OK;
+    x->sock = k->fd;
+    x->sock_serial = k->serial;
+    if (!k->idle_h1)
+        return CURL_PREREQFUNC_OK; /* new, or HTTP/2 */
+    k->idle_h1 = 0;
+    if (!vp_sock_unread(k->fd))
+        return CURL_PREREQFUNC_OK;
+    x->stale = 1;
+    return CURL_PREREQFUNC_ABORT;
+}
+
+/* After an exchange that went well: its connection, when HTTP/1.x and
+ * still open, now waits idle in libcurl's cache. */
+static void note_idle(vp_xfer *x)
+{
+    long version = 0;
+    vp_sock *k;
+    if (x->result != CURLE_OK || x->sock == CURL_SOCKET_BAD)
+        return;
+    k = vp_socks_get(&x->tp->socks, x->sock, x->sock_serial);
+    if (k != NULL && curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &version) == CURLE_OK &&
+        (version == CURL_HTTP_VERSION_1_0 || version == CURL_HTTP_VERSION_1_1))
+        k->idle_h1 = 1;
+}
+
+/* What libcurl leaves to be read once a transfer has ended. */
+static void note_end(vp_xfer *x)
+{
+    note_idle(x);
+}
+
 struct vp_transport *vp_transport_new(void)
 {
     struct vp_transport *tp = calloc(1, sizeof *tp);
@@ -169,8 +250,10 @@ void vp_transport_free(struct vp_transport *tp)
     free(tp->idle);
     free(tp->busy);
     curl_multi_cleanup(tp->multi);
-    /* last: the handles above used it */
+    /* last: the handles above used it (closing its connections calls
+     * on_close, which reads tp->socks) */
     curl_share_cleanup(tp->share);
+    vp_socks_free(&tp->socks);
     free(tp);
 }
 
@@ -287,6 +370,11 @@ static CURLcode set_client_options(vp_client *c, CURL *e)
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+    SET(CURLOPT_SOCKOPTDATA, (void *)c->tp);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, on_close);
+    SET(CURLOPT_CLOSESOCKETDATA, (void *)c->tp);
+    SET(CURLOPT_PREREQFUNCTION, on_prereq);
     /* one connection cache for the single-call handle and the bulk pool */
     SET(CURLOPT_SHARE, c->tp->share);
     return rc;
@@ -307,6 +395,7 @@ static CURLcode set_request_options(vp_client *c, vp_xfer *x, double seconds)
     SET(CURLOPT_HEADERDATA, x);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
     SET(CURLOPT_PRIVATE, (void *)x);
+    SET(CURLOPT_PREREQDATA, (void *)x);
     if (get) {
         SET(CURLOPT_HTTPGET, 1L);
     } else {
@@ -318,22 +407,45 @@ static CURLcode set_request_options(vp_client *c, vp_xfer *x, double seconds)
     return rc;
 }
 
+/* Readies x's handle to go out once more after on_prereq found its
+ * connection stale: on a new connection, in what is left of its time. */
+static CURLcode set_resend_options(vp_xfer *x)
+{
+    CURL *e = x->easy;
+    CURLcode rc = CURLE_OK;
+    double left = x->until - vp_now();
+    x->stale = 0;
+    x->resent = 1;
+    x->sock = CURL_SOCKET_BAD;
+    x->errbuf[0] = '\0';
+    SET(CURLOPT_FRESH_CONNECT, 1L);
+    SET(CURLOPT_TIMEOUT_MS, ms(left));
+    SET(CURLOPT_CONNECTTIMEOUT_MS, ms(x->connect_s < left ? x->connect_s : left));
+    return rc;
+}
+
 /* A kept handle must not point into a transfer that may be freed before
  * the handle is used again: libcurl may write an error message while it
  * closes a connection. */
 static void forget_xfer(CURL *e)
 {
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
 }
 
-/* Clears what the last exchange left in x. */
-static void xfer_reset(vp_client *c, vp_xfer *x)
+/* Clears what the last exchange left in x, for one of `seconds`. */
+static void xfer_reset(vp_client *c, vp_xfer *x, double seconds)
 {
     x->status = 0;
     x->answer.len = 0;
     x->too_large = x->out_of_memory = 0;
     x->errbuf[0] = x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
     x->max_body = c->max_body;
+    x->tp = c->tp;
+    x->until = vp_now() + seconds;
+    x->connect_s = c->connect_timeout;
+    x->sock = CURL_SOCKET_BAD;
+    x->stale = x->resent = 0;
 }
 
 /* set_request_options for the single handle, which mostly sends the
@@ -352,6 +464,7 @@ static CURLcode set_single_options(vp_client *c, vp_xfer *x, double seconds)
         SET(CURLOPT_HEADERDATA, x);
         SET(CURLOPT_ERRORBUFFER, x->errbuf);
         SET(CURLOPT_PRIVATE, (void *)x);
+        SET(CURLOPT_PREREQDATA, (void *)x);
         tp->single_x = rc == CURLE_OK ? x : NULL;
     }
     if (tp->single_headers != x->headers) {
@@ -397,11 +510,26 @@ static void single_forget(struct vp_transport *tp)
     tp->single_x = NULL;
 }
 
+/* curl_easy_perform, and once more on a new connection when the kept
+ * one libcurl picked was stale (see on_prereq). */
+static CURLcode perform(struct vp_transport *tp, vp_xfer *x)
+{
+    CURLcode rc = curl_easy_perform(x->easy);
+    if (rc == CURLE_ABORTED_BY_CALLBACK && x->stale) {
+        rc = set_resend_options(x);
+        if (rc == CURLE_OK)
+            rc = curl_easy_perform(x->easy);
+        curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 0L);
+        tp->single_timeout_ms = tp->single_connect_ms = -1; /* set for the resend */
+    }
+    return rc;
+}
+
 int vp_xfer_perform(vp_client *c, vp_xfer *x, double seconds, int kept)
 {
     struct vp_transport *tp = c->tp;
     CURLcode rc = CURLE_OK;
-    xfer_reset(c, x);
+    xfer_reset(c, x, seconds);
     if (tp->single == NULL) {
         tp->single = curl_easy_init();
         if (tp->single == NULL || set_client_options(c, tp->single) != CURLE_OK) {
@@ -418,9 +546,10 @@ int vp_xfer_perform(vp_client *c, vp_xfer *x, double seconds, int kept)
     x->easy = tp->single;
     rc = set_single_options(c, x, seconds);
     if (rc == CURLE_OK)
-        rc = curl_easy_perform(x->easy);
+        rc = perform(tp, x);
     x->result = rc;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+    note_end(x);
     /* The client's kept transfer lives as long as the handle does (the
      * client frees the handle first); any other must be forgotten. */
     if (rc != CURLE_OK || !kept)
@@ -433,7 +562,7 @@ int vp_xfer_start(vp_client *c, vp_xfer *x, double seconds)
 {
     struct vp_transport *tp = c->tp;
     CURLcode rc;
-    xfer_reset(c, x);
+    xfer_reset(c, x, seconds);
     x->easy = take_easy(c);
     if (x->easy == NULL) {
         x->result = CURLE_OUT_OF_MEMORY;
@@ -452,6 +581,18 @@ int vp_xfer_start(vp_client *c, vp_xfer *x, double seconds)
     return 0;
 }
 
+/* Puts x back into the multi handle to go out on a new connection, its
+ * kept one having been stale (see on_prereq); 0, or -1 when libcurl
+ * refused (x->result says why). */
+static int resend(struct vp_transport *tp, vp_xfer *x)
+{
+    curl_multi_remove_handle(tp->multi, x->easy);
+    x->result = set_resend_options(x);
+    if (x->result == CURLE_OK && curl_multi_add_handle(tp->multi, x->easy) != CURLM_OK)
+        x->result = CURLE_FAILED_INIT;
+    return x->result == CURLE_OK ? 0 : -1;
+}
+
 /* Takes one finished transfer off the multi handle, or returns NULL. */
 static vp_xfer *take_done(struct vp_transport *tp)
 {
@@ -465,7 +606,12 @@ static vp_xfer *take_done(struct vp_transport *tp)
         e = m->easy_handle;
         curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
         x->result = m->data.result;
+        if (x->result == CURLE_ABORTED_BY_CALLBACK && x->stale && !x->resent && resend(tp, x) == 0)
+            continue; /* still in flight */
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &x->status);
+        note_end(x);
+        if (x->resent)
+            curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 0L);
         curl_multi_remove_handle(tp->multi, e);
         forget_busy(tp, e);
         forget_xfer(e);

@@ -22,6 +22,37 @@ int vp_buf_adds(vp_buf *b, const char *s);
 #define vp_buf_lit(b, lit) vp_buf_add(b, lit, sizeof lit - 1)
 void vp_buf_free(vp_buf *b);
 
+/* A socket one of the client's libcurl handles opened (sockets.c). */
+typedef struct vp_sock {
+    curl_socket_t fd;
+    unsigned long serial;      /* tells this socket from a later one with the same fd */
+    int local_port, peer_port; /* 0 until learnt (once connected) */
+    int idle_h1; /* an HTTP/1.x connection that has carried an exchange and
+                  * waits in libcurl's cache for the next */
+} vp_sock;
+
+/* Every socket the client's handles have open now. */
+typedef struct vp_socks {
+    vp_sock *v;
+    int n, cap;
+    unsigned long next_serial;
+} vp_socks;
+
+/* Follows a new socket (when out of memory it is simply not followed). */
+void vp_socks_add(vp_socks *s, curl_socket_t fd);
+/* Forgets a socket being closed. */
+void vp_socks_remove(vp_socks *s, curl_socket_t fd);
+/* The followed socket with these ports, or NULL. */
+vp_sock *vp_socks_find(vp_socks *s, int local_port, int peer_port);
+/* The socket fd with that serial when still open, or NULL. */
+vp_sock *vp_socks_get(vp_socks *s, curl_socket_t fd, unsigned long serial);
+void vp_socks_free(vp_socks *s);
+/* 1 when something waits to be read on fd (bytes, or the end of the
+ * stream), or when it cannot be told; 0 when nothing does. Never blocks. */
+int vp_sock_unread(curl_socket_t fd);
+
+struct vp_transport;
+
 /* One HTTP exchange. All memory it points to is malloc'd and released by
  * vp_xfer_free; the owner is a userdata with __gc or the client, never a
  * C frame. The request buffers are kept between tries and calls. */
@@ -41,6 +72,12 @@ typedef struct vp_xfer {
     long max_body;
     /* while in flight */
     CURL *easy;
+    struct vp_transport *tp;
+    double until, connect_s; /* when the exchange must end (monotonic s); connect_timeout */
+    curl_socket_t sock;      /* the socket it went out on (see sock_serial), or CURL_SOCKET_BAD */
+    unsigned long sock_serial;
+    int stale;   /* the kept connection picked had unread bytes: aborted before sending */
+    int resent;  /* sent once more on a new connection after that */
 } vp_xfer;
 
 struct vp_transport {
@@ -56,6 +93,7 @@ struct vp_transport {
     int n_idle, cap_idle;
     CURL **busy; /* easy handles in the multi handle now */
     int in_flight, cap_busy;
+    vp_socks socks; /* every socket the handles above have open */
 };
 
 /* Creates the transport; NULL when libcurl cannot. */

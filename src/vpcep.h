@@ -100,6 +100,16 @@ int vp_parse_answer(lua_State *L, long status, const char *body, size_t len, con
  * 0 for none): what vpcep.parse calls. */
 int vp_parse(lua_State *L, long status, const char *body, size_t len, int headers_idx);
 
+/* ---- identity.c: is an answer about what was asked? ------------------- */
+
+/* Checks that every connection in the decoded answer at doc is about an
+ * endpoint that was asked for: asked is the stack index of that endpoint's
+ * id (a string) or of a set of ids ({[id] = true}, for calls that name
+ * several). Returns 1; or pushes a vpcep.bad_response error object (with
+ * status, and request_id when not NULL) naming the stray id, and returns 0.
+ * The caller sets err.endpoint. */
+int vp_answer_is_about(lua_State *L, int doc, int asked, long status, const char *request_id);
+
 /* ---- request.c: validation ----------------------------------------------- */
 
 /* Checks an id (project, service or endpoint): 1..64 chars of

@@ -29,14 +29,18 @@ static int is_timeout(lua_State *L, int err)
 static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, int ids, int pend,
                       double deadline)
 {
-    int n = (int)vp_rawlen(L, pend), i, left = 0, got, queries;
+    int n = (int)vp_rawlen(L, pend), i, left = 0, got, queries, asked;
     vp_batch *b;
     lua_createtable(L, n, 0); /* the queries: {id = <endpoint>} each */
     queries = lua_gettop(L);
+    lua_createtable(L, n, 0); /* the endpoint each poll is about */
+    asked = lua_gettop(L);
     for (i = 1; i <= n; i++) {
         lua_createtable(L, 0, 1);
         lua_rawgeti(L, pend, i);
         lua_rawgeti(L, ids, (int)lua_tointeger(L, -1));
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, asked, i);
         lua_setfield(L, -3, "id");
         lua_pop(L, 1);
         lua_rawseti(L, queries, i);
@@ -45,7 +49,9 @@ static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, 
     b->deadline_cap = deadline; /* no poll outlasts the wait */
     lua_createtable(L, n, 0);
     got = lua_gettop(L);
-    vp_batch_run(L, c, b, got, 0, queries);
+    /* with `asked`, a poll answer listing another endpoint is that
+     * endpoint's vpcep.bad_response, never its state */
+    vp_batch_run(L, c, b, got, asked, queries);
     vp_batch_release(b);
     lua_createtable(L, n, 0); /* still pending */
     for (i = 1; i <= n; i++) {
@@ -62,9 +68,7 @@ static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, 
             lua_rawseti(L, -2, ++left);
             continue;
         }
-        if (vp_is_error(L, -1)) {
-            lua_rawgeti(L, ids, pos);
-            lua_setfield(L, -2, "endpoint");
+        if (vp_is_error(L, -1)) { /* err.endpoint set by the batch */
             lua_rawseti(L, results, pos);
             continue;
         }
@@ -81,7 +85,7 @@ static int poll_round(lua_State *L, vp_client *c, const char *sid, int results, 
         lua_pop(L, 3);
     }
     lua_replace(L, pend);
-    lua_pop(L, 3);
+    lua_pop(L, 4);
     return left;
 }
 
