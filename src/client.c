@@ -1,7 +1,6 @@
 /* client.c: the client userdata and its calls: accept/reject (one request
  * per endpoint, run as a batch), connections (following pages), wait,
  * prepare, close. Each call is validate -> build -> run -> results. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
@@ -334,55 +333,112 @@ static int client_reject(lua_State *L)
     return do_action(L, "reject");
 }
 
-/* Runs one list request (the query table at the top is consumed); pushes
- * the document or raises its error. */
-static void list_page(lua_State *L, vp_client *c, const char *sid)
+/* Runs one list request (the query table at the top is consumed), ending
+ * by `deadline` at the latest; pushes the document and returns 1, or
+ * pushes its error and returns 0. */
+static int list_page(lua_State *L, vp_client *c, const char *sid, double deadline)
 {
+    int ok;
     vp_batch *b;
     lua_createtable(L, 1, 0); /* params: {query} */
     lua_pushvalue(L, -2);
     lua_rawseti(L, -2, 1);
     b = start_batch(L, c, 1, VP_LIST, vp_build_list_op, sid);
+    b->deadline_cap = deadline;
     lua_createtable(L, 1, 0);
     vp_batch_run(L, c, b, -1, 0, -2);
     end_batch(c, b);
     lua_rawgeti(L, -1, 1);
-    if (vp_is_error(L, -1))
-        lua_error(L);
-    /* stack: query params results doc */
+    ok = !vp_is_error(L, -1);
+    /* stack: query params results doc-or-error */
     lua_replace(L, -4);
     lua_pop(L, 2);
+    return ok;
 }
 
-/* A service holds far fewer connections than this; a list that goes on
- * past it is a server that never ends its pages. */
+/* Raises vpcep.timeout for a listing that ran out of its time. */
+static VP_NORETURN void raise_listing_timeout(lua_State *L, const vp_client *c, int pages, int n)
+{
+    vp_error_pushf(L, VP_ETIMEOUT, 0, "the listing did not end within timeout (%f s): %d pages, %d "
+                   "connections so far", c->timeout, pages, n);
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "retryable");
+    for (;;)
+        lua_error(L);
+}
+
+/* 1 when the error object at idx has that code. */
+static int has_code(lua_State *L, int idx, const char *code)
+{
+    int r;
+    lua_getfield(L, idx, "code");
+    r = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), code) == 0;
+    lua_pop(L, 1);
+    return r;
+}
+
+/* A service holds far fewer connections than this; a listing that says or
+ * shows more is a server that never ends its pages. */
 #define MAX_LISTED 1000000
 
-/* With a page's connections array at the top: raises when the page starts
- * with the same connection as the last one did (a server ignoring offset
- * would otherwise be paged forever); remembers its first id. */
-static void check_page_moved(lua_State *L, int got, char *first_id, size_t cap)
+/* Pushes the query of the page at offset: the user's (at idx, or none),
+ * with limit and offset set. */
+static void push_page_query(lua_State *L, int idx, long long limit, long long offset)
 {
-    const char *id;
-    if (got == 0)
-        return;
-    lua_rawgeti(L, -1, 1);
-    lua_getfield(L, -1, "id");
-    id = lua_tostring(L, -1);
-    if (id != NULL && first_id[0] != '\0' && strcmp(id, first_id) == 0)
-        vp_raise(L, VP_EBADRESP, "the service answered the same page twice (offset ignored); stopped");
-    snprintf(first_id, cap, "%s", id != NULL ? id : "");
-    lua_pop(L, 2);
+    lua_newtable(L);
+    if (!lua_isnoneornil(L, idx)) {
+        lua_pushnil(L);
+        while (lua_next(L, idx) != 0) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -4);
+        }
+    }
+    lua_pushinteger(L, (lua_Integer)limit);
+    lua_setfield(L, -2, "limit");
+    lua_pushinteger(L, (lua_Integer)offset);
+    lua_setfield(L, -2, "offset");
 }
 
-/* client:connections(service_id [, query]) -> all connections, total_count */
+/* With a page's connections array at the top: appends to `all` (n of them
+ * so far) each connection whose id is not in `seen` yet, and marks it
+ * seen. Returns how many were new. */
+static int add_new_connections(lua_State *L, int all, int seen, int *n)
+{
+    int i, got = (int)vp_rawlen(L, -1), added = 0;
+    for (i = 1; i <= got; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_getfield(L, -1, "id"); /* a string: the answer's shape was checked */
+        lua_pushvalue(L, -1);
+        lua_rawget(L, seen);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, seen);
+            lua_rawseti(L, all, ++*n);
+            added++;
+        } else {
+            lua_pop(L, 3);
+        }
+    }
+    return added;
+}
+
+/* client:connections(service_id [, query]) -> all connections, total_count
+ *
+ * A server can keep a listing going for ever: pages that never run out, a
+ * total_count it never reaches, the same pages again and again. So the
+ * whole call gets `timeout` (not each page), a total_count above
+ * MAX_LISTED is refused as soon as a page states it, and a page that
+ * brings no connection not already listed (by id) ends the walk; a
+ * connection that comes again on a later page is listed once. */
 static int client_connections(lua_State *L)
 {
     vp_client *c = check_client(L);
     const char *sid = vp_check_id(L, 2, "service_id", NULL);
     long long limit = 1000, offset = 0, total = -1;
-    int all, n = 0;
-    char first_id[80] = "";
+    int all, seen, n = 0, pages = 0;
+    double deadline = vp_now() + c->timeout;
     if (!lua_isnoneornil(L, 3)) {
         vp_check_query(L, 3);
         lua_getfield(L, 3, "limit");
@@ -393,36 +449,34 @@ static int client_connections(lua_State *L)
     }
     lua_newtable(L);
     all = lua_gettop(L);
+    lua_newtable(L); /* ids listed so far */
+    seen = lua_gettop(L);
     for (;;) {
-        int got, i;
-        /* this page's query: the user's, with limit and offset set */
-        lua_newtable(L);
-        if (!lua_isnoneornil(L, 3)) {
-            lua_pushnil(L);
-            while (lua_next(L, 3) != 0) {
-                lua_pushvalue(L, -2);
-                lua_insert(L, -2);
-                lua_rawset(L, -4);
-            }
+        int got;
+        if (pages > 0 && vp_now() >= deadline)
+            raise_listing_timeout(L, c, pages, n);
+        push_page_query(L, 3, limit, offset);
+        if (!list_page(L, c, sid, deadline)) {
+            /* a later page cut short by the listing's deadline: say so */
+            if (pages > 0 && has_code(L, -1, VP_ETIMEOUT) && vp_now() >= deadline - 0.01)
+                raise_listing_timeout(L, c, pages, n);
+            lua_error(L);
         }
-        lua_pushinteger(L, (lua_Integer)limit);
-        lua_setfield(L, -2, "limit");
-        lua_pushinteger(L, (lua_Integer)offset);
-        lua_setfield(L, -2, "offset");
-        list_page(L, c, sid);
+        pages++;
         lua_getfield(L, -1, "total_count");
         if (!lua_isnil(L, -1))
             vp_isintegral(L, -1, &total);
         lua_pop(L, 1);
+        if (total > MAX_LISTED)
+            vp_raise(L, VP_EBADRESP, "the service says it holds %f connections, more than the %d "
+                     "connections() fetches; stopped", (double)total, MAX_LISTED);
         lua_getfield(L, -1, "connections");
         got = (int)vp_rawlen(L, -1);
-        check_page_moved(L, got, first_id, sizeof first_id);
-        if (n + got > MAX_LISTED)
+        if (add_new_connections(L, all, seen, &n) == 0 && got > 0)
+            vp_raise(L, VP_EBADRESP, "the page at offset %f brings no connection not already listed (the "
+                     "service repeats its pages, or ignores offset); stopped", (double)offset);
+        if (n > MAX_LISTED)
             vp_raise(L, VP_EBADRESP, "the list goes on past %d connections; stopped", MAX_LISTED);
-        for (i = 1; i <= got; i++) {
-            lua_rawgeti(L, -1, i);
-            lua_rawseti(L, all, ++n);
-        }
         lua_pop(L, 2);
         offset += got;
         /* The end: an empty page, or total_count reached (a server may
