@@ -143,6 +143,16 @@ static void push_transport_error(lua_State *L, vp_xfer *x)
         vp_error_pushf(L, VP_EBADRESP, x->status, "answer larger than max_body (%d bytes)", (int)x->max_body);
         return;
     }
+    if (x->header_too_large) {
+        /* the server's doing, so not transport; libcurl's own message is
+         * "Out of memory" for a line over its limit */
+        if (x->result == CURLE_OUT_OF_MEMORY)
+            vp_error_pushf(L, VP_EBADRESP, 0, "answer header line longer than libcurl accepts (%d KiB)",
+                           CURL_MAX_HTTP_HEADER / 1024);
+        else
+            vp_error_pushf(L, VP_EBADRESP, 0, "answer headers larger than libcurl accepts: %s", why);
+        return;
+    }
     if (x->out_of_memory) {
         vp_error_pushf(L, VP_ETRANSPORT, 0, "out of memory while reading the answer");
         return;

@@ -195,10 +195,40 @@ static void note_idle(vp_xfer *x)
         k->idle_h1 = 1;
 }
 
+/* An answer header over libcurl's limits: a line over CURL_MAX_HTTP_HEADER
+ * (100 KiB), which libcurl 7.88 reports as CURLE_OUT_OF_MEMORY (later
+ * versions as CURLE_TOO_LARGE), or headers over 300 KiB in all, which it
+ * reports as CURLE_RECV_ERROR "Too large response headers". The first is
+ * told from memory really running out by when it happened, after the
+ * request went out and before any byte of the body, and by an allocation
+ * larger than that limit still succeeding now. */
+static void note_header_limit(vp_xfer *x)
+{
+    long sent = 0;
+    curl_off_t body = -1;
+    void *probe;
+    x->header_too_large = 0;
+    if (x->result == CURLE_RECV_ERROR) {
+        x->header_too_large = strncmp(x->errbuf, "Too large response headers", 26) == 0;
+        return;
+    }
+    if (x->result != CURLE_OUT_OF_MEMORY || x->out_of_memory)
+        return;
+    curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
+    curl_easy_getinfo(x->easy, CURLINFO_SIZE_DOWNLOAD_T, &body);
+    if (sent <= 0 || body != 0)
+        return;
+    probe = malloc(2 * CURL_MAX_HTTP_HEADER);
+    x->header_too_large = probe != NULL;
+    free(probe);
+}
+
 /* What libcurl leaves to be read once a transfer has ended. */
 static void note_end(vp_xfer *x)
 {
     note_idle(x);
+    if (x->result != CURLE_OK)
+        note_header_limit(x);
 }
 
 struct vp_transport *vp_transport_new(void)
@@ -438,7 +468,7 @@ static void xfer_reset(vp_client *c, vp_xfer *x, double seconds)
 {
     x->status = 0;
     x->answer.len = 0;
-    x->too_large = x->out_of_memory = 0;
+    x->too_large = x->out_of_memory = x->header_too_large = 0;
     x->errbuf[0] = x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
     x->max_body = c->max_body;
     x->tp = c->tp;

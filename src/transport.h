@@ -69,6 +69,7 @@ typedef struct vp_xfer {
     CURLcode result;
     char errbuf[CURL_ERROR_SIZE];
     int too_large, out_of_memory;
+    int header_too_large; /* an answer header over libcurl's limits (see note_header_limit) */
     long max_body;
     /* while in flight */
     CURL *easy;
