@@ -144,8 +144,8 @@ static void push_transport_error(lua_State *L, vp_xfer *x)
         return;
     }
     if (x->header_too_large) {
-        /* the server's doing, so not transport; libcurl's own message is
-         * "Out of memory" for a line over its limit */
+        /* the server's doing, so not transport; libcurl 7.88's own
+         * message is "Out of memory" for a line over its limit */
         if (x->result == CURLE_OUT_OF_MEMORY)
             vp_error_pushf(L, VP_EBADRESP, 0, "answer header line longer than libcurl accepts (%d KiB)",
                            CURL_MAX_HTTP_HEADER / 1024);

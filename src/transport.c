@@ -208,6 +208,12 @@ static void note_header_limit(vp_xfer *x)
     curl_off_t body = -1;
     void *probe;
     x->header_too_large = 0;
+#if LIBCURL_VERSION_NUM >= 0x080600
+    if (x->result == CURLE_TOO_LARGE) {
+        x->header_too_large = 1;
+        return;
+    }
+#endif
     if (x->result == CURLE_RECV_ERROR) {
         x->header_too_large = strncmp(x->errbuf, "Too large response headers", 26) == 0;
         return;
