@@ -1,6 +1,7 @@
 /* client.c: the client userdata and its calls: accept/reject (one request
  * per endpoint, run as a batch), connections (following pages), wait,
  * prepare, close. Each call is validate -> build -> run -> results. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
@@ -356,6 +357,10 @@ static int list_page(lua_State *L, vp_client *c, const char *sid, double deadlin
     return ok;
 }
 
+/* A service holds far fewer connections than this; a listing that says or
+ * shows more is a server that never ends its pages. */
+#define MAX_LISTED 1000000
+
 /* Raises vpcep.timeout for a listing that ran out of its time. */
 static VP_NORETURN void raise_listing_timeout(lua_State *L, const vp_client *c, int pages, int n)
 {
@@ -367,6 +372,16 @@ static VP_NORETURN void raise_listing_timeout(lua_State *L, const vp_client *c, 
         lua_error(L);
 }
 
+/* Raises vpcep.bad_response for a listing whose total_count says there is
+ * more to fetch than connections() ever will. */
+static VP_NORETURN void raise_too_many(lua_State *L, long long total)
+{
+    char n[32];
+    snprintf(n, sizeof n, "%lld", total);
+    vp_raise(L, VP_EBADRESP, "the service says it holds %s connections, more than the %d connections() "
+             "fetches; stopped", n, MAX_LISTED);
+}
+
 /* 1 when the error object at idx has that code. */
 static int has_code(lua_State *L, int idx, const char *code)
 {
@@ -376,10 +391,6 @@ static int has_code(lua_State *L, int idx, const char *code)
     lua_pop(L, 1);
     return r;
 }
-
-/* A service holds far fewer connections than this; a listing that says or
- * shows more is a server that never ends its pages. */
-#define MAX_LISTED 1000000
 
 /* Pushes the query of the page at offset: the user's (at idx, or none),
  * with limit and offset set. */
@@ -429,7 +440,9 @@ static int add_new_connections(lua_State *L, int all, int seen, int *n)
  * A server can keep a listing going for ever: pages that never run out, a
  * total_count it never reaches, the same pages again and again. So the
  * whole call gets `timeout` (not each page), a total_count above
- * MAX_LISTED is refused as soon as a page states it, and a page that
+ * MAX_LISTED is refused before the next page is asked for (a total that
+ * ends the walk, after an empty page or with limit 0, is only reported),
+ * and a page that
  * brings no connection not already listed (by id) ends the walk; a
  * connection that comes again on a later page is listed once. */
 static int client_connections(lua_State *L)
@@ -467,9 +480,6 @@ static int client_connections(lua_State *L)
         if (!lua_isnil(L, -1))
             vp_isintegral(L, -1, &total);
         lua_pop(L, 1);
-        if (total > MAX_LISTED)
-            vp_raise(L, VP_EBADRESP, "the service says it holds %f connections, more than the %d "
-                     "connections() fetches; stopped", (double)total, MAX_LISTED);
         lua_getfield(L, -1, "connections");
         got = (int)vp_rawlen(L, -1);
         if (add_new_connections(L, all, seen, &n) == 0 && got > 0)
@@ -483,6 +493,8 @@ static int client_connections(lua_State *L)
          * give shorter pages than asked); without a total, a short page. */
         if (got == 0 || limit == 0 || (total >= 0 ? offset >= total : got < limit))
             break;
+        if (total > MAX_LISTED)
+            raise_too_many(L, total); /* before asking for more */
     }
     lua_pushvalue(L, all);
     if (total >= 0)
