@@ -540,7 +540,6 @@ describe("hostile answers, each case in its own process", function()
   end
 
   local function step(op, arg, opts) return { op = op, arg = arg, opts = opts } end
-  local ACCEPT_PATH = "/v1/" .. d.project_id .. "/vpc-endpoint-services/" .. d.service_id .. "/connections/action"
 
   -- checks on a step's outcome
   local function got(r, ids, status)
@@ -567,7 +566,8 @@ describe("hostile answers, each case in its own process", function()
     return n
   end
   local function about(id, status, extra)
-    return helper.merge({ status = 200, json = { connections = { helper.merge({ id = id, status = status or "accepted" }, extra) } } })
+    local conn = helper.merge({ id = id, status = status or "accepted" }, extra)
+    return { status = 200, json = { connections = { conn } } }
   end
   local function big_header(line)
     return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" .. line
@@ -620,7 +620,8 @@ describe("hostile answers, each case in its own process", function()
       check = function(out) assert.equal("222", got(out[3], { "e2" }, "accepted")[1].marker_id) end },
     { "a stale list page is not the next listing",
       faults = { { match = { method = "GET" },
-                   extra = { status = 200, json = { connections = { { id = "old", status = "accepted" } }, total_count = 1 } } } },
+                   extra = { status = 200,
+                             json = { connections = { { id = "old", status = "accepted" } }, total_count = 1 } } } },
       steps = { step("connections"), step("await_extra", 1), step("connections") },
       check = function(out)
         got(out[1], { "e1", "e2", "e3" })
@@ -678,7 +679,8 @@ describe("hostile answers, each case in its own process", function()
       end },
     { "an action answer holding the right connection and another",
       faults = { { match = { endpoint = "e1" }, times = 0,
-                   answer = { json = { connections = { { id = "e1", status = "accepted" }, { id = "e2", status = "accepted" } } } } } },
+                   answer = { json = { connections =
+                     { { id = "e1", status = "accepted" }, { id = "e2", status = "accepted" } } } } } },
       steps = { step("accept", "e1") },
       check = function(out) failed(out[1], "vpcep.bad_response", "e1") end },
     { "an answer naming the client's token as the endpoint does not show the token",
@@ -687,7 +689,8 @@ describe("hostile answers, each case in its own process", function()
       check = function(out) assert.matches("***", failed(out[1], "vpcep.bad_response", "e1").message, 1, true) end },
     { "a failed connection of another endpoint is no connection_failed of this one",
       faults = { { match = { endpoint = "e1" }, times = 0,
-                   answer = about("e2", "failed", { error = { { error_code = "E.1", error_message = "not yours" } } }) } },
+                   answer = about("e2", "failed",
+                     { error = { { error_code = "E.1", error_message = "not yours" } } }) } },
       steps = { step("accept", "e1") },
       check = function(out) failed(out[1], "vpcep.bad_response", "e1") end },
     { "an id that differs only in case is another endpoint",
@@ -741,7 +744,8 @@ describe("hostile answers, each case in its own process", function()
     { "a wait poll answer holding this endpoint and another",
       config = { transition_ms = 60000 },
       faults = { { match = { method = "GET", endpoint = "e1" }, times = 0,
-                   answer = { json = { connections = { { id = "e1", status = "accepted" }, { id = "e2", status = "accepted" } } } } } },
+                   answer = { json = { connections =
+                     { { id = "e1", status = "accepted" }, { id = "e2", status = "accepted" } } } } } },
       steps = { step("accept", "e1", { wait = 5 }) },
       check = function(out) failed(out[1], "vpcep.bad_response", "e1") end },
     { "a wait poll answered about the right endpoint is taken (the same fault, the right id)",
@@ -842,7 +846,8 @@ describe("hostile answers, each case in its own process", function()
       end },
     { "a connection twice in one page is listed once",
       faults = { { match = { method = "GET" }, times = 0,
-                   answer = { json = { connections = { { id = "a" }, { id = "a" }, { id = "b" } }, total_count = 3 } } } },
+                   answer = { json = { connections = { { id = "a" }, { id = "a" }, { id = "b" } },
+                                       total_count = 3 } } } },
       steps = { step("connections") },
       check = function(out, mock)
         got(out[1], { "a", "b" })
@@ -884,7 +889,8 @@ describe("hostile answers, each case in its own process", function()
         assert.is_false(err.retryable)
       end },
     { "a status line over 100 KiB",
-      faults = { { times = 0, raw = "HTTP/1.1 200 OK" .. string.rep("a", 200 * 1024) .. "\r\nContent-Length: 0\r\n\r\n" } },
+      faults = { { times = 0,
+                   raw = "HTTP/1.1 200 OK" .. string.rep("a", 200 * 1024) .. "\r\nContent-Length: 0\r\n\r\n" } },
       steps = { step("accept", "e1") },
       check = function(out) failed(out[1], "vpcep.bad_response", "e1") end },
     { "answer headers over 300 KiB in all",
@@ -897,11 +903,13 @@ describe("hostile answers, each case in its own process", function()
       steps = { step("accept", "e1") },
       check = function(out) got(out[1], { "e1" }, "accepted") end },
     { "an oversized header on the list call",
-      faults = { { match = { method = "GET" }, times = 0, raw = big_header("X-Big: " .. string.rep("a", 200 * 1024)) } },
+      faults = { { match = { method = "GET" }, times = 0,
+                   raw = big_header("X-Big: " .. string.rep("a", 200 * 1024)) } },
       steps = { step("connections") },
       check = function(out) failed(out[1], "vpcep.bad_response") end },
     { "an oversized header in a bulk call fails only its own endpoint",
-      faults = { { match = { endpoint = "e2" }, times = 0, raw = big_header("X-Big: " .. string.rep("a", 200 * 1024)) } },
+      faults = { { match = { endpoint = "e2" }, times = 0,
+                   raw = big_header("X-Big: " .. string.rep("a", 200 * 1024)) } },
       steps = { step("accept", { "e1", "e2", "e3" }) },
       check = function(out)
         local err = failed(out[1], "vpcep.bad_response", "e2")
