@@ -53,6 +53,8 @@ build = {
          libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
          libraries = { "curl", "crypto" },
       },
+      ["vpcep.resty"] = "lua/vpcep/resty.lua",
+      ["vpcep.resty.http"] = "lua/vpcep/resty/http.lua",
    },
    install = { bin = { vpcep = "bin/vpcep" } },
 }
