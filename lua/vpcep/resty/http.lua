@@ -18,6 +18,7 @@ local ngx = ngx
 local M = {}
 
 M.MAX_HEAD = 300 * 1024   -- status line and headers together (libcurl's limit)
+M.MAX_HEADER = 100 * 1024 -- one header line (libcurl's)
 M.MAX_LINE = 8 * 1024     -- one chunk-size or trailer line
 M.MAX_INFO = 10           -- 1xx heads before the answer
 M.IDLE_MS = 30000         -- a kept-alive connection idles this long in its pool
@@ -151,10 +152,11 @@ end
 -- values in order), version (11 for HTTP/1.1) | nil
 local function parse_head(head)
   local status_line, rest = head:match("^([^\r\n]*)\r?\n?(.*)$")
-  local major, minor, status = status_line:match("^HTTP/(%d)%.(%d) (%d%d%d)")
+  local major, minor, status = status_line:match("^HTTP/(%d)%.(%d) ([1-5]%d%d)")
   if not status then return nil end
   local headers, last = {}, nil
   for line in (rest .. "\r\n"):gmatch("([^\r\n]*)\r?\n") do
+    if #line > M.MAX_HEADER then return nil, "an answer header line is longer than " .. M.MAX_HEADER .. " bytes" end
     local name, value = line:match("^([^:%s]+):[ \t]*(.-)[ \t]*$")
     if name then
       name = name:lower()
@@ -273,7 +275,7 @@ function Ex:answer_head()
       return nil, code, message, true
     end
     local status, headers, version = parse_head(head)
-    if not status then return nil, "vpcep.transport", "the answer is not HTTP", true end
+    if not status then return nil, "vpcep.transport", headers or "the answer is not HTTP/1.x", true end
     if status == 101 then return nil, "vpcep.transport", "the server switched protocols", true end
     if status >= 200 then return status, headers, version end
   end
