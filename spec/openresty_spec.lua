@@ -39,8 +39,24 @@ local function luajit_build()
   return dir
 end
 
--- Starts nginx from a template with @NAME@ -> vars[NAME]; returns
--- { prefix=, port=, errlog= }. The template's own folder is @HERE@.
+-- Starts nginx on the configuration in prefix (env: "NAME=value ..." for
+-- its environment); returns { prefix=, port=, errlog= }.
+local function launch(prefix, port, env)
+  local ok, text = run((env or "") .. " " .. NGINX .. " -p " .. q(prefix) .. " -c " .. q(prefix .. "/nginx.conf"))
+  local n = { prefix = prefix, port = port, errlog = prefix .. "/logs/error.log" }
+  assert(ok, "nginx did not start:\n" .. text .. "\n" .. (read(n.errlog) or ""))
+  for _ = 1, 500 do -- until it answers (bounded by count)
+    local c = socket.tcp()
+    c:settimeout(1)
+    local up = c:connect("127.0.0.1", port)
+    c:close()
+    if up then break end
+    socket.sleep(0.02)
+  end
+  return n
+end
+
+-- Starts nginx from a template with @NAME@ -> vars[NAME] (PORT: a free port).
 local function start_nginx(template, vars)
   local prefix = helper.tmpdir()
   assert(helper.exec_ok("mkdir -p " .. q(prefix .. "/logs") .. " " .. q(prefix .. "/tmp")))
@@ -50,28 +66,23 @@ local function start_nginx(template, vars)
     return assert(vars[k], "no value for @" .. k .. "@")
   end)
   helper.write_file(prefix .. "/nginx.conf", conf)
-  local ok, text = run(NGINX .. " -p " .. q(prefix) .. " -c " .. q(prefix .. "/nginx.conf"))
-  local ngx_ = { prefix = prefix, port = port, errlog = prefix .. "/logs/error.log" }
-  assert(ok, "nginx did not start:\n" .. text .. "\n" .. (read(ngx_.errlog) or ""))
-  for _ = 1, 500 do -- until it answers (bounded by count)
-    local c = socket.tcp()
-    c:settimeout(1)
-    local up = c:connect("127.0.0.1", port)
-    c:close()
-    if up then break end
-    socket.sleep(0.02)
-  end
-  return ngx_
+  return launch(prefix, port)
+end
+
+-- Whether pid runs (an exited process waiting to be reaped does not).
+local function running(pid)
+  local stat = read("/proc/" .. pid .. "/stat")
+  return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
 end
 
 local function stop_nginx(n)
   if not n then return end
   local pid = tonumber(read(n.prefix .. "/logs/nginx.pid") or "")
   if pid then
-    os.execute("kill -QUIT " .. pid .. " 2>/dev/null")
-    for _ = 1, 250 do
-      if not helper.exec_ok("kill -0 " .. pid .. " 2>/dev/null") then break end
-      socket.sleep(0.02)
+    os.execute("kill -TERM " .. pid .. " 2>/dev/null") -- fast shutdown: nothing to finish gracefully
+    for _ = 1, 500 do
+      if not running(pid) then break end
+      socket.sleep(0.01)
     end
   end
   if os.getenv("VPCEP_KEEP_NGINX") then -- to read its logs after a run
@@ -173,9 +184,9 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
     for _, m in ipairs({ mock, tls_mock, rogue }) do m:reset() end
   end)
 
-  -- Client options for m (default: the plain mock), merged with extra.
-  local function opts_for(m, extra)
-    return helper.client_opts(m or mock, extra)
+  -- Client options for m (default: the plain mock), merged with the tables after it.
+  local function opts_for(m, ...)
+    return helper.client_opts(m or mock, ...)
   end
 
   -- Runs method(args...) through vpcep.resty in a handler; the app's answer.
@@ -331,7 +342,6 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
       for _, case in ipairs({
         { { reset = true }, "vpcep.transport", { retries = 2 } },
         { { hang_ms = 3000 }, "vpcep.timeout", { retries = 1, timeout = 0.5 } },
-        { { hang_ms = 3000 }, "vpcep.timeout", { retries = 1, timeout = 1.5 } },
       }) do
         local o = opts_for(mock, case[3])
         local rule = helper.merge({ match = { endpoint = "ep-0000" }, times = 0 }, case[1])
@@ -530,46 +540,53 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
     end
     local head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
     local cases = {
-      { "200 with an empty body", { answer = { status = 200, body = "" } } },
-      { "200 with HTML", { answer = { status = 200, body = "<html><body>proxy</body></html>" } } },
-      { "200 with truncated JSON", { answer = { status = 200, body = '{"connections":[{"id":"e1","st' } } },
-      { "200 nested 10000 deep",
+      { "200 with an empty body", "vpcep.bad_response", { answer = { status = 200, body = "" } } },
+      { "200 with HTML", "vpcep.bad_response",
+        { answer = { status = 200, body = "<html><body>proxy</body></html>" } } },
+      { "200 with truncated JSON", "vpcep.bad_response",
+        { answer = { status = 200, body = '{"connections":[{"id":"e1","st' } } },
+      { "200 nested 10000 deep", "vpcep.bad_response",
         { answer = { status = 200, body = string.rep("[", 10000) .. string.rep("]", 10000) } } },
-      { "200 with a NUL byte", { answer = { status = 200, body = '{"connections":[]}\0garbage' } } },
-      { "403 with an HTML body", { answer = { status = 403, body = "<html>no</html>",
+      { "200 with a NUL byte", "vpcep.bad_response",
+        { answer = { status = 200, body = '{"connections":[]}\0garbage' } } },
+      { "403 with an HTML body", "HTTP.403", { answer = { status = 403, body = "<html>no</html>",
                                               headers = { ["Content-Type"] = "text/html" } } } },
-      { "a chunked answer", { raw = head .. "Transfer-Encoding: chunked\r\n\r\n" .. chunked(ok_json, 7) } },
-      { "a chunked answer with extensions and a trailer", { raw = head .. "Transfer-Encoding: chunked\r\n\r\n"
+      { "a chunked answer", "ok", { raw = head .. "Transfer-Encoding: chunked\r\n\r\n" .. chunked(ok_json, 7) } },
+      { "a chunked answer with extensions and a trailer", "ok", { raw = head .. "Transfer-Encoding: chunked\r\n\r\n"
         .. string.format("%x;name=value\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n", #ok_json, ok_json) } },
-      { "a chunked answer cut short", { raw = head .. "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"con\r\n" } },
-      { "a malformed chunk size", { raw = head .. "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n" } },
-      { "a chunk size of 19 hex digits",
+      { "a chunked answer cut short", "vpcep.transport",
+        { raw = head .. "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"con\r\n" } },
+      { "a malformed chunk size", "vpcep.transport",
+        { raw = head .. "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n" } },
+      { "a chunk size of 19 hex digits", "vpcep.transport",
         { raw = head .. "Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n" } },
-      { "a chunked answer over max_body", { raw = head .. "Transfer-Encoding: chunked\r\n\r\n"
+      { "a chunked answer over max_body", "vpcep.bad_response", { raw = head .. "Transfer-Encoding: chunked\r\n\r\n"
         .. chunked(string.rep(" ", 3000) .. ok_json, 1024) }, { max_body = 2048 } },
-      { "a Content-Length over max_body", { big_body = 4096 }, { max_body = 2048 } },
-      { "a body over the default cap (4 MiB)", { big_body = big } },
-      { "an answer that ends when the server closes", { raw = head .. "Connection: close\r\n\r\n" .. ok_json } },
-      { "100 Continue, then the answer", { raw = "HTTP/1.1 100 Continue\r\n\r\n" .. head
+      { "a Content-Length over max_body", "vpcep.bad_response", { big_body = 4096 }, { max_body = 2048 } },
+      { "a body over the default cap (4 MiB)", "vpcep.bad_response", { big_body = big } },
+      { "an answer that ends when the server closes", "ok", { raw = head .. "Connection: close\r\n\r\n" .. ok_json } },
+      { "100 Continue, then the answer", "ok", { raw = "HTTP/1.1 100 Continue\r\n\r\n" .. head
         .. "Content-Length: " .. #ok_json .. "\r\n\r\n" .. ok_json } },
-      { "a body cut in the middle", { truncate = true } },
-      { "a reset mid-body", { raw = head .. "Content-Length: 1000\r\n\r\n{\"connections\":[{\"id\":" } },
-      { "a reset before answering", { reset = true } },
-      { "garbage instead of HTTP", { raw = "\0\1\2 this is not HTTP at all\r\n\r\n" } },
-      { "an empty reply", { raw = "" } },
-      { "an invalid Content-Length", { raw = head .. "Content-Length: abc\r\n\r\n{}" } },
-      { "a flood of 20000 headers", { raw = head .. flood .. "Content-Length: 2\r\n\r\n{}" } },
-      { "one header line of 200 KB", { raw = head .. "X-Long: " .. string.rep("a", 200000)
+      { "a body cut in the middle", "vpcep.transport", { truncate = true } },
+      { "a reset mid-body", "vpcep.transport",
+        { raw = head .. "Content-Length: 1000\r\n\r\n{\"connections\":[{\"id\":" } },
+      { "a reset before answering", "vpcep.transport", { reset = true } },
+      { "garbage instead of HTTP", "vpcep.transport", { raw = "\0\1\2 this is not HTTP at all\r\n\r\n" } },
+      { "an empty reply", "vpcep.transport", { raw = "" } },
+      { "an invalid Content-Length", "vpcep.transport", { raw = head .. "Content-Length: abc\r\n\r\n{}" } },
+      { "a flood of 20000 headers", "vpcep.transport", { raw = head .. flood .. "Content-Length: 2\r\n\r\n{}" } },
+      { "one header line of 200 KB", "vpcep.transport", { raw = head .. "X-Long: " .. string.rep("a", 200000)
         .. "\r\nContent-Length: 2\r\n\r\n{}" } },
-      { "a server that never answers", { hang_ms = 5000 }, { timeout = 0.5 } },
-      { "a redirect, not followed", function() return { redirect = mock.url .. "/v1/elsewhere" } end },
-      { "a 200 with the wrong Content-Type", { answer = { status = 200, json = { connections = { { id = "e1" } } },
+      { "a server that never answers", "vpcep.timeout", { hang_ms = 5000 }, { timeout = 0.5 } },
+      { "a redirect, not followed", "APIGW.0302", function() return { redirect = mock.url .. "/v1/elsewhere" } end },
+      { "a 200 with the wrong Content-Type", "vpcep.bad_response",
+        { answer = { status = 200, json = { connections = { { id = "e1" } } },
                                                           headers = { ["Content-Type"] = "text/html" } } } },
     }
     for _, case in ipairs(cases) do
       it(case[1], function()
-        local rule = helper.merge({ times = 0 }, type(case[2]) == "function" and case[2]() or case[2])
-        local o = opts_for(mock, { retries = 0, timeout = 10 }, case[3])
+        local rule = helper.merge({ times = 0 }, type(case[3]) == "function" and case[3]() or case[3])
+        local o = opts_for(mock, { retries = 0, timeout = 10 }, case[4])
         mock:service { endpoints = { { id = "e1" } } }
         mock:fault(rule)
         local out = call(o, "accept", SID, "e1")
@@ -577,6 +594,8 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
         mock:service { endpoints = { { id = "e1" } } }
         mock:fault(rule)
         local want = blocking(o, "accept", SID, "e1")
+        assert.are.equal(case[2] == "ok", out.ok, json.encode(out.err or out.results))
+        if not out.ok then assert.are.equal(case[2], out.err.code) end
         assert.are.equal(want.ok, out.ok, json.encode(out.err or out.results))
         if want.ok then
           assert.are.same(conns_shape(want.results), conns_shape(out.results))
@@ -666,5 +685,104 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
       assert.is_nil(log:find("vpcep/resty", 1, true), log)
       assert.is_nil(log:find("[alert]", 1, true), log)
     end)
+  end)
+end)
+
+-- examples/openresty/: rendered by its render.sh, credentials from the
+-- environment, against a mock of its own.
+describe_nginx("examples/openresty (vpcep.resty: /approve and the approver timer)", function()
+  local mock, nginx
+  local SID2 = "5f0a8d2c-6e3a-4b9f-8c4d-0123456789cd"
+
+  setup(function()
+    local so_dir = luajit_build()
+    mock = helper.start()
+    mock:reset()
+    -- the approver's service: two connections of an account it trusts, one of another
+    mock:service { service_id = SID2, endpoints = {
+      { id = "p1", domain_id = "d-ok" }, { id = "p2", domain_id = "d-ok" }, { id = "x1", domain_id = "d-other" } } }
+    local prefix = helper.tmpdir()
+    local port = helper.free_port()
+    local ok, text = run("sh examples/openresty/render.sh " .. table.concat({ q(prefix), port, q(mock.url),
+      q(D.project_id), q(so_dir .. "/?.so"), q(SID2), "0.2", "d-ok" }, " "))
+    assert(ok, text)
+    nginx = launch(prefix, port, "VPCEP_TOKEN=" .. q(D.token))
+  end)
+
+  teardown(function()
+    stop_nginx(nginx)
+    if mock then mock:stop() end
+  end)
+
+  local function approve(service, ids, method)
+    local path = "/approve?service=" .. helper.urlencode(service)
+    for _, id in ipairs(ids) do path = path .. "&id=" .. helper.urlencode(id) end
+    return request(nginx.port, method or "POST", path)
+  end
+
+  it("POST /approve accepts the ids given, in order", function()
+    mock:service { endpoints = { { id = "e1" }, { id = "e2" }, { id = "e3" } } }
+    local status, doc = approve(SID, { "e2", "e1" })
+    assert.are.equal(200, status, read(nginx.errlog))
+    assert.are.same({ "e2", "e1" }, { doc.connections[1].id, doc.connections[2].id })
+    assert.are.same({ "accepted", "accepted" }, { doc.connections[1].status, doc.connections[2].status })
+    local state = mock:by_id()
+    assert.are.equal("accepted", state.e1.status)
+    assert.are.equal("pendingAcceptance", state.e3.status)
+    local h = {}
+    for _, r in ipairs(mock:log()) do
+      if r.path:find(SID, 1, true) then h[#h + 1] = helper.log_header(r, "X-Auth-Token") end
+    end
+    assert.are.same({ D.token, D.token }, h)
+  end)
+
+  it("answers the error objects as JSON: 404 with each id's outcome, 400 for bad input, 405 for GET", function()
+    mock:service { endpoints = { { id = "e1" } } }
+    local status, doc = approve(SID, { "e1", "nope" })
+    assert.are.equal(404, status)
+    assert.are.equal("EndPoint.0005", doc.error.code)
+    assert.are.equal("nope", doc.error.endpoint)
+    assert.are.equal("accepted", doc.results[1].status)
+    assert.are.equal("EndPoint.0005", doc.results[2].error.code)
+    mock:clear_log()
+    status, doc = approve(SID, { "bad id!" })
+    assert.are.equal(400, status)
+    assert.are.equal("vpcep.invalid_argument", doc.error.code)
+    status = approve(SID, { "e1" }, "GET")
+    assert.are.equal(405, status)
+    local sent = 0
+    for _, r in ipairs(mock:log()) do if r.path:find(SID, 1, true) then sent = sent + 1 end end
+    assert.are.equal(0, sent)
+  end)
+
+  it("the approver timer accepts the pending connections of the accounts it trusts, and no other", function()
+    local state
+    for _ = 1, 1000 do -- until the timer has done it (bounded by count)
+      state = mock:by_id(D.project_id, SID2)
+      if state.p1.status == "accepted" and state.p2.status == "accepted" then break end
+      socket.sleep(0.02)
+    end
+    assert.are.equal("accepted", state.p1.status, read(nginx.errlog))
+    assert.are.equal("accepted", state.p2.status)
+    -- further rounds have listed again since, and still left x1 alone
+    local rounds = 0
+    for _ = 1, 1000 do
+      rounds = 0
+      for _, r in ipairs(mock:log()) do
+        if r.method == "GET" and r.path:find(SID2, 1, true) then rounds = rounds + 1 end
+      end
+      if rounds >= 3 then break end
+      socket.sleep(0.02)
+    end
+    assert.is_true(rounds >= 3)
+    assert.are.equal("pendingAcceptance", mock:by_id(D.project_id, SID2).x1.status)
+    assert.matches("vpcep approver: accepted 2 connection", read(nginx.errlog), 1, true)
+  end)
+
+  it("nginx's error log holds no token and no Lua error", function()
+    local log = read(nginx.errlog) or ""
+    assert.is_nil(log:find(D.token, 1, true))
+    assert.is_nil(log:find("runtime error", 1, true), log)
+    assert.is_nil(log:find("unknown reason", 1, true), log)
   end)
 end)
