@@ -633,6 +633,7 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
           method = "accept", args = { SID, "e1" }, nargs = 2 })
       assert.are.equal(200, st)
       assert.is_false(out.ok)
+      assert.is_true(out.safe_nil) -- returned, not raised
       assert.are.equal("vpcep.invalid_argument", out.err.code)
       mock:seed(1)
       out = call(opts_for(mock), "accept", SID, "nope")
@@ -672,6 +673,37 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
       local want = helper.raised(c.accept, c, SID, "ep-0000")
       assert.are.same(err_shape(want), err_shape(out.err))
       assert.are.equal(want.message, out.err.message)
+      assert.are.equal(0, #mock:log())
+    end)
+
+    it("one client (made in init_by_lua) serves two handlers' calls at once", function()
+      mock:seed(8)
+      mock:config { delay_ms = 100 }
+      local a = send(nginx.port, "POST", "/call", { client = "init", method = "accept",
+                                                    args = { SID, { unpack(helper.ids(8), 1, 4) } }, nargs = 2 })
+      local b = send(nginx.port, "POST", "/call", { client = "init", method = "reject",
+                                                    args = { SID, { unpack(helper.ids(8), 5, 8) } }, nargs = 2 })
+      local _, ra = finish(a)
+      local _, rb = finish(b)
+      assert.is_true(ra.ok and rb.ok, json.encode({ ra, rb }))
+      -- they overlapped: each started before the other ended
+      assert.is_true(ra.t0 < rb.t1 and rb.t0 < ra.t1)
+      for i = 1, 4 do
+        assert.are.equal("accepted", ra.results[i].status)
+        assert.are.equal("rejected", rb.results[i].status)
+      end
+    end)
+
+    it("refuses what cosockets cannot do: a proxy (at new), a host name without a resolver (vpcep.connect)", function()
+      local out = call(opts_for(mock, { proxy = "http://127.0.0.1:3128" }), "accept", SID, "e1")
+      assert.are.equal("vpcep.invalid_argument", out.err.code)
+      assert.matches("proxy", out.err.message)
+      out = call(opts_for(mock, { proxy = "http://127.0.0.1:3128\r\nX: 1" }), "accept", SID, "e1")
+      assert.are.equal("vpcep.invalid_argument", out.err.code)
+      mock:seed(1)
+      out = call(opts_for(mock, { endpoint = "http://localhost:" .. mock.port, retries = 0 }), "accept", SID, "ep-0000")
+      assert.are.equal("vpcep.connect", out.err.code)
+      assert.matches("resolver", out.err.message)
       assert.are.equal(0, #mock:log())
     end)
 

@@ -49,8 +49,9 @@ local function run(doc)
     client = M.made_in_init
   else
     local maker = doc.safe and resty.safe.new or resty.new
-    local c, err = maker(doc.client)
-    if not c then return { ok = false, err = shape(err), t0 = t0, t1 = ngx.now() } end
+    local fine, c, err = pcall(maker, doc.client)
+    if not fine then c, err = nil, c end
+    if not c then return { ok = false, safe_nil = fine, err = shape(err), t0 = t0, t1 = ngx.now() } end
     client = c
   end
   if doc.close_first then client:close() end
