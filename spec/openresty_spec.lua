@@ -160,6 +160,7 @@ local OWN_TEXT = { ["vpcep.connect"] = true, ["vpcep.timeout"] = true, ["vpcep.t
 
 describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
   local mock, tls_mock, rogue, nginx
+  local drip_port = helper.free_port()
   local at_start -- API requests the mock had seen right after nginx started
 
   setup(function()
@@ -171,6 +172,7 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
     nginx = start_nginx("spec/openresty/nginx.conf", {
       ROOT = os.getenv("PWD"), CPATH = so_dir .. "/?.so", MOCK_URL = mock.url, PROJECT_ID = D.project_id,
       TOKEN = D.token, TRUST = "lua_ssl_trusted_certificate " .. tls_mock.cafile .. ";",
+      DRIP_PORT = tostring(drip_port),
     })
     at_start = #mock:log()
   end)
@@ -674,6 +676,15 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
       assert.are.same(err_shape(want), err_shape(out.err))
       assert.are.equal(want.message, out.err.message)
       assert.are.equal(0, #mock:log())
+    end)
+
+    it("a server that drips its answer slowly is cut off at the request's timeout (vpcep.timeout)", function()
+      local out = call(opts_for(mock, { endpoint = "http://127.0.0.1:" .. drip_port, timeout = 1, retries = 0 }),
+        "accept", SID, "e1")
+      assert.is_false(out.ok)
+      assert.are.equal("vpcep.timeout", out.err.code, out.err.message)
+      -- and it did not read on to the end of the drip
+      assert.are.equal(404, (request(nginx.port, "GET", "/result?key=drip_done")))
     end)
 
     it("one client (made in init_by_lua) serves two handlers' calls at once", function()

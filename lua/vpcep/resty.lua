@@ -26,6 +26,7 @@ local http = require "vpcep.resty.http"
 local M = { _VERSION = vpcep._VERSION, is_error = vpcep.is_error, parse = vpcep.parse, sign = vpcep.sign }
 
 local DEFAULT_CONCURRENCY = 8 -- as the C client's
+local OVERDUE = 0.25          -- seconds past a request's timeout before the driver cuts it off
 
 -- The metatable of the module's error objects, to make one here that
 -- vpcep.is_error and tostring treat as the module's own.
@@ -72,8 +73,9 @@ end
 function Run:send(i)
   local req = self.op:request(i)
   -- the plan gives the request its time left; the driver holds it to that
-  -- too, for a server that drips bytes slowly enough to reset each read
-  self.deadlines[i] = ngx.now() + (req.timeout or 60) + 1
+  -- too, for a server that drips bytes slowly enough to keep a read alive
+  -- (the exchange's own timeouts end at the same time: they go first)
+  self.deadlines[i] = ngx.now() + (req.timeout or 60) + OVERDUE
   local thread, err = ngx.thread.spawn(carry, self, i, req)
   if not thread then
     self.deadlines[i] = nil
