@@ -403,6 +403,9 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
         end, {}, "accept", SID, "ep-0000" },
       { "AK/SK, signed per request", function() mock:seed(2) end,
         { token = false, ak = D.ak, sk = D.sk }, "accept", SID, helper.ids(2) },
+      { "a refused signature: APIGW.0301, the SK nowhere", function() mock:seed(1) end,
+        { token = false, ak = D.ak, sk = "wrong-secret-key-0123" }, "accept", SID, "ep-0000",
+        check = function(out) assert.is_nil(json.encode(out):find("wrong-secret-key-0123", 1, true)) end },
       { "bad input: vpcep.invalid_argument before anything is sent", function() mock:seed(1) end, {},
         "accept", SID, {} },
       { "a 503 on every try: HTTP.503 after the retries", function()
@@ -720,7 +723,7 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
 
     it("nginx's error log holds no secret, no Lua error and no 'unknown reason'", function()
       local log = read(nginx.errlog) or ""
-      for _, secret in ipairs({ D.token, D.sk, "another-token" }) do
+      for _, secret in ipairs({ D.token, D.sk, "another-token", "wrong-secret-key-0123" }) do
         assert.is_nil(log:find(secret, 1, true), "secret in the error log")
       end
       assert.is_nil(log:find("unknown reason", 1, true), log)
