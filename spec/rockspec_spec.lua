@@ -68,10 +68,7 @@ describe_rocks("rockspec", function()
       mock = helper.start()
       work = tmpdir()
       tree = work .. "/tree"
-      assert(helper.exec_ok("cp -R src rockspec " .. q(work) .. "/"))
-      if helper.exec_ok("test -f bin/vpcep") then
-        assert(helper.exec_ok("cp -R bin " .. q(work) .. "/"))
-      end
+      assert(helper.exec_ok("cp -R src rockspec bin lua " .. q(work) .. "/"))
       local f = assert(io.open(work .. "/config.lua", "w"))
       f:write('rocks_provided = { ["lua-cjson"] = "2.1.0-1" }\n')
       f:close()
@@ -109,6 +106,11 @@ describe_rocks("rockspec", function()
       ok, listed = run("luarocks --lua-version=" .. LUA_VERSION .. " --tree " .. q(tree) .. " list --porcelain")
       assert.is_true(ok, listed)
       assert.matches("^vpcep%s+scm%-1%s+installed", listed)
+      -- vpcep.resty, for OpenResty, installed beside it as Lua modules
+      for _, m in ipairs({ "resty.lua", "resty/http.lua" }) do
+        local file = tree .. "/share/lua/" .. LUA_VERSION .. "/vpcep/" .. m
+        assert.is_true(helper.exec_ok("test -f " .. q(file)), file .. " missing")
+      end
 
       -- the child sees only the tree and the directory holding cjson
       local cjson_dir = assert(dir_of_cmodule("cjson", package.cpath), "cjson not found on package.cpath")
