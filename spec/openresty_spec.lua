@@ -21,9 +21,11 @@ local NGINX = "/usr/sbin/nginx"
 local MODULES = { "/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so" }
 local exists, read, run = helper.exists, helper.read_file, helper.run
 
+-- nginx with the Lua module, and LuaJIT's headers for the build it loads
 local available = exists(NGINX) and exists(MODULES[1]) and exists(MODULES[2])
+  and helper.exec_ok("pkg-config --exists luajit")
 local describe_nginx = available and describe
-  or function(name) pending(name .. ": nginx or libnginx-mod-http-lua is not installed") end
+  or function(name) pending(name .. ": nginx, libnginx-mod-http-lua or libluajit2-5.1-dev is not installed") end
 
 ---------------------------------------------------------------------------
 -- nginx
