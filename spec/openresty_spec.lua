@@ -621,6 +621,79 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
     end)
   end)
 
+  describe("through a proxy (HTTP CONNECT)", function()
+    local proxy, proxy_url, tunnels_file
+    local PASSWORD = "p@ss-word-42"
+
+    setup(function()
+      local base = helper.tmpname()
+      tunnels_file = base .. ".out"
+      local p = assert(io.popen(helper.python .. " spec/openresty/proxy.py --port-file " .. q(base .. ".port")
+        .. " --auth " .. q("user:" .. PASSWORD) .. " </dev/null >" .. q(tunnels_file) .. " 2>/dev/null & echo $!"))
+      proxy = { pid = tonumber(p:read("*l")), port_file = base .. ".port" }
+      p:close()
+      for _ = 1, 500 do
+        proxy.port = tonumber(read(proxy.port_file) or "")
+        if proxy.port then break end
+        socket.sleep(0.02)
+      end
+      assert(proxy.port, "the proxy did not start")
+      proxy_url = "http://user:" .. helper.urlencode(PASSWORD) .. "@127.0.0.1:" .. proxy.port
+    end)
+
+    teardown(function()
+      if proxy and proxy.pid then os.execute("kill " .. proxy.pid .. " 2>/dev/null") end
+      if proxy then os.remove(proxy.port_file) end
+      if tunnels_file then os.remove(tunnels_file) end
+    end)
+
+    local function tunnels()
+      local n = 0
+      for _ in (read(tunnels_file) or ""):gmatch("tunnel ") do n = n + 1 end
+      return n
+    end
+
+    it("reaches the HTTPS and the plain mock through it, kept alive: one tunnel for sequential calls", function()
+      tls_mock:seed(2)
+      local o = opts_for(tls_mock, { cafile = tls_mock.cafile, proxy = proxy_url, concurrency = 1 })
+      local before = tunnels()
+      for _ = 1, 3 do
+        local out = call(o, "accept", SID, helper.ids(2))
+        assert.is_true(out.ok, json.encode(out))
+      end
+      assert.are.equal(before + 1, tunnels())
+      assert.are.equal(6, #tls_mock:log())
+      tls_mock:reset()
+      tls_mock:seed(2)
+      local want = blocking(o, "accept", SID, helper.ids(2))
+      assert.is_true(want.ok, tostring(want.err))
+      mock:seed(1)
+      local out = call(opts_for(mock, { proxy = proxy_url }), "accept", SID, "ep-0000")
+      assert.is_true(out.ok, json.encode(out))
+      assert.are.equal(before + 3, tunnels()) -- the blocking client's, and the plain mock's
+    end)
+
+    it("a proxy that refuses the credentials, or is not there: the blocking client's codes, no password", function()
+      tls_mock:seed(1)
+      local o = opts_for(tls_mock, { cafile = tls_mock.cafile, proxy = "http://user:wrong-pw-1234@127.0.0.1:"
+        .. proxy.port, retries = 1 })
+      local out = call(o, "accept", SID, "ep-0000")
+      local want = blocking(o, "accept", SID, "ep-0000")
+      assert.is_false(out.ok)
+      assert.are.same(err_shape(want.err), err_shape(out.err))
+      assert.matches("407", out.err.message)
+      assert.is_nil(json.encode(out):find("wrong-pw-1234", 1, true))
+      assert.is_nil((read(nginx.errlog) or ""):find("wrong-pw-1234", 1, true))
+      assert.are.equal(0, #tls_mock:log())
+      -- and one that is not there: vpcep.connect, retried, as the blocking client
+      o.proxy = "http://127.0.0.1:" .. helper.free_port()
+      out = call(o, "accept", SID, "ep-0000")
+      want = blocking(o, "accept", SID, "ep-0000")
+      assert.are.equal("vpcep.connect", out.err.code)
+      assert.are.same(err_shape(want.err), err_shape(out.err))
+    end)
+  end)
+
   describe("the rest of the surface", function()
     it("close() ends a call in flight with vpcep.cancelled, at once", function()
       mock:seed(3)
@@ -710,14 +783,18 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
       end
     end)
 
-    it("refuses what cosockets cannot do: a proxy (at new), a host name without a resolver (vpcep.connect)", function()
-      local out = call(opts_for(mock, { proxy = "http://127.0.0.1:3128" }), "accept", SID, "e1")
-      assert.are.equal("vpcep.invalid_argument", out.err.code)
-      assert.matches("proxy", out.err.message)
-      out = call(opts_for(mock, { proxy = "http://127.0.0.1:3128\r\nX: 1" }), "accept", SID, "e1")
-      assert.are.equal("vpcep.invalid_argument", out.err.code)
+    it("refuses what cosockets cannot do: a proxy other than http:// (at new), a host name without a resolver",
+      function()
+      local proxies = { "socks5://u:secret-pw@127.0.0.1:1080", "https://127.0.0.1:3128",
+                        "http://127.0.0.1:3128\r\nX: 1" }
+      for _, proxy in ipairs(proxies) do
+        local out = call(opts_for(mock, { proxy = proxy }), "accept", SID, "e1")
+        assert.are.equal("vpcep.invalid_argument", out.err.code)
+        assert.is_nil(json.encode(out):find("secret-pw", 1, true))
+      end
       mock:seed(1)
-      out = call(opts_for(mock, { endpoint = "http://localhost:" .. mock.port, retries = 0 }), "accept", SID, "ep-0000")
+      local o = opts_for(mock, { endpoint = "http://localhost:" .. mock.port, retries = 0 })
+      local out = call(o, "accept", SID, "ep-0000")
       assert.are.equal("vpcep.connect", out.err.code)
       assert.matches("resolver", out.err.message)
       assert.are.equal(0, #mock:log())
@@ -725,7 +802,8 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
 
     it("nginx's error log holds no secret, no Lua error and no 'unknown reason'", function()
       local log = read(nginx.errlog) or ""
-      for _, secret in ipairs({ D.token, D.sk, "another-token", "wrong-secret-key-0123" }) do
+      for _, secret in ipairs({ D.token, D.sk, "another-token", "wrong-secret-key-0123", "p@ss-word-42",
+                                "p%40ss-word-42", "wrong-pw-1234", "secret-pw" }) do
         assert.is_nil(log:find(secret, 1, true), "secret in the error log")
       end
       assert.is_nil(log:find("unknown reason", 1, true), log)

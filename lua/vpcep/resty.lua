@@ -215,11 +215,13 @@ end
 SafeClient.close = Client.close
 
 local function new(opts, mt)
-  if type(opts) == "table" and opts.proxy ~= nil then
-    vpcep.new(opts) -- its own verdict on the value first
-    raise("vpcep.invalid_argument", "vpcep.resty: proxy is not supported (cosockets connect directly)")
-  end
   local c = vpcep.new(opts)
+  if opts.proxy ~= nil and not http.parse_proxy(opts.proxy) then
+    c:close()
+    -- (the value is not shown: it may hold a password)
+    raise("vpcep.invalid_argument", "vpcep.resty: proxy must be http://[user:password@]host[:port]"
+      .. " (cosockets go through a proxy with HTTP CONNECT only)")
+  end
   local n = type(opts) == "table" and tonumber(opts.concurrency) or DEFAULT_CONCURRENCY
   return setmetatable({ c = c, pool_size = n, runs = setmetatable({}, { __mode = "k" }) }, mt)
 end

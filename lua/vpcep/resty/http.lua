@@ -58,6 +58,25 @@ local function split_url(url)
 end
 M.split_url = split_url
 
+-- A proxy as vpcep.resty takes it: "http://[user:password@]host[:port][/]"
+-- or "host:port" (port 1080 when none, as libcurl) -> { host=, port=, auth= } | nil.
+-- It is used through HTTP CONNECT, for https and http endpoints alike.
+function M.parse_proxy(s)
+  if type(s) ~= "string" then return nil end
+  local rest = s:match("^[Hh][Tt][Tt][Pp]://(.*)$")
+  if not rest and not s:find("://", 1, true) then rest = s end
+  if not rest then return nil end
+  rest = rest:gsub("/$", "")
+  local userinfo, hostport = rest:match("^(.*)@([^@]*)$")
+  hostport = hostport or rest
+  local host, port = hostport:match("^%[([^%]]+)%]:?(%d*)$")
+  if not host then host, port = hostport:match("^([^:/%[%]@]+):?(%d*)$") end
+  if not host then return nil end
+  local p = { host = host, port = tonumber(port) or 1080 }
+  if userinfo then p.auth = "Basic " .. ngx.encode_base64(ngx.unescape_uri(userinfo)) end
+  return p
+end
+
 local function is_ip(host)
   return host:find("^%d+%.%d+%.%d+%.%d+$") ~= nil or host:find(":", 1, true) ~= nil
 end
@@ -65,9 +84,11 @@ end
 -- The pool a connection is kept in: everything that makes two connections
 -- interchangeable (a verified one never serves an unverified call, nor the reverse).
 local function pool_key(ex, req)
-  if ex.scheme == "http" then return "vpcep:http:" .. ex.host .. ":" .. ex.port end
+  -- a tunnel is kept per proxy (its address and credentials, hashed)
+  local via = req.proxy and ":via:" .. ngx.md5(req.proxy) or ""
+  if ex.scheme == "http" then return "vpcep:http:" .. ex.host .. ":" .. ex.port .. via end
   return table.concat({ "vpcep:https", ex.host, ex.port, req.verify and "verify" or "noverify",
-                        req.cafile or "" }, ":")
+                        req.cafile or "" }, ":") .. via
 end
 
 -- A failure: false, code, message [, fresh]; a timeout is vpcep.timeout whatever else.
@@ -84,11 +105,22 @@ function Ex:open(req, pool_size)
   local ct = math.min(math.floor((req.connect_timeout or 10) * 1000), ex:ms_left())
   ex.sock:settimeouts(ct < 1 and 1 or ct, ex:ms_left(), ex:ms_left())
   local where = ex.host .. ":" .. ex.port
+  local px = ex.proxy
+  local host, port = px and px.host or ex.host, px and px.port or ex.port
   -- nothing is ever kept in the ":new" pool, so a connection made there is new
   local pool = pool_key(ex, req) .. (ex.new and ":new" or "")
-  local ok, err = ex.sock:connect(ex.host, ex.port, { pool = pool, pool_size = pool_size })
-  if not ok then return failed(err, "vpcep.connect", "cannot connect to " .. where) end
+  local ok, err = ex.sock:connect(host, port, { pool = pool, pool_size = pool_size })
+  if not ok then
+    return failed(err, "vpcep.connect", "cannot connect to " .. (px and "the proxy " or "") .. host .. ":" .. port)
+  end
   ex.reused = (ex.sock:getreusedtimes() or 0) > 0
+  if px and not ex.reused then
+    local tunnelled, code, message = ex:tunnel(px)
+    if not tunnelled then
+      ex.sock:close()
+      return false, code, message
+    end
+  end
   if ex.scheme == "https" and not ex.reused then
     ex:arm()
     -- the name is sent (SNI) and checked only for a host name: nginx
@@ -173,6 +205,25 @@ local function parse_head(head)
 end
 
 local function first(v) return type(v) == "table" and v[1] or v end
+
+-- Asks the proxy for a tunnel to the endpoint (HTTP CONNECT). -> true | false, code, message
+function Ex:tunnel(px)
+  local target = (self.host:find(":", 1, true) and "[" .. self.host .. "]" or self.host) .. ":" .. self.port
+  local lines = { "CONNECT " .. target .. " HTTP/1.1", "Host: " .. target }
+  if px.auth then lines[#lines + 1] = "Proxy-Authorization: " .. px.auth end
+  self:arm()
+  local sent, err = self.sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n")
+  if not sent then return failed(err, "vpcep.connect", "cannot ask the proxy for " .. target) end
+  -- a proxy that answers but opens no tunnel is vpcep.transport, as in libcurl's path
+  local head, herr = self:read_head()
+  if not head then return failed(herr, "vpcep.transport", "the proxy opened no tunnel to " .. target) end
+  local status = parse_head(head)
+  if not status or status < 200 or status > 299 then
+    return false, "vpcep.transport", "the proxy refused a tunnel to " .. target .. " ("
+      .. (status and "status " .. status or "not an HTTP answer") .. ")"
+  end
+  return true
+end
 
 -- One line (without its CRLF) of at most MAX_LINE bytes. -> line | nil, err
 function Ex:read_line()
@@ -314,8 +365,10 @@ end
 local function try(req, pool_size, deadline, new)
   local scheme, host, port, target = split_url(req.url or "")
   if not scheme then return false, "vpcep.connect", "cannot use the URL of the request" end
+  local proxy = req.proxy and M.parse_proxy(req.proxy)
+  if req.proxy and not proxy then return false, "vpcep.connect", "cannot use the proxy of the request" end
   local ex = setmetatable({ scheme = scheme, host = host, port = port, target = target,
-                            deadline = deadline, new = new }, Ex)
+                            deadline = deadline, new = new, proxy = proxy }, Ex)
   local opened, code, message = ex:open(req, pool_size)
   if not opened then return false, code, message end
   ex:arm()
