@@ -24,14 +24,15 @@ DEP_LIBS = $(shell pkg-config --libs libcurl libcrypto)
 CFLAGS_ALL = $(OPT) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(DEP_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS_ALL = -shared $(DEP_LIBS) $(EXTRA_LDFLAGS)
 
-.PHONY: all lib deps test demo clean help
+.PHONY: all lib deps test lint demo clean help
 
 all: deps lib
 
 help:
 	@echo "make            build build/$(LUA)/vpcep.so"
 	@echo "make demo       accept and reject against the bundled mock server"
-	@echo "make test       the busted suite on every installed Lua ($(LUAS))"
+	@echo "make test       the busted suite on every installed Lua ($(LUAS)), and luacheck"
+	@echo "make lint       luacheck over every Lua file (.luacheckrc)"
 	@echo "make LUA=luajit build for another Lua (lua5.1 lua5.3 lua5.4 luajit)"
 	@echo "make clean      remove build/"
 
@@ -56,6 +57,10 @@ demo: all
 test:
 	@sh mk/deps.sh build test
 	@O=$(O) sh mk/test.sh $(LUAS)
+
+lint:
+	@sh mk/deps.sh test
+	luacheck -q .
 
 clean:
 	rm -rf build

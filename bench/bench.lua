@@ -50,9 +50,11 @@ print(string.format("vpcep bench: %s, %s, nginx at %s", vpcep._VERSION, _VERSION
 -- (a) sequential accept calls: vpcep vs the plain libcurl floor
 ---------------------------------------------------------------------------
 if ONLY:find("a", 1, true) then
-  print(string.format("\n(a) sequential accept, %d calls per round, %d rounds (nginx, one kept-alive connection)", SEQ_N, SEQ_ROUNDS))
+  print(string.format("\n(a) sequential accept, %d calls per round, %d rounds (nginx, one kept-alive connection)",
+    SEQ_N, SEQ_ROUNDS))
   local c = vpcep.new { endpoint = NGINX, project_id = PROJECT, token = "bench-token-0123456789", retries = 0 }
-  local cs = vpcep.new { endpoint = NGINX, project_id = PROJECT, ak = "BENCHAK0000000000000", sk = "bench-sk-0123456789", retries = 0 }
+  local cs = vpcep.new { endpoint = NGINX, project_id = PROJECT, ak = "BENCHAK0000000000000",
+    sk = "bench-sk-0123456789", retries = 0 }
   local req = c:prepare("receive", SERVICE, "ep-0001")
   local args = { shell_quote(FLOOR), shell_quote(req.url), SEQ_N, shell_quote(req.body) }
   for k, v in pairs(req.headers) do args[#args + 1] = shell_quote(k .. ": " .. v) end
@@ -95,9 +97,11 @@ if ONLY:find("a", 1, true) then
   table.sort(ratios)
   local median = (ratios[math.floor((#ratios + 1) / 2)] + ratios[math.ceil((#ratios + 1) / 2)]) / 2
   print(string.format("  median of the %d rounds' ratios: %.3f (goal >= 0.9)", #ratios, median))
-  print(string.format("  best of each: floor %8.0f/s   vpcep token %8.0f/s (%.3f)   vpcep AK/SK %8.0f/s (%.3f, no goal)",
+  print(string.format("  best of each: floor %8.0f/s   vpcep token %8.0f/s (%.3f)   "
+    .. "vpcep AK/SK %8.0f/s (%.3f, no goal)",
     best_floor, best_v, best_v / best_floor, best_s, best_s / best_floor))
-  verdict("sequential", median >= 0.9, string.format("%.3f of the floor, median of %d paired rounds (goal >= 0.9)", median, #ratios))
+  verdict("sequential", median >= 0.9, string.format("%.3f of the floor, median of %d paired rounds (goal >= 0.9)",
+    median, #ratios))
   c:close()
   cs:close()
 end
@@ -114,7 +118,8 @@ if ONLY:find("b", 1, true) then
     mock:service { count = BULK_N, prefix = "ep-" }
     mock:config { delay_ms = BULK_DELAY }
     local D = helper.defaults
-    local c = vpcep.new { endpoint = mock.url, project_id = D.project_id, token = D.token, concurrency = CONC, retries = 0 }
+    local c = vpcep.new { endpoint = mock.url, project_id = D.project_id, token = D.token, concurrency = CONC,
+      retries = 0 }
     local ids = {}
     for i = 1, BULK_N do ids[i] = string.format("ep-%04d", i - 1) end
     local before = mock:stats()
@@ -125,7 +130,8 @@ if ONLY:find("b", 1, true) then
     assert(#res == BULK_N and res[BULK_N].id == ids[BULK_N] and res[BULK_N].status == "accepted")
     local ideal = BULK_N * BULK_DELAY / 1000 / CONC
     local ratio = t / ideal
-    print(string.format("  took %.3f s, ideal %d x %d ms / %d = %.3f s, ratio %.3f (goal <= 1.3); %d requests, %d connections opened",
+    print(string.format("  took %.3f s, ideal %d x %d ms / %d = %.3f s, ratio %.3f (goal <= 1.3); "
+      .. "%d requests, %d connections opened",
       t, BULK_N, BULK_DELAY, CONC, ideal, ratio, after.requests - before.requests,
       after.connections_opened - before.connections_opened - 1))
     verdict("bulk", ratio <= 1.3, string.format("%.3f of ideal (goal <= 1.3)", ratio))
@@ -144,7 +150,8 @@ end
 -- (c) resident memory across MEM_N calls, half of them raising errors
 ---------------------------------------------------------------------------
 if ONLY:find("c", 1, true) then
-  print(string.format("\n(c) memory: %d accept calls against nginx, every second one raising EndPoint.0005 (404)", MEM_N))
+  print(string.format("\n(c) memory: %d accept calls against nginx, every second one raising EndPoint.0005 (404)",
+    MEM_N))
   local c = vpcep.new { endpoint = NGINX, project_id = PROJECT, token = "bench-token-0123456789", retries = 0 }
   local errors = 0
   local function call(i)
@@ -187,11 +194,13 @@ if ONLY:find("d", 1, true) then
   end
   local body = '{"connections":[' .. table.concat(parts, ",") .. '],"total_count":1000}'
   local reps = 200
-  print(string.format("\n(d) decoding a list answer of 1000 connections (%d bytes), %d decodes per round, %d rounds, best kept",
+  print(string.format("\n(d) decoding a list answer of 1000 connections (%d bytes), %d decodes per round, "
+    .. "%d rounds, best kept",
     #body, reps, ROUNDS))
   local doc = vpcep.parse(200, body)
   assert(#doc.connections == 1000 and doc.total_count == 1000)
-  assert(string.format("%d", doc.connections[1000].marker_id) == "422321321312322000" or doc.connections[1000].marker_id == "422321321312322000")
+  assert(string.format("%d", doc.connections[1000].marker_id) == "422321321312322000"
+    or doc.connections[1000].marker_id == "422321321312322000")
   local best_p, best_c = math.huge, math.huge
   for round = 1, ROUNDS do
     collectgarbage("collect")
@@ -202,12 +211,14 @@ if ONLY:find("d", 1, true) then
     t0 = now()
     for _ = 1, reps do vpcep.parse(200, body) end
     local tp = (now() - t0) / reps
-    print(string.format("  round %d: cjson.decode %.3f ms   vpcep.parse %.3f ms   ratio %.3f", round, tc * 1e3, tp * 1e3, tp / tc))
+    print(string.format("  round %d: cjson.decode %.3f ms   vpcep.parse %.3f ms   ratio %.3f", round, tc * 1e3,
+      tp * 1e3, tp / tc))
     if tc < best_c then best_c = tc end
     if tp < best_p then best_p = tp end
   end
   local ratio = best_p / best_c
-  print(string.format("  best:    cjson.decode %.3f ms   vpcep.parse %.3f ms   ratio %.3f (goal <= 1.5)", best_c * 1e3, best_p * 1e3, ratio))
+  print(string.format("  best:    cjson.decode %.3f ms   vpcep.parse %.3f ms   ratio %.3f (goal <= 1.5)", best_c * 1e3,
+    best_p * 1e3, ratio))
   verdict("parse", ratio <= 1.5, string.format("%.3f of cjson.decode (goal <= 1.5)", ratio))
 end
 

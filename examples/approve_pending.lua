@@ -32,7 +32,7 @@ end
 
 -- the command line
 local service_id
-local domains, any_domain = {}, false
+local domains = {}
 local concurrency, wait, dry_run
 if os.getenv("VPCEP_DOMAIN_IDS") then add_domains(domains, os.getenv("VPCEP_DOMAIN_IDS")) end
 local i = 1
@@ -64,7 +64,7 @@ while i <= #arg do
 end
 service_id = service_id or os.getenv("VPCEP_SERVICE_ID")
 if service_id == nil then usage("no SERVICE_ID (argument or VPCEP_SERVICE_ID)") end
-for _ in pairs(domains) do any_domain = true break end
+local any_domain = next(domains) ~= nil
 
 local opts = settings()
 opts.concurrency = concurrency
@@ -75,7 +75,7 @@ if not ok then
 end
 
 -- 1. what waits for approval
-local pending, total = nil, nil
+local pending, total
 ok, pending, total = pcall(client.connections, client, service_id, { status = "pendingAcceptance" })
 if not ok then
   io.stderr:write("approve_pending: cannot list the pending connections: ", tostring(pending), "\n")

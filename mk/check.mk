@@ -20,7 +20,7 @@ ASAN_O := $(O)/asan
 VG_O := $(O)/valgrind
 FUZZ_O := $(O)/fuzz
 CHECK_ENV = VPCEP_UNDER_TOOL=1 LUA_PATH='./?.lua;;'
-BUSTED_ARGS = /usr/bin/busted --lpath='./?.lua' -o plainTerminal $(CHECK_SPECS)
+BUSTED_ARGS = /usr/bin/busted --lpath='./?.lua;./lua/?.lua' -o plainTerminal $(CHECK_SPECS)
 
 check: check-asan check-valgrind check-fuzz
 	@echo "make check: sanitizers, valgrind and fuzzers found nothing"

@@ -6,11 +6,11 @@ set -e
 pkgs=""
 for group in "$@"; do
   case "$group" in
-    build) pkgs="$pkgs gcc libc6-dev make pkg-config libcurl4-openssl-dev libssl-dev lua5.4 liblua5.4-dev lua-cjson ca-certificates" ;;
+    build) pkgs="$pkgs gcc libc6-dev make pkg-config libcurl4-openssl-dev libssl-dev lua5.4 liblua5.4-dev lua-cjson lua-argparse ca-certificates" ;;
     lua51) pkgs="$pkgs lua5.1 liblua5.1-0-dev" ;;
     lua53) pkgs="$pkgs lua5.3 liblua5.3-dev" ;;
     luajit) pkgs="$pkgs luajit2 libluajit2-5.1-dev" ;;
-    test) pkgs="$pkgs lua-busted lua-socket lua-sec python3 openssl curl bsdutils" ;;
+    test) pkgs="$pkgs lua-busted lua-socket lua-sec lua-check python3 openssl curl bsdutils" ;;
     rocks) pkgs="$pkgs luarocks unzip" ;;
     check) pkgs="$pkgs valgrind clang libclang-rt-14-dev" ;;
     hosts) pkgs="$pkgs nginx-light libnginx-mod-http-lua libnginx-mod-http-ndk neovim" ;;

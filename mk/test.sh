@@ -1,10 +1,13 @@
 #!/bin/sh
 # test.sh LUA...: builds the module for each Lua and runs the busted suite
-# with it; ends with one line "N passed, M failed" over every suite and Lua,
-# and exits non-zero on any failure.
+# with it, and luacheck over every Lua file (.luacheckrc) as one more suite
+# (clean: 1 passed; else 1 failed, and its findings are printed); ends with
+# one line "N passed, M failed" over every suite and Lua, and exits non-zero
+# on any failure.
 #   SPECS  spec files (default: spec/)
 #   JOBS   Lua versions tested at once (default 2: the suites mostly wait
 #          on their servers, so two share a machine well)
+#   LINT   0 leaves luacheck out
 passed=0
 failed=0
 specs=${SPECS:-spec}
@@ -19,7 +22,7 @@ done
 running=0
 for lua in "$@"; do
   [ -e "$logs/$lua.build" ] && continue
-  ( "$lua" /usr/bin/busted --lpath='./?.lua' --cpath="$O/$lua/?.so" -o plainTerminal $specs \
+  ( "$lua" /usr/bin/busted --lpath='./?.lua;./lua/?.lua' --cpath="$O/$lua/?.so" -o plainTerminal $specs \
       >"$logs/$lua.out" 2>&1; echo $? >"$logs/$lua.rc" ) &
   running=$((running + 1))
   if [ "$running" -ge "$jobs" ]; then wait; running=0; fi
@@ -50,5 +53,18 @@ for lua in "$@"; do
     failed=$((failed + 1))
   fi
 done
+if [ "${LINT:-1}" != 0 ]; then
+  echo "== luacheck"
+  if ! command -v luacheck >/dev/null 2>&1; then
+    echo "luacheck is not installed (Debian: lua-check)"
+    failed=$((failed + 1))
+  elif luacheck --no-color -q . >"$logs/luacheck.out" 2>&1; then
+    echo "luacheck: clean"
+    passed=$((passed + 1))
+  else
+    cat "$logs/luacheck.out"
+    failed=$((failed + 1))
+  fi
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -19,8 +19,9 @@ A Lua module written in C (libcurl, OpenSSL libcrypto) for the VPCEP
 "AcceptOrRejectEndpoint" and connection-list calls: IAM token or AK/SK
 (SDK-HMAC-SHA256) authentication, concurrent bulk requests, retries, exact
 64-bit marker_id, error objects, vpcep.safe (nil, err), vpcep.resty (the same
-client over OpenResty's cosockets, never blocking the nginx worker), and
-transport-agnostic pieces (client:plan, client:prepare, vpcep.parse).
+client over OpenResty's cosockets, never blocking the nginx worker),
+transport-agnostic pieces (client:plan, client:prepare, vpcep.parse), and the
+`vpcep` command (accept, reject, list, approve-pending) built on it.
 Works on Lua 5.1, 5.3, 5.4 and LuaJIT from one source.
 ]],
    license = "MIT",
@@ -30,6 +31,7 @@ Works on Lua 5.1, 5.3, 5.4 and LuaJIT from one source.
 dependencies = {
    "lua >= 5.1, < 5.5",
    "lua-cjson >= 2.1",
+   "argparse >= 0.7",   -- the vpcep command's options (vpcep.cli)
 }
 
 -- Found as libraries: libcurl's header lives in a multiarch folder on Debian
@@ -45,7 +47,7 @@ build = {
    modules = {
       vpcep = {
          sources = {
-            "src/buf.c", "src/client.c", "src/errors.c", "src/exact.c", "src/json.c", "src/l_plan.c", "src/options.c", "src/plan.c", "src/policy.c",
+            "src/buf.c", "src/cli.c", "src/client.c", "src/errors.c", "src/exact.c", "src/json.c", "src/l_plan.c", "src/l_sign.c", "src/options.c", "src/plan.c", "src/policy.c",
             "src/regions.c", "src/request.c", "src/response.c", "src/scheduler.c",
             "src/sign.c", "src/text.c", "src/transport.c", "src/validate.c", "src/vpcep.c",
          },
@@ -54,6 +56,7 @@ build = {
          libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
          libraries = { "curl", "crypto" },
       },
+      ["vpcep.cli"] = "lua/vpcep/cli.lua",
       ["vpcep.resty"] = "lua/vpcep/resty.lua",
       ["vpcep.resty.http"] = "lua/vpcep/resty/http.lua",
    },

@@ -217,7 +217,8 @@ describe("bulk accept/reject", function()
 
   it("retries each request on its own", function()
     mock:seed(10)
-    mock:fault{ match = { endpoint = "ep-0004" }, times = 2, answer = { status = 503, json = { error_code = "X.503", error_msg = "busy" } } }
+    mock:fault{ match = { endpoint = "ep-0004" }, times = 2,
+      answer = { status = 503, json = { error_code = "X.503", error_msg = "busy" } } }
     local c = client{ concurrency = 4, retries = 3 }
     local res = c:accept(D.service_id, ids_of(10))
     assert.equal("ep-0004", res[5].id)
@@ -252,7 +253,8 @@ describe("bulk accept/reject", function()
 
   it("refuses a bad concurrency when the client is made", function()
     for _, v in ipairs({ 0, -1, 65, 2.5, "8" }) do
-      local err = capture(vpcep.new, { endpoint = mock.url, project_id = D.project_id, token = D.token, concurrency = v })
+      local err = capture(vpcep.new, { endpoint = mock.url, project_id = D.project_id, token = D.token,
+        concurrency = v })
       assert.equal("vpcep.invalid_argument", err.code, tostring(v))
     end
   end)

@@ -1,7 +1,11 @@
--- spec/cli_spec.lua: the `vpcep` command (bin/vpcep), run as a child process
--- against the mock, the way a person or a script would run it. The child is
--- the same Lua as this busted run, with the same package.cpath, so it loads
--- the very build under test.
+-- spec/cli_spec.lua: the `vpcep` command (lua/vpcep/cli.lua behind the
+-- launcher bin/vpcep), against the mock, the way a person or a script would
+-- run it. Every case runs twice: as a child process (the launcher, the same
+-- Lua as this busted run with the same package.cpath, so it loads the very
+-- build under test) and in-process through vpcep.cli.main(argv, io).
+-- Then what only one of them can show: the launcher finding a checkout's
+-- files and naming a missing build, the environment seen only through
+-- io.getenv, and vpcep._isatty / vpcep._check_id.
 local helper = require "spec.helper"
 local json = helper.json
 local q = helper.shell_quote
@@ -10,7 +14,12 @@ local SID = D.service_id
 local BIG = "422321321312321321"   -- the document's marker_id, more than a double holds
 
 local LUA = helper.interpreter()
-local BIN = helper.spec_dir .. "/../bin/vpcep"
+local ROOT = helper.spec_dir .. "/.."
+local BIN = ROOT .. "/bin/vpcep"
+
+-- the checkout's vpcep.cli, whatever --lpath busted was given
+package.path = ROOT .. "/lua/?.lua;" .. package.path
+local cli = require "vpcep.cli"
 
 local read_file, write_file, tmp = helper.read_file, helper.write_file, helper.tmpname
 
@@ -21,7 +30,7 @@ write_file(TOKEN_FILE, D.token .. "\n")
 -- caller's shell cannot leak in; then the ones a test gives.
 local ENV_NAMES = { "VPCEP_REGION", "VPCEP_ENDPOINT", "VPCEP_TOKEN_FILE", "HUAWEICLOUD_SDK_AK",
   "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_SECURITY_TOKEN", "HUAWEICLOUD_SDK_PROJECT_ID",
-  "LUA_CPATH_5_2", "LUA_CPATH_5_3", "LUA_CPATH_5_4" }
+  "LUA_CPATH_5_2", "LUA_CPATH_5_3", "LUA_CPATH_5_4", "LUA_PATH_5_2", "LUA_PATH_5_3", "LUA_PATH_5_4" }
 
 local mock
 
@@ -33,39 +42,125 @@ local function base_env()
   }
 end
 
--- The shell command line that runs bin/vpcep with args (a list) and env
--- (a table; false removes a setting from the base).
-local function command(args, env)
+-- The base environment with env's changes (false removes a setting).
+local function environment(env)
   local e = base_env()
   for k, v in pairs(env or {}) do e[k] = v or nil end
+  return e
+end
+
+-- `env -u ... NAME=value ...`: the environment e and nothing of the caller's
+-- settings; LUA_PATH and LUA_CPATH are the given ones (LUA_CPATH: this run's).
+local function env_prefix(e, lua_path, lua_cpath)
   local parts = { "env" }
   for _, n in ipairs(ENV_NAMES) do parts[#parts + 1] = "-u " .. n end
-  parts[#parts + 1] = "LUA_CPATH=" .. q(package.cpath)
+  parts[#parts + 1] = "LUA_CPATH=" .. q(lua_cpath or package.cpath)
+  parts[#parts + 1] = "LUA_PATH=" .. q(lua_path)
   local names = {}
   for k in pairs(e) do names[#names + 1] = k end
   table.sort(names)
   for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. q(e[k]) end
-  parts[#parts + 1] = q(LUA) .. " " .. q(BIN)
+  return table.concat(parts, " ")
+end
+
+-- The shell command line that runs bin/vpcep (or `bin`) with args (a list)
+-- and env (changes to the base environment).
+-- The checkout's lua/ comes first, as the checkout's build does on
+-- package.cpath: what runs is what is tested, whatever else is installed.
+local function command(args, env, bin, lua_path, lua_cpath)
+  lua_path = lua_path or (ROOT .. "/lua/?.lua;;")
+  local parts = { env_prefix(environment(env), lua_path, lua_cpath), q(LUA) .. " " .. q(bin or BIN) }
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   return table.concat(parts, " ")
 end
 
--- Runs the command; returns exit code, stdout, stderr.
-local function vpcep(args, env, stdin)
+-- Runs a shell command line with stdin (text, or nothing); returns its exit
+-- code, stdout, stderr.
+local function run_shell(cmd, stdin)
   local out, err, rc = tmp(), tmp(), tmp()
   local input = "/dev/null"
   if stdin then
     input = tmp()
     write_file(input, stdin)
   end
-  os.execute("( " .. command(args, env) .. " ) <" .. q(input) .. " >" .. q(out) .. " 2>" .. q(err)
-    .. "; echo $? >" .. q(rc))
+  os.execute("( " .. cmd .. " ) <" .. q(input) .. " >" .. q(out) .. " 2>" .. q(err) .. "; echo $? >" .. q(rc))
   local code = tonumber(read_file(rc))
   local o, e = read_file(out), read_file(err)
   os.remove(out) os.remove(err) os.remove(rc)
   if stdin then os.remove(input) end
   return code, o, e
 end
+
+-- A file-like object that keeps what is written to it.
+local function sink()
+  local parts = {}
+  local s = {}
+  function s.write(self, ...)
+    for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
+    return self
+  end
+  function s.flush(self) return self end
+  function s.text() return table.concat(parts) end
+  return s
+end
+
+-- The io of vpcep.cli.main for env and stdin; with tty, stderr is a terminal.
+local function fake_io(env, stdin, tty)
+  local e = environment(env)
+  local out, err = sink(), sink()
+  local asked = {}
+  return {
+    stdout = out, stderr = err,
+    stdin = { read = function(_, fmt)
+      assert(fmt == "*a" or fmt == "a", "stdin is read whole")
+      return stdin or ""
+    end },
+    getenv = function(name) return e[name] end,
+    isatty = function(fd)
+      asked[#asked + 1] = fd
+      return tty and fd == 2 or false
+    end,
+  }, asked
+end
+
+-- `script` needs a pseudo-terminal device; a chroot without /dev/pts has
+-- none, and then the child's terminal cases are pending (CI's machine has one).
+local _, pty_probe = helper.run("script -qec true /dev/null")
+local HAVE_PTY = not pty_probe:find("pseudo-terminal", 1, true)
+
+-- The two ways to run the command. run(args, env, stdin) -> exit code,
+-- stdout, stderr; terminal(args) -> exit code and everything written, with
+-- stderr a terminal.
+local RUNNERS = {
+  {
+    name = "as a child process",
+    run = function(args, env, stdin) return run_shell(command(args, env), stdin) end,
+    has_terminal = HAVE_PTY,
+    terminal = function(args)
+      local out = tmp()
+      local a, _, c = os.execute("script -qec " .. q(command(args)) .. " /dev/null >" .. q(out) .. " 2>&1")
+      local code = type(a) == "number" and a / 256 or c
+      local text = read_file(out)
+      os.remove(out)
+      return code, text
+    end,
+  },
+  {
+    name = "in-process (vpcep.cli.main)",
+    run = function(args, env, stdin)
+      local io_ = fake_io(env, stdin)
+      local rc = cli.main(args, io_)
+      return rc, io_.stdout.text(), io_.stderr.text()
+    end,
+    has_terminal = true,
+    terminal = function(args)
+      local io_, asked = fake_io(nil, nil, true)
+      local rc = cli.main(args, io_)
+      for _, fd in ipairs(asked) do assert.are.equal(2, fd) end   -- the question is about stderr
+      return rc, io_.stderr.text() .. io_.stdout.text()
+    end,
+  },
+}
 
 local function lines(s)
   local t = {}
@@ -92,18 +187,19 @@ local function api_requests()
   return #mock:log()
 end
 
-describe("vpcep command", function()
-  setup(function()
-    mock = helper.start()
-  end)
-  teardown(function()
-    if mock then mock:stop() end
-    os.remove(TOKEN_FILE)
-  end)
-  before_each(function()
-    mock:reset()
-    seed_basic()
-  end)
+-- Runs the curl lines a dry run printed, with the token filled in: whether
+-- they all worked, and what they printed.
+local function run_dry_run(out)
+  local script = tmp()
+  write_file(script, (out:gsub("<TOKEN>", D.token)))
+  local ok, got = helper.run("sh " .. q(script))
+  os.remove(script)
+  return ok, got
+end
+
+-- The cases both runners pass; vpcep runs the command.
+local function shared_cases(runner)
+  local vpcep = runner.run
 
   describe("help", function()
     it("--help names the four commands and exits 0", function()
@@ -166,6 +262,16 @@ describe("vpcep command", function()
       { { "accept", "--service", SID, "--service", "x", "e1" }, "--service is given twice" },
       { { "accept", "--service" }, "--service needs a value" },
       { { "list", "--service", SID, "--status", "sleeping" }, "status" },
+      -- argparse's own findings, in the command's words
+      { { "accept", "--service", SID, "--token=secret-on-argv", "e1" }, "no --token flag" },
+      { { "accept", "--service", SID, "--json=yes", "e1" }, "--json takes no value" },
+      { { "accept", "--service", SID, "--servce", "x", "e1" }, "unknown option --servce; did you mean --service?" },
+      { { "accept", "--service", SID, "--domain", "dA", "e1" }, "--domain does not apply to accept" },
+      { { "approve-pending", "--service", SID, "--status", "x" }, "--status does not apply to approve-pending" },
+      { { "help", "frob" }, "unknown command 'frob'" },
+      -- an option's value may start with '-': it is the value, and a bad one
+      { { "accept", "--service", SID, "--wait", "-1", "e1" }, "--wait needs a number, got '-1'" },
+      { { "accept", "--service", SID, "--retries", "-1", "e1" }, "--retries needs a number, got '-1'" },
     }
     for _, case in ipairs(cases) do
       it(table.concat(case[1], " "), function()
@@ -401,12 +507,8 @@ describe("vpcep command", function()
       -- the child ran the same Lua as this busted (the User-Agent names it)
       assert.matches("(" .. _VERSION .. ";", out, 1, true)
       -- fill the token back in and run them with the real curl
-      local script = tmp()
-      write_file(script, (out:gsub("<TOKEN>", D.token)))
-      local res = tmp()
-      assert.is_true(helper.exec_ok("sh " .. q(script) .. " >" .. q(res) .. " 2>&1"))
-      local got = read_file(res)
-      os.remove(script) os.remove(res)
+      local ok, got = run_dry_run(out)
+      assert.is_true(ok, got)
       assert.matches('"status": ?"accepted"', got)
       local s = mock:by_id()
       assert.are.equal("accepted", s.e1.status)
@@ -479,14 +581,118 @@ describe("vpcep command", function()
         rc, out = vpcep({ "reject", "--service", SID, "--cafile", tls.cafile, "--dry-run", "t1" }, env)
         assert.are.equal(0, rc)
         assert.matches("--cacert " .. q(tls.cafile), out, 1, true)
-        local script = tmp()
-        write_file(script, (out:gsub("<TOKEN>", D.token)))
-        assert.is_true(helper.exec_ok("sh " .. q(script) .. " >/dev/null 2>&1"))
-        os.remove(script)
+        assert.is_true(run_dry_run(out))
         assert.are.equal("rejected", tls:by_id().t1.status)
       end)
       tls:stop()
       assert(ok, e)
+    end)
+  end)
+
+
+  describe("the command line", function()
+    it("options go before the command too (the command is the first word that is no option)", function()
+      local rc, out = vpcep({ "--json", "--service", SID, "list" })
+      assert.are.equal(0, rc)
+      assert.are.equal(4, json.decode(out).total_count)
+      rc, out = vpcep({ "--service", SID, "accept", "e1" })
+      assert.are.equal(0, rc)
+      assert.matches("^e1%s+accepted\n", out)
+      local err
+      rc, out, err = vpcep({ "--service", SID, "e1", "accept" })
+      assert.are.equal(2, rc)
+      assert.are.equal("", out)
+      assert.matches("^vpcep: unknown command 'e1'", err)
+    end)
+
+    it("after --, an argument that looks like an option is an endpoint id", function()
+      mock:service { endpoints = { { id = "-e5" } } }
+      local rc, out = vpcep({ "accept", "--service", SID, "--", "-e5" })
+      assert.are.equal(0, rc)
+      assert.matches("^%-e5%s+accepted\n", out)
+    end)
+
+    it("--help lists the settings and the commands; help goes to stdout, exit 0", function()
+      local rc, out, err = vpcep({ "help" })
+      assert.are.equal(0, rc)
+      assert.are.equal("", err)
+      assert.matches("^Usage: vpcep COMMAND", out)
+      for _, flag in ipairs({ "--region", "--endpoint", "--project-id", "--timeout", "--retries",
+          "--concurrency", "--cafile", "--insecure", "--json", "--no-progress", "--version" }) do
+        assert.matches("\n  " .. flag:gsub("%-", "%%-") .. "[ \n]", out)
+      end
+      assert.matches("Exit status: 0 all done, 1 some endpoint (or the call) failed, 2 bad usage.", out, 1, true)
+      -- a command's help has its own options and the settings, not the others'
+      local _, acc = vpcep({ "accept", "--help" })
+      assert.matches("\n  --wait SECONDS ", acc, 1, true)
+      assert.matches("\n  --token-file FILE ", acc, 1, true)
+      assert.matches("\n  ENDPOINT_ID ", acc, 1, true)
+      assert.is_nil(acc:find("--domain", 1, true))
+      assert.is_nil(acc:find("--version", 1, true))
+    end)
+  end)
+
+  describe("settings from the environment", function()
+    local cases = {
+      { { HUAWEICLOUD_SDK_AK = D.ak }, "HUAWEICLOUD_SDK_SK is not set" },
+      { { HUAWEICLOUD_SDK_SK = D.sk }, "HUAWEICLOUD_SDK_AK is not set" },
+      { { HUAWEICLOUD_SDK_AK = "AK,1", HUAWEICLOUD_SDK_SK = D.sk }, "HUAWEICLOUD_SDK_AK must not contain a comma" },
+      { { HUAWEICLOUD_SDK_AK = D.ak, HUAWEICLOUD_SDK_SK = D.sk .. " x" }, "HUAWEICLOUD_SDK_SK holds a control" },
+      { { HUAWEICLOUD_SDK_AK = D.ak, HUAWEICLOUD_SDK_SK = D.sk, HUAWEICLOUD_SDK_SECURITY_TOKEN = "st\tx" },
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN holds a control" },
+      { { HUAWEICLOUD_SDK_PROJECT_ID = false }, "project_id is missing (give --project-id ID" },
+      { { HUAWEICLOUD_SDK_PROJECT_ID = "p/../x" }, "HUAWEICLOUD_SDK_PROJECT_ID may hold only" },
+      { { VPCEP_ENDPOINT = "ftp://x" }, "endpoint must start with" },
+      { { VPCEP_ENDPOINT = false, VPCEP_REGION = "xx-nowhere-1" }, "unknown region 'xx-nowhere-1'" },
+    }
+    for _, case in ipairs(cases) do
+      local env = helper.merge({ VPCEP_TOKEN_FILE = false }, case[1])
+      if case[1].HUAWEICLOUD_SDK_PROJECT_ID ~= nil or case[1].VPCEP_ENDPOINT ~= nil then
+        env.VPCEP_TOKEN_FILE = nil   -- a token: the setting under test is the only bad one
+      end
+      it(case[2], function()
+        local rc, out, err = vpcep({ "list", "--service", SID }, env)
+        assert.are.equal(2, rc, err)
+        assert.are.equal("", out)
+        assert.matches("^vpcep list: [^\n]*" .. case[2]:gsub("%p", "%%%0"), err)
+        assert.are.equal(1, #lines(err))
+        helper.no_secret { D.sk, D.token } (err)
+        assert.are.equal(0, api_requests())
+      end)
+    end
+  end)
+
+  describe("no secret in any output", function()
+    local ST = "sec-token-value-0123456789"
+    local no_secret = helper.no_secret { D.token, D.sk, ST, "Signature=", "wrong-token-value" }
+    local AKSK = { VPCEP_TOKEN_FILE = false, HUAWEICLOUD_SDK_AK = D.ak, HUAWEICLOUD_SDK_SK = D.sk,
+      HUAWEICLOUD_SDK_SECURITY_TOKEN = ST }
+    local BAD_AKSK = helper.merge(AKSK, { HUAWEICLOUD_SDK_SK = "wrong-token-value" })
+
+    it("of every command, with a token and with AK/SK, when it works and when it fails", function()
+      local bad_token = tmp()
+      write_file(bad_token, "wrong-token-value\n")
+      local runs = 0
+      for _, env in ipairs({ {}, AKSK, BAD_AKSK, { VPCEP_TOKEN_FILE = bad_token } }) do
+        for _, args in ipairs({
+          { "list", "--service", SID }, { "list", "--service", SID, "--json" },
+          { "accept", "--service", SID, "e1", "e2", "nope" }, { "reject", "--service", SID, "--json", "e4" },
+          { "approve-pending", "--service", SID }, { "accept", "--service", SID, "--dry-run", "e1" },
+          { "reject", "--service", SID, "--dry-run", "--json", "e1" },
+          { "approve-pending", "--service", SID, "--dry-run", "--json" },
+          { "accept", "--service", SID, "--bogus", "e1" }, { "list", "--service", "bad id" },
+        }) do
+          mock:reset()
+          seed_basic()
+          local rc, out, err = vpcep(args, env)
+          assert.is_number(rc)
+          no_secret(out)
+          no_secret(err)
+          runs = runs + 1
+        end
+      end
+      os.remove(bad_token)
+      assert.are.equal(40, runs)
     end)
   end)
 
@@ -498,10 +704,7 @@ describe("vpcep command", function()
         error_message = "no quota" } } } }
     end)
 
-    -- `script` needs a pseudo-terminal device; a chroot without /dev/pts has
-    -- none, and then these two are pending (CI's machine has one).
-    local _, probe = helper.run("script -qec true /dev/null")
-    local pty_it = probe:find("pseudo-terminal", 1, true) and pending or it
+    local term_it = runner.has_terminal and it or pending
 
     local function args()
       local a = { "accept", "--service", SID, "--concurrency", "1" }
@@ -509,13 +712,8 @@ describe("vpcep command", function()
       return a
     end
 
-    pty_it("on a terminal, a live line on stderr shows done/total, failures, rate and time left", function()
-      local out = tmp()
-      local cmd = "script -qec " .. q(command(args())) .. " /dev/null >" .. q(out) .. " 2>&1"
-      local a, _, c = os.execute(cmd)
-      local code = type(a) == "number" and a / 256 or c
-      local text = read_file(out)
-      os.remove(out)
+    term_it("on a terminal, a live line on stderr shows done/total, failures, rate and time left", function()
+      local code, text = runner.terminal(args())
       assert.are.equal(1, code)   -- p4 failed
       assert.matches("accept: 0/7 done, 0 failed", text, 1, true)
       assert.matches("accept: 2/7 done, 0 failed, [%d%.]+/s, [%d%.]+ s left", text)
@@ -534,15 +732,235 @@ describe("vpcep command", function()
       assert.matches("7 endpoint(s): 6 accepted, 1 failed", out, 1, true)
     end)
 
-    pty_it("--no-progress turns it off on a terminal", function()
+    term_it("--no-progress turns it off on a terminal", function()
       local a = args()
       a[#a + 1] = "--no-progress"
-      local out = tmp()
-      os.execute("script -qec " .. q(command(a)) .. " /dev/null >" .. q(out) .. " 2>&1")
-      local text = read_file(out)
-      os.remove(out)
+      local _, text = runner.terminal(a)
       assert.matches("7 endpoint(s): 6 accepted, 1 failed", text, 1, true)
       assert.is_nil(text:find("/7 done", 1, true))
+    end)
+  end)
+end
+
+
+describe("vpcep command", function()
+  setup(function()
+    mock = helper.start()
+  end)
+  teardown(function()
+    if mock then mock:stop() end
+    os.remove(TOKEN_FILE)
+  end)
+  before_each(function()
+    mock:reset()
+    seed_basic()
+  end)
+
+  for _, runner in ipairs(RUNNERS) do
+    describe(runner.name, function()
+      shared_cases(runner)
+    end)
+  end
+
+  describe("in-process only", function()
+    it("main returns the status and leaves argv as it was; it can run again and again", function()
+      local argv = { "--json", "list", "--service", SID }
+      for _ = 1, 3 do
+        local io_ = fake_io()
+        assert.are.equal(0, cli.main(argv, io_))
+        assert.are.equal(4, json.decode(io_.stdout.text()).total_count)
+      end
+      assert.are.same({ "--json", "list", "--service", SID }, argv)
+      local io_ = fake_io()
+      assert.are.equal(2, cli.main({ "frob" }, io_))
+      assert.are.equal(1, cli.main({ "list", "--service", SID, "--retries", "0" }, fake_io { VPCEP_ENDPOINT =
+        "http://127.0.0.1:1" }))
+    end)
+
+    it("asks isatty about stderr (fd 2), only when a progress line could be drawn", function()
+      local io_, asked = fake_io()
+      assert.are.equal(0, cli.main({ "accept", "--service", SID, "e1" }, io_))
+      assert.are.same({ 2 }, asked)
+      io_, asked = fake_io()
+      assert.are.equal(0, cli.main({ "accept", "--service", SID, "--no-progress", "e4" }, io_))
+      assert.are.same({}, asked)
+    end)
+
+    -- The process's own environment holds credentials and a project; the
+    -- io's getenv holds none: the command must not find them.
+    it("reads the environment only through io.getenv", function()
+      local script = tmp()
+      write_file(script, table.concat({
+        "package.path = " .. string.format("%q", ROOT .. "/lua/?.lua;" .. package.path),
+        "package.cpath = " .. string.format("%q", package.cpath),
+        "local cli = require 'vpcep.cli'",
+        "local env = { VPCEP_ENDPOINT = " .. string.format("%q", mock.url) .. " }",
+        "local err = { write = function(self, ...) io.write(...) return self end,",
+        "  flush = function(self) return self end }",
+        "local function run(args, e) return cli.main(args, { stderr = err, getenv = function(n) return e[n] end }) end",
+        "io.write('rc=', run({ 'list', '--service', '" .. SID .. "', '--project-id', 'p-1' }, env), '\\n')",
+        "io.write('rc=', run({ 'list', '--service', '" .. SID .. "', '--token-file', "
+          .. string.format("%q", TOKEN_FILE) .. " }, env), '\\n')",
+      }, "\n"))
+      local rc, out, err = run_shell(env_prefix({ HUAWEICLOUD_SDK_AK = D.ak, HUAWEICLOUD_SDK_SK = D.sk,
+        HUAWEICLOUD_SDK_PROJECT_ID = D.project_id, VPCEP_TOKEN_FILE = TOKEN_FILE }, package.path)
+        .. " " .. q(LUA) .. " " .. q(script))
+      os.remove(script)
+      assert.are.equal(0, rc, err)
+      local l = lines(out)
+      assert.matches("^vpcep list: no credentials", l[1])
+      assert.are.equal("rc=2", l[2])
+      assert.matches("^vpcep list: project_id is missing", l[3])
+      assert.are.equal("rc=2", l[4])
+      assert.are.equal(0, api_requests())
+    end)
+
+    it("names the build root and the make command when the module is built for another Lua only", function()
+      local dir = helper.tmpdir()
+      local other = helper.this_lua == "lua5.1" and "luajit" or "lua5.1"
+      assert(helper.exec_ok("mkdir -p " .. q(dir .. "/o/" .. other) .. " && : >" .. q(dir .. "/o/" .. other
+        .. "/vpcep.so")))
+      local saved, cpath = package.loaded.vpcep, package.cpath
+      package.loaded.vpcep = nil
+      package.cpath = dir .. "/o/" .. helper.this_lua .. "/?.so;" .. (helper.cmodule_template("cjson") or "")
+      local ok, rc, io_ = pcall(function()
+        local o = fake_io()
+        return cli.main({ "--version" }, o), o
+      end)
+      package.loaded.vpcep, package.cpath = saved, cpath
+      os.execute("rm -rf " .. q(dir))
+      assert(ok, rc)
+      assert.are.equal(1, rc)
+      assert.are.equal("", io_.stdout.text())
+      assert.are.equal("vpcep: no build for " .. helper.this_lua .. " (found " .. dir .. "/o/" .. other
+        .. "); run: make LUA=" .. helper.this_lua .. " O=" .. dir .. "/o\n", io_.stderr.text())
+    end)
+  end)
+
+  describe("the launcher, from a copy of a checkout", function()
+    local dir
+
+    -- dir/bin/vpcep, dir/lua/vpcep/cli.lua and the given builds (name ->
+    -- true for a copy of this run's module, "empty" for an empty file).
+    local function checkout(builds)
+      dir = helper.tmpdir()
+      assert(helper.exec_ok("mkdir -p " .. q(dir .. "/bin") .. " " .. q(dir .. "/lua/vpcep")
+        .. " && cp " .. q(BIN) .. " " .. q(dir .. "/bin/vpcep")
+        .. " && cp " .. q(ROOT .. "/lua/vpcep/cli.lua") .. " " .. q(dir .. "/lua/vpcep/cli.lua")))
+      local so = assert(helper.cmodule_template("vpcep")):gsub("%?", "vpcep")
+      for lua, what in pairs(builds) do
+        local b = dir .. "/build/" .. lua
+        assert(helper.exec_ok("mkdir -p " .. q(b) .. " && "
+          .. (what == "empty" and ": >" .. q(b .. "/vpcep.so") or "cp " .. q(so) .. " " .. q(b .. "/vpcep.so"))))
+      end
+    end
+
+    after_each(function()
+      if dir then os.execute("rm -rf " .. q(dir)) end
+      dir = nil
+    end)
+
+    -- Runs dir/bin/vpcep where Lua finds nothing but argparse, cjson (and
+    -- luasocket): no installed vpcep, no path of this run.
+    local function launch(args)
+      local lpath = assert(helper.cmodule_template("argparse", package.path))
+      local cpath = assert(helper.cmodule_template("cjson"))
+      local sock = helper.cmodule_template("socket.core")
+      if sock then cpath = cpath .. ";" .. sock end
+      return run_shell(command(args, nil, dir .. "/bin/vpcep", lpath, cpath))
+    end
+
+    it("finds ../lua/ and ../build/<lua>/ beside itself and works", function()
+      checkout { [helper.this_lua] = true }
+      local rc, out, err = launch({ "list", "--service", SID })
+      assert.are.equal(0, rc, err)
+      assert.are.equal("4 connection(s)", lines(out)[6])
+      rc, out = launch({ "--version" })
+      assert.are.equal(0, rc)
+      assert.matches("^vpcep %d+%.%d+%.%d+\n$", out)
+    end)
+
+    it("says which build is missing and how to make it, when only another Lua's is there", function()
+      local others = {}
+      for _, lua in ipairs({ "lua5.1", "lua5.3", "lua5.4", "luajit" }) do
+        if lua ~= helper.this_lua then others[lua] = "empty" end
+      end
+      checkout(others)
+      local rc, out, err = launch({ "list", "--service", SID })
+      assert.are.equal(1, rc)
+      assert.are.equal("", out)
+      local found = {}
+      for _, lua in ipairs({ "lua5.1", "lua5.3", "lua5.4", "luajit" }) do
+        if others[lua] then found[#found + 1] = "build/" .. lua end
+      end
+      assert.are.equal("vpcep: no build for " .. helper.this_lua .. " (found " .. table.concat(found, ", ")
+        .. "); run: make LUA=" .. helper.this_lua .. " (in " .. dir .. ")\n", err)
+      -- run from the checkout as bin/vpcep: the make command is for here
+      local lpath = assert(helper.cmodule_template("argparse", package.path))
+      local cpath = assert(helper.cmodule_template("cjson"))
+      rc, out, err = run_shell("cd " .. q(dir) .. " && " .. command({ "--version" }, nil, "bin/vpcep", lpath, cpath))
+      assert.are.equal(1, rc)
+      assert.are.equal("", out)
+      assert.are.equal("vpcep: no build for " .. helper.this_lua .. " (found " .. table.concat(found, ", ")
+        .. "); run: make LUA=" .. helper.this_lua .. "\n", err)
+      assert.are.equal(0, api_requests())
+    end)
+
+    it("without any build it says the module cannot be loaded", function()
+      checkout {}
+      local rc, out, err = launch({ "--version" })
+      assert.are.equal(1, rc)
+      assert.are.equal("", out)
+      assert.matches("^vpcep: cannot load the vpcep module %(luarocks install vpcep, or make in a checkout%): "
+        .. "module 'vpcep' not found", err)
+      assert.are.equal(1, #lines(err))
+    end)
+
+    it("without lua/vpcep/cli.lua it says so in one line", function()
+      checkout { [helper.this_lua] = true }
+      os.remove(dir .. "/lua/vpcep/cli.lua")
+      local rc, out, err = launch({ "--version" })
+      assert.are.equal(1, rc)
+      assert.are.equal("", out)
+      assert.matches("^vpcep: cannot load vpcep.cli: module 'vpcep.cli' not found", err)
+      assert.are.equal(1, #lines(err))
+    end)
+  end)
+
+  describe("the module's internals for it", function()
+    local vpcep = require "vpcep"
+
+    it("vpcep._check_id returns the id, or raises what the client raises for it", function()
+      assert.are.equal("ep-0001_a.b", vpcep._check_id("ep-0001_a.b", "endpoint id"))
+      assert.are.equal(string.rep("a", 64), vpcep._check_id(string.rep("a", 64)))
+      local c = helper.client(mock)
+      for _, bad in ipairs({ "", "a b", "a/b", "..", ".", "a\n", string.rep("a", 65), "é", 42, true }) do
+        local mine = helper.einval(vpcep._check_id, bad, "endpoint id")
+        local theirs = helper.einval(c.prepare, c, "receive", SID, bad)
+        assert.are.equal(theirs.message, mine.message)
+        assert.matches("^endpoint id ", mine.message)
+      end
+      c:close()
+      assert.matches("^id must be 1%.%.64", helper.einval(vpcep._check_id, "").message)
+      assert.matches("^what must be a string", helper.einval(vpcep._check_id, "a", 7).message)
+      assert.are.equal(0, api_requests())
+    end)
+
+    it("vpcep._isatty tells a terminal from anything else; a bad fd is invalid_argument", function()
+      for _, bad in ipairs({ -1, 1.5, "0", 2 ^ 40, {} }) do
+        assert.matches("^fd must be", helper.einval(vpcep._isatty, bad).message)
+      end
+      helper.einval(vpcep._isatty)
+      local probe = "package.cpath = " .. string.format("%q", package.cpath)
+        .. " local v = require 'vpcep' io.write(tostring(v._isatty(0)), tostring(v._isatty(99)))"
+      local rc, out = run_shell(q(LUA) .. " -e " .. q(probe))
+      assert.are.equal(0, rc)
+      assert.are.equal("falsefalse", out)   -- stdin is /dev/null
+      if HAVE_PTY then
+        local ok, text = helper.run("script -qec " .. q(q(LUA) .. " -e " .. q(probe)) .. " /dev/null </dev/null")
+        assert.is_true(ok, text)
+        assert.matches("^truefalse", text)
+      end
     end)
   end)
 end)

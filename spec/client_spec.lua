@@ -15,14 +15,7 @@ local ACTION_PATH = "/v1/" .. D.project_id .. "/vpc-endpoint-services/" .. D.ser
 
 local einval = helper.einval
 
--- request header lookup in a mock log entry (case-insensitive), and how many
-local function log_header(entry, name)
-  local found, n = nil, 0
-  for _, h in ipairs(entry.headers) do
-    if h[1]:lower() == name:lower() then found, n = h[2], n + 1 end
-  end
-  return found, n
-end
+local log_header = helper.log_header
 
 describe("client", function()
   local mock
@@ -403,10 +396,7 @@ describe("client", function()
 
   describe("one-shot functions", function()
     local function opts(extra)
-      local o = { endpoint = mock.url, project_id = D.project_id, token = TOKEN, retries = 0,
-                  service_id = D.service_id }
-      for k, v in pairs(extra) do o[k] = v end
-      return o
+      return helper.client_opts(mock, { token = TOKEN, retries = 0, service_id = D.service_id }, extra)
     end
 
     it("vpcep.accept{...} accepts an array in order", function()

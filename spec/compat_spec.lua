@@ -120,7 +120,8 @@ describe("compat", function()
           local ok, text = run("make -s LUA=" .. lua .. " O=" .. q(root) .. " lib")
           assert.is_true(ok, text)
           local so = root .. "/" .. lua .. "/vpcep.so"
-          local script = "package.cpath = " .. string.format("%q", root .. "/" .. lua .. "/?.so;") .. " .. package.cpath\n"
+          local script = "package.cpath = " .. string.format("%q", root .. "/" .. lua .. "/?.so;")
+            .. " .. package.cpath\n"
             .. [[
 local v = require "vpcep"
 local function m(lit)
@@ -138,7 +139,8 @@ io.write(_VERSION, "|", v._VERSION, "|", type(big), "|", tostring(big), "|",
           ok, out = run(lua .. " " .. q(sfile))
           os.remove(sfile)
           assert.is_true(ok, out)
-          local lv, mv, bigtype, bigtext, smalltype, isjit = out:match("^(Lua [%d.]+)|([^|]+)|(%a+)|([^|]+)|(%a+)|(%a+)$")
+          local lv, mv, bigtype, bigtext, smalltype, isjit =
+            out:match("^(Lua [%d.]+)|([^|]+)|(%a+)|([^|]+)|(%a+)|(%a+)$")
           assert.is_string(lv, out)
           assert.are.equal(vpcep._VERSION, mv)
           assert.are.equal("422321321312321321", bigtext)

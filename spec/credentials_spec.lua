@@ -10,7 +10,6 @@ local helper = require "spec.helper"
 local vpcep = require "vpcep"
 
 local D = helper.defaults
-local json = helper.json
 local q = helper.shell_quote
 
 local ENV_AK = "ENVAK00000000000000Z"
@@ -27,11 +26,7 @@ local texts = {}
 -- mock saw
 local secrets = { ENV_SK, ENV_ST, OPT_SK, OPT_ST, D.sk, "Signature=" }
 
-local function no_secret(text)
-  for _, s in ipairs(secrets) do
-    assert.is_nil(text:find(s, 1, true), "a secret (" .. s:sub(1, 6) .. "...) shows in: " .. text)
-  end
-end
+local no_secret = helper.no_secret(secrets)
 
 local function record(text)
   assert.is_string(text)
@@ -117,7 +112,7 @@ ACCEPT = "local sid = OPTS.sid; OPTS.sid = nil; " .. ACCEPT:gsub("OPTS%.sid", "s
 local NEW = "local c = vpcep.new(OPTS); out.client = tostring(c); "
   .. "out.url = c:prepare('receive', 'svc', 'ep').url; c:close()"
 
-local function header(entry, name) return (helper.log_header(entry, name)) end
+local header = helper.header
 
 local mock
 setup(function() mock = helper.start() end)
@@ -278,7 +273,8 @@ describe("credentials from the environment", function()
     end)
 
     it("a SK with a space or a control byte names the variable, not the value", function()
-      refused({ HUAWEICLOUD_SDK_AK = ENV_AK, HUAWEICLOUD_SDK_SK = ENV_SK .. " x", HUAWEICLOUD_SDK_PROJECT_ID = ENV_PID },
+      refused({ HUAWEICLOUD_SDK_AK = ENV_AK, HUAWEICLOUD_SDK_SK = ENV_SK .. " x",
+        HUAWEICLOUD_SDK_PROJECT_ID = ENV_PID },
               { endpoint = mock.url }, "HUAWEICLOUD_SDK_SK")
       refused({ HUAWEICLOUD_SDK_AK = ENV_AK, HUAWEICLOUD_SDK_SK = ENV_SK, HUAWEICLOUD_SDK_PROJECT_ID = ENV_PID,
                 HUAWEICLOUD_SDK_SECURITY_TOKEN = ENV_ST .. "\t" },

@@ -7,7 +7,6 @@ local vpcep = require "vpcep"
 local socket = require "socket"
 
 local D = helper.defaults
-local LIST_PATH = "/v1/" .. D.project_id .. "/vpc-endpoint-services/" .. D.service_id .. "/connections"
 
 local function conn(id) return { id = id, status = "accepted", marker_id = 7 } end
 
@@ -52,8 +51,7 @@ describe("edges", function()
     local ids = mock:seed(3)
     -- each answer takes 1.1 s and one goes at a time: the sends span 2+ s
     mock:config { delay_ms = 1100 }
-    local c = vpcep.new { endpoint = mock.url, project_id = D.project_id, ak = D.ak, sk = D.sk,
-                          concurrency = 1, retries = 0 }
+    local c = vpcep.new(helper.aksk_opts(mock, { concurrency = 1, retries = 0 }))
     local res = c:accept(D.service_id, ids)
     assert.are.equal(3, #res)
     local dates = {}
@@ -77,7 +75,7 @@ describe("edges", function()
       { match = { method = "GET", path_contains = "offset=4" }, times = 1, answer = page(5, 1) },
     }
     local c = helper.client(mock, { retries = 0 })
-    local list, total = c:connections(D.service_id, { limit = 3 })
+    local list, total = c:connections(D.service_id)
     assert.are.equal(5, total)
     assert.are.equal(5, #list)
     for i = 1, 5 do assert.are.equal(("c%02d"):format(i), list[i].id) end
@@ -86,9 +84,9 @@ describe("edges", function()
 
   it("stops with vpcep.bad_response when a server ignores offset", function()
     mock:fault { match = { method = "GET" }, times = 0,
-      answer = { status = 200, json = { connections = { conn("a"), conn("b") } } } }
+      answer = { status = 200, json = { connections = { conn("a"), conn("b") }, total_count = 10 } } }
     local c = helper.client(mock, { retries = 0 })
-    local err = helper.raised(c.connections, c, D.service_id, { limit = 2 })
+    local err = helper.raised(c.connections, c, D.service_id)
     assert.are.equal("vpcep.bad_response", err.code)
     assert.matches("same page twice", err.message, 1, true)
     assert.are.equal(2, #mock:log())
@@ -98,7 +96,8 @@ describe("edges", function()
   it("does not spin while a backed-off request waits for a busy slot", function()
     mock:service { endpoints = { { id = "e503" }, { id = "slow1" }, { id = "slow2" } } }
     mock:faults {
-      { match = { endpoint = "e503" }, times = 1, answer = { status = 503, json = { error_code = "X", error_msg = "busy" } } },
+      { match = { endpoint = "e503" }, times = 1,
+        answer = { status = 503, json = { error_code = "X", error_msg = "busy" } } },
       { match = { endpoint = "slow1" }, times = 1, delay_ms = 1500 },
       { match = { endpoint = "slow2" }, times = 1, delay_ms = 1500 },
     }
@@ -113,7 +112,8 @@ describe("edges", function()
   end)
 
   it("caps an oversized error_code of a failed connection in the message", function()
-    mock:service { endpoints = { { id = "f1", fail_with = { error_code = ("C"):rep(200000) .. "\r\nX", error_message = "no" } } } }
+    mock:service { endpoints = { { id = "f1", fail_with = { error_code = ("C"):rep(200000) .. "\r\nX",
+      error_message = "no" } } } }
     local c = helper.client(mock, { retries = 0 })
     local err = helper.raised(c.accept, c, D.service_id, "f1")
     assert.are.equal("vpcep.connection_failed", err.code)

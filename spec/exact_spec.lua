@@ -29,14 +29,16 @@ describe("exact integers", function()
   end)
 
   it("keeps a big integer exact in an unknown field too (general path)", function()
-    local d = doc('{"connections":[{"id":"e","marker_id":422321321312321321,"extra":{"n":1234567890123456789}}],"big":-9223372036854775807}')
+    local d = doc('{"connections":[{"id":"e","marker_id":422321321312321321,"extra":{"n":1234567890123456789}}],'
+      .. '"big":-9223372036854775807}')
     assert.are.equal(exact("422321321312321321"), d.connections[1].marker_id)
     assert.are.equal(exact("1234567890123456789"), d.connections[1].extra.n)
     assert.are.equal(exact("-9223372036854775807"), d.big)
   end)
 
   it("handles a marker_id outside the connections array", function()
-    local d = doc('{"other":[{"marker_id":422321321312321322}],"connections":[' .. conn("a", "422321321312321321") .. ']}')
+    local d = doc('{"other":[{"marker_id":422321321312321322}],"connections":[' .. conn("a", "422321321312321321")
+      .. ']}')
     assert.are.equal(exact("422321321312321321"), d.connections[1].marker_id)
     assert.are.equal(exact("422321321312321322"), d.other[1].marker_id)
   end)
@@ -77,7 +79,8 @@ describe("exact integers", function()
   end)
 
   it("leaves digits inside strings alone", function()
-    local d = doc('{"connections":[{"id":"a","description":"4223213213123213210000 \\" 4223213213123213210000","marker_id":1}]}')
+    local d = doc('{"connections":[{"id":"a","description":"4223213213123213210000 \\" 4223213213123213210000",'
+      .. '"marker_id":1}]}')
     assert.are.equal('4223213213123213210000 " 4223213213123213210000', d.connections[1].description)
   end)
 
@@ -109,7 +112,8 @@ describe("exact integers", function()
   end)
 
   it("judges the value the decoder keeps of duplicate keys", function()
-    assert.are.equal(exact("5"), doc('{"connections":[{"id":"a","marker_id":1.5,"marker_id":5}]}').connections[1].marker_id)
+    local twice = doc('{"connections":[{"id":"a","marker_id":1.5,"marker_id":5}]}')
+    assert.are.equal(exact("5"), twice.connections[1].marker_id)
     assert.are.equal(exact("422321321312321321"),
       doc('{"connections":[{"id":"a","marker_id":"x","marker_id":4.22321321312321321e17}]}').connections[1].marker_id)
     assert.is_false(pcall(doc, '{"connections":[{"id":"a","marker_id":5,"marker_id":1.5}]}'))

@@ -153,20 +153,46 @@ end
 ---------------------------------------------------------------------------
 -- Error objects and clients (these load vpcep and luassert when called).
 
--- f(...) must raise a vpcep error object; returns it.
+-- f(...) must raise a vpcep error object (with a code, a message, retryable
+-- and a tostring); returns it.
 function helper.raised(f, ...)
   local luassert, vpcep = require "luassert", require "vpcep"
   local ok, err = pcall(f, ...)
   luassert.is_false(ok, "expected an error")
   luassert.is_true(vpcep.is_error(err), "expected an error object, got " .. tostring(err))
+  luassert.is_string(err.code)
+  luassert.is_string(err.message)
+  luassert.is_boolean(err.retryable)
+  luassert.is_string(tostring(err))
   return err
 end
 
--- f(...) must raise a vpcep.invalid_argument error object; returns it.
+-- f(...) must raise a vpcep.invalid_argument error object, as bad input
+-- does before anything is sent: a message, no status, not retryable.
+-- Returns it.
 function helper.einval(f, ...)
+  local luassert = require "luassert"
   local err = helper.raised(f, ...)
-  require("luassert").are.equal("vpcep.invalid_argument", err.code, tostring(err))
+  luassert.are.equal("vpcep.invalid_argument", err.code, tostring(err))
+  luassert.is_nil(err.status, tostring(err))
+  luassert.is_false(err.retryable, tostring(err))
   return err
+end
+
+-- A checker for the secrets (a list of strings): no_secret(x) asserts that
+-- none of them shows in x, a text or an error object (its tostring and
+-- message). Extra arguments are ignored (a gsub's count may follow).
+--   local no_secret = helper.no_secret { D.token, D.sk }
+function helper.no_secret(secrets)
+  return function(x)
+    local text = x
+    if type(x) ~= "string" then
+      text = tostring(x) .. "\n" .. tostring(type(x) == "table" and x.message or "")
+    end
+    for _, s in ipairs(secrets) do
+      require("luassert").is_nil(text:find(s, 1, true), "a secret (" .. s:sub(1, 6) .. "...) shows in: " .. text)
+    end
+  end
 end
 
 -- A new table with the fields of each argument in turn (nil arguments skipped).
@@ -189,6 +215,12 @@ function helper.client(mock, ...)
   return require("vpcep").new(helper.client_opts(mock, ...))
 end
 
+-- Options for a client of the mock that signs with the default AK/SK.
+function helper.aksk_opts(mock, ...)
+  return helper.merge({ endpoint = mock.url, project_id = helper.defaults.project_id,
+                        ak = helper.defaults.ak, sk = helper.defaults.sk }, ...)
+end
+
 -- A request header in a mock log entry (headers = {{name, value}, ...}),
 -- whatever the case of its name: the first value, and how many there were.
 function helper.log_header(entry, name)
@@ -200,6 +232,11 @@ function helper.log_header(entry, name)
     end
   end
   return value, n
+end
+
+-- The first value of that header, alone.
+function helper.header(entry, name)
+  return (helper.log_header(entry, name))
 end
 
 -- n endpoint ids: prefix .. "0000", prefix .. "0001", ... (prefix "ep-").
@@ -347,6 +384,14 @@ end
 Mock.control = control
 
 function Mock:reset() return control(self, "POST", "/_mock/reset", {}) end
+
+-- Sends a request table of client:prepare / vpcep.sign ({method, url,
+-- headers, body}, its url on this mock) as it is: status, body, headers.
+function Mock:send(req)
+  require("luassert").are.equal(self.url, req.url:sub(1, #self.url), "not a request to this mock")
+  return self:request { method = req.method, path = req.url:sub(#self.url + 1), headers = req.headers,
+                        body = req.body }
+end
 
 -- mock:service{ project_id=?, service_id=?, endpoints={...}, count=?, prefix=? }
 -- or a pre-encoded JSON string (to keep 64-bit marker_ids exact).

@@ -6,13 +6,7 @@ local d = helper.defaults
 
 local function client_for(mock, o) return helper.client(mock, { timeout = 10, retries = 0 }, o) end
 
-local function raised(f, ...)
-  local err = helper.raised(f, ...)
-  assert.is_string(err.code)
-  assert.is_string(err.message)
-  assert.is_string(tostring(err))
-  return err
-end
+local raised = helper.raised
 
 -- For a describe block: its own mock, reset before each test to one service
 -- with endpoint e1; each(mock, client) hands the block the mock and a new client.
@@ -67,7 +61,8 @@ describe("hostile answers", function()
     { "total_count a float", { status = 200, body = '{"connections":[],"total_count":1.5}' } },
     { "total_count a string", { status = 200, body = '{"connections":[],"total_count":"3"}' } },
     { "deeply nested arrays", { status = 200, body = string.rep("[", 10000) .. string.rep("]", 10000) } },
-    { "deeply nested objects", { status = 200, body = '{"connections":[' .. string.rep('{"a":', 10000) .. "1" .. string.rep("}", 10000) .. "]}" } },
+    { "deeply nested objects", { status = 200, body = '{"connections":[' .. string.rep('{"a":', 10000) .. "1"
+      .. string.rep("}", 10000) .. "]}" } },
     { "nesting without end", { status = 200, body = string.rep("[", 100000) } },
     { "invalid UTF-8 in a string", { status = 200, body = '{"connections":[{"id":"e1","description":"\255\254"}]}' } },
     { "overlong UTF-8", { status = 200, body = '{"connections":[{"id":"e1","description":"\192\175"}]}' } },
@@ -77,8 +72,10 @@ describe("hostile answers", function()
     { "NaN", { status = 200, body = '{"connections":[],"total_count":NaN}' } },
     { "huge number", { status = 200, body = '{"connections":[],"total_count":1e400}' } },
     { "a byte order mark", { status = 200, body = '\239\187\191{"connections":[{"id":"e1","status":"accepted"}]}' } },
-    { "marker_id a fraction", { status = 200, body = '{"connections":[{"id":"e1","status":"accepted","marker_id":1.5}]}' } },
-    { "marker_id a string", { status = 200, body = '{"connections":[{"id":"e1","status":"accepted","marker_id":"123"}]}' } },
+    { "marker_id a fraction",
+      { status = 200, body = '{"connections":[{"id":"e1","status":"accepted","marker_id":1.5}]}' } },
+    { "marker_id a string",
+      { status = 200, body = '{"connections":[{"id":"e1","status":"accepted","marker_id":"123"}]}' } },
     { "marker_id a rounded exponent", { status = 200,
       body = '{"connections":[{"id":"e1","status":"accepted","marker_id":4.223213213123213215e17}]}' } },
   }
@@ -116,7 +113,8 @@ describe("hostile answers", function()
         assert.is_true(#tostring(err) <= 4300)
       end },
     { "an error body nested 10000 deep gives HTTP.<status>",
-      { answer = { status = 400, body = string.rep('{"error":', 10000) .. "1" .. string.rep("}", 10000) } }, "HTTP.400" },
+      { answer = { status = 400, body = string.rep('{"error":', 10000) .. "1" .. string.rep("}", 10000) } },
+        "HTTP.400" },
     { "an error message with control bytes and invalid UTF-8 is cleaned",
       { answer = { status = 400, body = '{"error_code":"EndPoint.0001","error_msg":"a\\r\\nX-Evil: 1\\u0000b"}' } },
       "EndPoint.0001", check = function(err) assert.is_nil(err.message:find("[%z\1-\31]")) end },
@@ -128,7 +126,8 @@ describe("hostile answers", function()
       check = function(err) assert.is_nil(err.status) end },
     { "a body cut in the middle -> vpcep.transport", { truncate = true }, "vpcep.transport" },
     { "a connection reset mid-body -> vpcep.transport",
-      { raw = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"connections\":[{\"id\":" },
+      { raw = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        .. "{\"connections\":[{\"id\":" },
       "vpcep.transport" },
     { "garbage instead of HTTP -> vpcep.transport", { raw = "\0\1\2 this is not HTTP at all\r\n\r\n" },
       "vpcep.transport" },
@@ -138,7 +137,8 @@ describe("hostile answers", function()
       function() return { redirect = mock.url .. "/v1/elsewhere" } end, "APIGW.0302", status = 302,
       check = function() assert.equal(1, #mock:log()) end },
     { "a bare redirect without a body is HTTP.302, not followed",
-      function() return { raw = "HTTP/1.1 302 Found\r\nLocation: " .. mock.url .. "/v1/x\r\nContent-Length: 0\r\n\r\n" } end,
+      function() return { raw = "HTTP/1.1 302 Found\r\nLocation: " .. mock.url
+        .. "/v1/x\r\nContent-Length: 0\r\n\r\n" } end,
       "HTTP.302", status = 302, check = function() assert.equal(1, #mock:log()) end },
     { "a redirect to another host is not followed either",
       { raw = "HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.2:1/steal\r\nContent-Length: 0\r\n\r\n" }, "HTTP.301" },
@@ -168,7 +168,8 @@ describe("hostile answers", function()
   end)
 
   it("an answer with no Content-Length that just closes is read to the end", function()
-    mock:fault{ times = 0, raw = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"connections\":[{\"id\":\"e1\",\"status\":\"accepted\"}]}" }
+    mock:fault{ times = 0, raw = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+      .. "{\"connections\":[{\"id\":\"e1\",\"status\":\"accepted\"}]}" }
     local conns = c:accept(d.service_id, "e1")
     assert.equal("accepted", conns[1].status)
   end)
@@ -269,7 +270,8 @@ print("done")
 
   for i, row in ipairs(cases.rows) do
     it("#" .. i .. " " .. row[1]:sub(1, 40), function()
-      local ok, out = helper.run(helper.shell_quote(helper.interpreter()) .. " " .. helper.shell_quote(file) .. " " .. i)
+      local ok, out = helper.run(helper.shell_quote(helper.interpreter()) .. " "
+        .. helper.shell_quote(file) .. " " .. i)
       assert.is_true(ok, out)
       assert.equal("done\n", out)
     end)
@@ -279,8 +281,10 @@ end)
 describe("vpcep.parse with hostile input", function()
   local bodies = {
     "", "{", "}", "[", "\"", "{\"connections\":", string.rep("[", 5000), string.rep("{\"a\":", 5000),
-    "\255", "{\"connections\":[{\"id\":\"\255\"}]}", "{\"connections\":[{\"id\":\"e\",\"marker_id\":99999999999999999999999999}]}",
-    "{\"connections\":[{\"id\":\"e\",\"marker_id\":-9223372036854775809}]}", "{\"connections\":[],\"total_count\":-0.0}",
+    "\255", "{\"connections\":[{\"id\":\"\255\"}]}",
+    "{\"connections\":[{\"id\":\"e\",\"marker_id\":99999999999999999999999999}]}",
+    "{\"connections\":[{\"id\":\"e\",\"marker_id\":-9223372036854775809}]}",
+    "{\"connections\":[],\"total_count\":-0.0}",
     "0", "-", "1e", "{\"connections\":[]}" .. string.rep(" ", 10),
   }
   for i, body in ipairs(bodies) do
@@ -320,11 +324,7 @@ describe("hostile input is refused before sending", function()
   local mock, c
   mock_with_e1(function(m, cl) mock, c = m, cl end)
 
-  local function refused(f, ...)
-    local err = raised(f, ...)
-    assert.equal("vpcep.invalid_argument", err.code)
-    return err
-  end
+  local refused = helper.einval
 
   local bad_ids = {
     "a\r\nX-Evil: 1", "a\n", "a\r", "a\0b", "a/b", "../etc", "..", ".", "a?b", "a#b", "a%2Fb", "%00", "a b", "a\tb",
@@ -338,7 +338,8 @@ describe("hostile input is refused before sending", function()
       refused(c.prepare, c, "receive", d.service_id, id)
       refused(c.connections, c, d.service_id, { id = id })
       refused(c.accept, c, id, "e1")
-      refused(vpcep.accept, { project_id = d.project_id, endpoint = mock.url, token = d.token, service_id = d.service_id, endpoints = { id } })
+      refused(vpcep.accept, { project_id = d.project_id, endpoint = mock.url, token = d.token,
+        service_id = d.service_id, endpoints = { id } })
       local ok, err = pcall(vpcep.new, { project_id = id, endpoint = mock.url, token = d.token })
       assert.is_false(ok)
       assert.equal("vpcep.invalid_argument", err.code)

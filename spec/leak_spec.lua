@@ -13,7 +13,7 @@ local function n(x) return math.max(1, math.floor(x * scale)) end
 local function rss_kb()
   local f = io.open("/proc/self/statm", "r")
   if not f then return nil end
-  local pages = f:read("*n"); pages = f:read("*n")
+  local _, pages = f:read("*n", "*n")   -- statm: size, then resident
   f:close()
   return pages and pages * 4 or nil
 end
@@ -51,14 +51,16 @@ describe("no leaks over 10,000 raised errors", function()
     local cases = {
       function() return vpcep.new{ project_id = "p/1", endpoint = mock.url, token = d.token } end,
       function() return vpcep.new{ project_id = d.project_id, endpoint = mock.url, token = "x\n" } end,
-      function() return vpcep.new{ project_id = d.project_id, endpoint = mock.url, ak = "a", sk = "s", token = "t" } end,
+      function() return vpcep.new{ project_id = d.project_id, endpoint = mock.url, ak = "a", sk = "s",
+        token = "t" } end,
       function() return vpcep.new{ project_id = d.project_id, endpoint = mock.url, token = "t", timeout = -1 } end,
       function() return c:accept(d.service_id, "a/b") end,
       function() return c:accept(d.service_id, { "e1", "e1" }) end,
       function() return c:accept(d.service_id, { "e1", string.rep("x", 65) }) end,
       function() return c:connections(d.service_id, { limit = 5000 }) end,
       function() return c:prepare("nope", d.service_id, "e1") end,
-      function() return vpcep.sign({ method = "GET", url = "https://h/p", headers = { A = "\r" } }, { ak = "a", sk = "s" }) end,
+      function() return vpcep.sign({ method = "GET", url = "https://h/p", headers = { A = "\r" } },
+        { ak = "a", sk = "s" }) end,
     }
     for i = 1, n(4000) do
       count_err(pcall(cases[(i - 1) % #cases + 1]))
@@ -84,8 +86,10 @@ describe("no leaks over 10,000 raised errors", function()
   it("HTTP errors, bad answers and failed connections from the mock (2000)", function()
     local c = client{ max_body = 2048 }
     mock:faults{
-      { times = 0, match = { endpoint = "e1", method = "POST" }, answer = { status = 404, json = { error_code = "EndPoint.0005", error_msg = "gone" } } },
-      { times = 0, match = { endpoint = "e2", method = "POST" }, answer = { status = 200, body = '{"connections":[{"id":"e2","status":"failed","error":[{"error_code":"E","error_message":"m"}]}]}' } },
+      { times = 0, match = { endpoint = "e1", method = "POST" },
+        answer = { status = 404, json = { error_code = "EndPoint.0005", error_msg = "gone" } } },
+      { times = 0, match = { endpoint = "e2", method = "POST" }, answer = { status = 200,
+        body = '{"connections":[{"id":"e2","status":"failed","error":[{"error_code":"E","error_message":"m"}]}]}' } },
       { times = 0, match = { method = "GET" }, answer = { status = 200, body = '{"connections":"no"}' } },
     }
     for i = 1, n(2000) do
@@ -103,7 +107,8 @@ describe("no leaks over 10,000 raised errors", function()
     mock:faults{
       { times = 0, match = { endpoint = "e1" }, big_body = 4096 },
       { times = 0, match = { endpoint = "e2" }, reset = true },
-      { times = 0, match = { method = "GET" }, answer = { status = 503, headers = { ["Retry-After"] = "0" }, body = "" } },
+      { times = 0, match = { method = "GET" },
+        answer = { status = 503, headers = { ["Retry-After"] = "0" }, body = "" } },
     }
     for i = 1, n(400) do
       local k = i % 3

@@ -10,12 +10,7 @@ local q = helper.shell_quote
 
 local TOKEN = "opt-token-" .. string.rep("t", 30)
 
-local function einval(f, ...)
-  local err = helper.einval(f, ...)
-  assert.is_nil(err.status)
-  assert.is_false(err.retryable)
-  return err
-end
+local einval = helper.einval
 
 local function describe_value(v)
   if type(v) == "string" then
@@ -293,7 +288,8 @@ describe("options", function()
         .. "local vpcep = require 'vpcep'\n"
         .. "local ok, r = pcall(function() " .. code .. " end)\n"
         .. "if ok then io.write('OK ', tostring(r), '\\n')\n"
-        .. "else io.write('ERR ', tostring(vpcep.is_error(r)), ' ', tostring(type(r) == 'table' and r.code or r), '\\n') end\n"
+        .. "else io.write('ERR ', tostring(vpcep.is_error(r)), ' ',"
+        .. " tostring(type(r) == 'table' and r.code or r), '\\n') end\n"
       words[#words + 1] = "-e " .. q(prog) .. " </dev/null 2>&1"
       local p = assert(io.popen(table.concat(words, " "), "r"))
       local out = p:read("*a")
@@ -341,7 +337,8 @@ describe("options", function()
 
     it("a bad HUAWEICLOUD_SDK_PROJECT_ID is refused like a bad option", function()
       for _, pid in ipairs({ string.rep("p", 65), "a/b", "a?b", "..", "a b" }) do
-        assert.are.equal("ERR true vpcep.invalid_argument\n", child({ HUAWEICLOUD_SDK_PROJECT_ID = pid }, new_code(nil)),
+        assert.are.equal("ERR true vpcep.invalid_argument\n",
+          child({ HUAWEICLOUD_SDK_PROJECT_ID = pid }, new_code(nil)),
           pid)
       end
       local ok64 = string.rep("p", 64)

@@ -147,7 +147,8 @@ describe("vpcep.parse", function()
                              "9223372036854775808", "1.0000000000000001" }) do
         local err = raises(vpcep.parse, 200, doc_with(lit))
         assert.are.equal("vpcep.bad_response", err.code, lit)
-        assert.are.equal("vpcep: 200 vpcep.bad_response: answer has the wrong shape: a connection's marker_id is not a 64-bit integer",
+        assert.are.equal("vpcep: 200 vpcep.bad_response: answer has the wrong shape: "
+                         .. "a connection's marker_id is not a 64-bit integer",
           tostring(err), lit)
       end
     end)
@@ -164,7 +165,8 @@ describe("vpcep.parse", function()
 
   describe("error answers", function()
     it("the flat shape", function()
-      local err = raises(vpcep.parse, 404, '{"error_code":"EndPoint.0005","error_msg":"The requested resource does not exist."}',
+      local err = raises(vpcep.parse, 404,
+        '{"error_code":"EndPoint.0005","error_msg":"The requested resource does not exist."}',
         { ["X-Request-Id"] = "0a1b2c" })
       assert.are.equal("EndPoint.0005", err.code)
       assert.are.equal("The requested resource does not exist.", err.message)
@@ -176,7 +178,8 @@ describe("vpcep.parse", function()
     end)
 
     it("the gateway shape, request_id from the body without a header", function()
-      local body = '{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication information: x","request_id":"rb-9"}'
+      local body = '{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication information: x",'
+        .. '"request_id":"rb-9"}'
       local err = raises(vpcep.parse, 401, body)
       assert.are.equal("APIGW.0301", err.code)
       assert.are.equal(401, err.status)
@@ -242,7 +245,8 @@ describe("vpcep.parse", function()
                        '{"connections":[{"id":5}]}', '{"connections":[],"total_count":-1}',
                        '{"connections":[],"total_count":"3"}', '{"connections":[{"id":"e"',
                        '{"connections":[{"id":"\255"}]}', '{"connections":[],"total_count":1.5}',
-                       '{"connections":[],"total_count":4.223213213123213215e17}', '{"connections":[],"total_count":true}',
+                       '{"connections":[],"total_count":4.223213213123213215e17}',
+                       '{"connections":[],"total_count":true}',
                        '{"connections":[{"id":"e","marker_id":1.5}]}', '{"connections":[{"id":"e","marker_id":"1"}]}',
                        '\239\187\191{"connections":[]}' }
       for _, b in ipairs(bodies) do
@@ -255,7 +259,8 @@ describe("vpcep.parse", function()
 
     it("a byte order mark is named in the message", function()
       local err = raises(vpcep.parse, 200, '\239\187\191{"connections":[]}', { ["X-Request-Id"] = "r-bom" })
-      assert.are.equal("vpcep: 200 vpcep.bad_response: answer is not the expected JSON: answer starts with a byte order mark "
+      assert.are.equal("vpcep: 200 vpcep.bad_response: answer is not the expected JSON: "
+                       .. "answer starts with a byte order mark "
         .. "(request_id=r-bom)", tostring(err))
       -- invalid UTF-8 after one is still reported as what it is: the mark comes first
       err = raises(vpcep.parse, 200, '{"connections":[{"id":"\255"}]}')

@@ -200,7 +200,8 @@ describe("client:plan", function()
     mock:seed(1)
     local c = helper.client(mock)
     mock:fault{ match = { endpoint = "ep-0000" }, times = 0,
-                answer = { status = 401, json = { error_code = "APIGW.0301", error_msg = "bad " .. helper.defaults.token } } }
+                answer = { status = 401,
+                           json = { error_code = "APIGW.0301", error_msg = "bad " .. helper.defaults.token } } }
     local ok, err = pcall(drive, mock, c:plan("accept", SID, "ep-0000"))
     assert.is_false(ok)
     assert.is_nil(tostring(err):find(helper.defaults.token, 1, true))

@@ -30,12 +30,6 @@ describe("client:prepare", function()
   end)
   after_each(function() client:close() end)
 
-  local function send(req)
-    assert.are.equal(mock.url, req.url:sub(1, #mock.url))
-    return mock:request{ method = req.method, path = req.url:sub(#mock.url + 1), headers = req.headers,
-                         body = req.body }
-  end
-
   it("returns method, url, headers and body for receive", function()
     local req = client:prepare("receive", D.service_id, "e1")
     assert.are.equal("POST", req.method)
@@ -62,7 +56,7 @@ describe("client:prepare", function()
 
   it("sending exactly the prepared receive with luasocket accepts the connection", function()
     local req = client:prepare("receive", D.service_id, "e1")
-    local status, body = send(req)
+    local status, body = mock:send(req)
     assert.are.equal(200, status)
     local doc = json.decode(body)
     assert.are.equal("e1", doc.connections[1].id)
@@ -73,7 +67,7 @@ describe("client:prepare", function()
 
   it("sending the prepared reject rejects, and vpcep.parse reads the answer", function()
     local req = client:prepare("reject", D.service_id, "e2")
-    local status, body, headers = send(req)
+    local status, body, headers = mock:send(req)
     local doc = vpcep.parse(status, body, headers)
     assert.are.equal("rejected", doc.connections[1].status)
     assert.are.equal("rejected", mock:by_id().e2.status)
@@ -96,7 +90,7 @@ describe("client:prepare", function()
   it("a prepared request with a wrong token is refused by the service", function()
     local req = client:prepare("receive", D.service_id, "e1")
     req.headers["X-Auth-Token"] = "wrong"
-    local status, body, headers = send(req)
+    local status, body, headers = mock:send(req)
     assert.are.equal(401, status)
     local ok, err = pcall(vpcep.parse, status, body, headers)
     assert.is_false(ok)

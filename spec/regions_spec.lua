@@ -25,11 +25,7 @@ local function url_of(region)
   return url
 end
 
-local function einval(f)
-  local err = helper.einval(f)
-  assert.is_table(err)
-  return err
-end
+local einval = helper.einval
 
 describe("regions", function()
   it("cn-north-4 works", function()

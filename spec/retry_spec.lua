@@ -93,7 +93,8 @@ describe("retries", function()
 
   it("honours Retry-After as an HTTP date", function()
     local at = os.time() + 3
-    mock:fault{ times = 1, answer = { status = 503, headers = { ["Retry-After"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", at) },
+    mock:fault{ times = 1, answer = { status = 503,
+      headers = { ["Retry-After"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", at) },
       json = { error_code = "X.503", error_msg = "later" } } }
     client():accept(d.service_id, "e1")
     local log = mock:log()
@@ -132,8 +133,10 @@ describe("retries", function()
 
   it("bulk calls retry each request on its own", function()
     mock:faults{
-      { times = 2, match = { endpoint = "e2" }, answer = { status = 503, json = { error_code = "X.503", error_msg = "b" } } },
-      { times = 0, match = { endpoint = "e3" }, answer = { status = 404, json = { error_code = "EndPoint.0005", error_msg = "gone" } } },
+      { times = 2, match = { endpoint = "e2" },
+        answer = { status = 503, json = { error_code = "X.503", error_msg = "b" } } },
+      { times = 0, match = { endpoint = "e3" }, answer = { status = 404,
+        json = { error_code = "EndPoint.0005", error_msg = "gone" } } },
     }
     local ok, err = pcall(function() return client():accept(d.service_id, { "e1", "e2", "e3" }) end)
     assert.is_false(ok)
@@ -182,7 +185,7 @@ describe("retries", function()
     local s = assert(socket.bind("127.0.0.1", 0, 0))
     local _, port = s:getsockname()
     local fillers = {}
-    for i = 1, 8 do
+    for _ = 1, 8 do
       local f = socket.tcp(); f:settimeout(0.2)
       if f:connect("127.0.0.1", port) then fillers[#fillers + 1] = f else f:close() break end
     end

@@ -2,16 +2,18 @@
 -- names every src/*.c, and `luarocks make` builds and installs it into a
 -- temporary tree for the Lua that runs this suite (luajit: the 5.1 build);
 -- a child process of that interpreter then requires the installed module
--- from the tree and accepts a connection on the mock server.
+-- from the tree and accepts a connection on the mock server, and the
+-- installed `vpcep` command (vpcep.cli from the tree) lists and accepts.
 --
 -- The copy: luarocks' builtin backend writes its objects beside the sources,
 -- so the build runs in a copy of src/ and rockspec/ under /tmp, never in the
 -- work tree (other builds may be running there).
 --
--- Debian's lua-cjson is installed by apt, not by LuaRocks, so LuaRocks does not
--- see it and would try to download it. The build is given a LuaRocks config
--- with rocks_provided = { ["lua-cjson"] = ... } (the documented way to say
--- "the system has it"), so the dependency is checked but not fetched.
+-- Debian's lua-cjson and lua-argparse are installed by apt, not by LuaRocks,
+-- so LuaRocks does not see them and would try to download them. The build is
+-- given a LuaRocks config with rocks_provided = { ["lua-cjson"] = ...,
+-- argparse = ... } (the documented way to say "the system has it"), so the
+-- dependencies are checked but not fetched.
 local helper = require "spec.helper"
 
 local q = helper.shell_quote
@@ -53,12 +55,19 @@ describe_rocks("rockspec", function()
     assert.are.same(actual, listed)
   end)
 
-  it("declares lua-cjson and the two C libraries", function()
+  it("declares lua-cjson, argparse and the two C libraries", function()
     local text = assert(read(ROCKSPEC))
     assert.matches('"lua%-cjson', text)
+    assert.matches('"argparse >= 0%.7"', text)
     assert.matches('CURL%s*=%s*{%s*library%s*=%s*"curl"', text)
     assert.matches('OPENSSL%s*=%s*{%s*library%s*=%s*"crypto"', text)
     assert.matches('_POSIX_C_SOURCE=200809L', text, 1, true)
+  end)
+
+  it("installs the command: vpcep.cli from lua/ and bin/vpcep", function()
+    local text = assert(read(ROCKSPEC))
+    assert.matches('%["vpcep%.cli"%]%s*=%s*"lua/vpcep/cli%.lua"', text)
+    assert.matches('install%s*=%s*{%s*bin%s*=%s*{%s*vpcep%s*=%s*"bin/vpcep"%s*}', text)
   end)
 
   describe("luarocks --lua-version=" .. LUA_VERSION .. " make into a temporary tree", function()
@@ -70,7 +79,7 @@ describe_rocks("rockspec", function()
       tree = work .. "/tree"
       assert(helper.exec_ok("cp -R src rockspec bin lua " .. q(work) .. "/"))
       local f = assert(io.open(work .. "/config.lua", "w"))
-      f:write('rocks_provided = { ["lua-cjson"] = "2.1.0-1" }\n')
+      f:write('rocks_provided = { ["lua-cjson"] = "2.1.0-1", argparse = "0.7.1-1" }\n')
       f:close()
     end)
 
@@ -141,10 +150,38 @@ describe_rocks("rockspec", function()
       assert.are.equal("accepted", mock:by_id()["ep-rock"].status)
     end)
 
+    -- After the build above. The tree's bin/vpcep is LuaRocks' wrapper: it
+    -- puts the tree on the paths and runs the installed launcher, which finds
+    -- no checkout beside itself; nothing of this run's paths is passed on.
+    it("the installed vpcep command works from the tree", function()
+      local cli = tree .. "/share/lua/" .. LUA_VERSION .. "/vpcep/cli.lua"
+      assert.is_true(helper.exec_ok("test -f " .. q(cli)), cli .. " missing")
+      local token = work .. "/token"
+      helper.write_file(token, helper.defaults.token .. "\n")
+      mock:reset()
+      mock:service { endpoints = { { id = "ep-cli" }, { id = "ep-other" } } }
+      local env = "cd " .. q(work) .. " && env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_2 -u LUA_PATH_5_3 "
+        .. "-u LUA_PATH_5_4 -u LUA_CPATH_5_2 -u LUA_CPATH_5_3 -u LUA_CPATH_5_4 -u VPCEP_REGION "
+        .. "VPCEP_ENDPOINT=" .. q(mock.url) .. " HUAWEICLOUD_SDK_PROJECT_ID=" .. q(helper.defaults.project_id)
+        .. " VPCEP_TOKEN_FILE=" .. q(token) .. " " .. q(tree .. "/bin/vpcep") .. " "
+      local ok, out = run(env .. "--version")
+      assert.is_true(ok, out)
+      assert.matches("^vpcep %d+%.%d+%.%d+\n$", out)
+      ok, out = run(env .. "accept --service " .. q(helper.defaults.service_id) .. " ep-cli")
+      assert.is_true(ok, out)
+      assert.matches("^ep%-cli%s+accepted\naccept: 1 endpoint%(s%): 1 accepted", out)
+      ok, out = run(env .. "list --json --service " .. q(helper.defaults.service_id))
+      assert.is_true(ok, out)
+      assert.are.equal(2, helper.json.decode(out).total_count)
+      assert.are.equal("accepted", mock:by_id()["ep-cli"].status)
+      assert.are.equal("pendingAcceptance", mock:by_id()["ep-other"].status)
+    end)
+
     it("the child fails when the tree is not on its path (the test can tell)", function()
       local script = work .. "/child2.lua"
       local f = assert(io.open(script, "w"))
-      f:write("package.cpath = " .. string.format("%q", work .. "/nowhere/?.so") .. "\npackage.path = ''\nrequire 'vpcep'\n")
+      f:write("package.cpath = " .. string.format("%q", work .. "/nowhere/?.so")
+        .. "\npackage.path = ''\nrequire 'vpcep'\n")
       f:close()
       local ok, out = run(LUA_BIN .. " " .. q(script))
       assert.is_false(ok)

@@ -31,13 +31,7 @@ local raised = helper.raised
 
 local free_port = helper.free_port
 
-local SECRETS = { D.token, D.sk, "mock-wrong-token-secret" }
-local function no_secret(err)
-  local text = tostring(err) .. "\n" .. tostring(err.message)
-  for _, s in ipairs(SECRETS) do
-    assert.is_nil(text:find(s, 1, true), "secret in error: " .. text)
-  end
-end
+local no_secret = helper.no_secret { D.token, D.sk, "mock-wrong-token-secret" }
 
 describe("vpcep.safe", function()
   it("has every function of the module, each different from the raising one", function()
@@ -84,7 +78,8 @@ describe("vpcep.safe", function()
   end)
 
   it("parse: an error answer is nil, err with the service's fields; a good one is the document", function()
-    local err = nil_err(safe.parse, 404, '{"error_code":"EndPoint.0005","error_msg":"The requested resource does not exist."}',
+    local err = nil_err(safe.parse, 404,
+      '{"error_code":"EndPoint.0005","error_msg":"The requested resource does not exist."}',
       { ["X-Request-Id"] = "req-42" })
     assert.are.equal("EndPoint.0005", err.code)
     assert.are.equal(404, err.status)
@@ -123,11 +118,7 @@ describe("vpcep.safe", function()
         { id = "bad", fail_with = { error_code = "EndPoint.2001", error_message = "quota exceeded" } } } }
     end)
 
-    local function opts(extra)
-      local t = { endpoint = mock.url, project_id = D.project_id, token = D.token, retries = 0 }
-      for k, v in pairs(extra or {}) do t[k] = v end
-      return t
-    end
+    local function opts(extra) return helper.client_opts(mock, { retries = 0 }, extra) end
 
     it("safe.new gives a client whose methods succeed like the raising one's", function()
       local c, err = safe.new(opts())

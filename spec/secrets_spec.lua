@@ -77,15 +77,18 @@ describe("secrets", function()
     .. " Authorization: SDK-HMAC-SHA256 Access=" .. d.ak .. ", SignedHeaders=host;x-sdk-date, Signature=" .. SIG
 
   local kinds = {
-    { "401 echoing the credentials", { answer = { status = 401, json = { error_code = "APIGW.0301", error_msg = echo } } } },
+    { "401 echoing the credentials", { answer = { status = 401,
+      json = { error_code = "APIGW.0301", error_msg = echo } } } },
     { "400 nested echo", { answer = { status = 400, json = { error = { code = "EndPoint.0001", message = echo } } } } },
-    { "500 HTML echo", { answer = { status = 500, body = "<html>" .. echo .. "</html>", headers = { ["Content-Type"] = "text/html" } } } },
+    { "500 HTML echo", { answer = { status = 500, body = "<html>" .. echo .. "</html>",
+      headers = { ["Content-Type"] = "text/html" } } } },
     { "200 not JSON echo", { answer = { status = 200, body = "oops " .. echo } } },
     { "failed connection echo", { answer = { status = 200, json = { connections = { { id = "e1", status = "failed",
       error = { { error_code = "E.1", error_message = echo } } } } } } }, "list passes" },
     { "long echo cut at the cap", { answer = { status = 400, json = { error_code = "EndPoint.0001",
       error_msg = string.rep("x", 1900) .. echo } } } },
-    { "request id echo", { answer = { status = 404, headers = { ["X-Request-Id"] = TOKEN }, json = { error_code = "EndPoint.0005", error_msg = "no" } } } },
+    { "request id echo", { answer = { status = 404, headers = { ["X-Request-Id"] = TOKEN },
+      json = { error_code = "EndPoint.0005", error_msg = "no" } } } },
     { "reset", { reset = true } },
     { "truncate", { truncate = true } },
     { "redirect", { redirect = "http://127.0.0.1:1/?token=" .. TOKEN } },
@@ -126,14 +129,17 @@ describe("secrets", function()
     mock:fault{ times = 0, hang_ms = 3000 }
     for _, c in ipairs(clients{ timeout = 0.3 }) do collect(c.accept, c, d.service_id, "e1") end
     local s = assert(socket.bind("127.0.0.1", 0)); local _, port = s:getsockname(); s:close()
-    for _, c in ipairs(clients{ endpoint = "http://127.0.0.1:" .. port }) do collect(c.accept, c, d.service_id, "e1") end
+    for _, c in ipairs(clients{ endpoint = "http://127.0.0.1:" .. port }) do
+      collect(c.accept, c, d.service_id, "e1")
+    end
     -- option errors that name a secret-holding option must not echo its value
     for _, o in ipairs{ { token = TOKEN .. "\n" }, { token = TOKEN, ak = "x" }, { ak = d.ak, sk = SK .. "\0" },
                         { ak = d.ak, sk = SK, security_token = STOKEN .. "\r\n" }, { token = TOKEN, bogus = SK } } do
       o.project_id, o.endpoint = d.project_id, mock.url
       collect(vpcep.new, o)  -- checked against all three secrets
     end
-    collect(vpcep.accept, { project_id = d.project_id, endpoint = mock.url, token = TOKEN, service_id = d.service_id, endpoints = { "e1/" } })
+    collect(vpcep.accept, { project_id = d.project_id, endpoint = mock.url, token = TOKEN, service_id = d.service_id,
+      endpoints = { "e1/" } })
   end)
 
   it("wrong credentials give 401 without them", function()
@@ -147,7 +153,8 @@ describe("secrets", function()
   it("vpcep.parse redacts nothing it does not know, but sign errors hold no SK", function()
     local req = { method = "GET\n", url = "https://h/p", headers = {}, body = "" }
     collect(vpcep.sign, req, { ak = d.ak, sk = SK, security_token = STOKEN })
-    collect(vpcep.sign, { method = "GET", url = "https://h/p", headers = {}, body = "" }, { ak = d.ak, sk = SK .. "\n" })
+    collect(vpcep.sign, { method = "GET", url = "https://h/p", headers = {}, body = "" },
+      { ak = d.ak, sk = SK .. "\n" })
   end)
 
   it("tostring(client) holds no secret, open or closed", function()

@@ -14,7 +14,7 @@ local VERIFY = helper.spec_dir .. "/mock/verify_logged.py"
 local mock
 
 local function client(extra)
-  return vpcep.new(helper.merge({ endpoint = mock.url, project_id = D.project_id, ak = D.ak, sk = D.sk, retries = 3 }, extra))
+  return vpcep.new(helper.aksk_opts(mock, { retries = 3 }, extra))
 end
 
 -- value of a header in a logged request ([[name, value], ...]); also the count
@@ -33,8 +33,6 @@ local function signed_list(authz)
   for h in (authz:match("SignedHeaders=([^,]+)") or ""):gmatch("[^;]+") do list[#list + 1] = h end
   return list
 end
-
-local function read_all(path) return assert(helper.read_file(path)) end
 
 -- Recompute the Authorization of a logged request with the Python signer.
 local function recompute(entry, ak, sk)
@@ -77,11 +75,6 @@ local function signed_at(date, action, ep)
   end
   req.headers = vpcep.sign(req, { ak = D.ak, sk = D.sk, date = date })
   return req
-end
-
-local function send(req)
-  return mock:request { method = req.method, path = req.url:sub(#mock.url + 1), headers = req.headers,
-                        body = req.body }
 end
 
 setup(function() mock = helper.start() end)
@@ -194,11 +187,15 @@ describe("the request on the wire", function()
   it("the list call with a query is signed as sent, pages included", function()
     mock:service { endpoints = {}, count = 5, prefix = "q-", status = "pendingAcceptance" }
     local c = client()
-    local list, total = c:connections(SID, { status = "pendingAcceptance", sort_key = "create_at",
-                                             sort_dir = "asc", limit = 2 })
+    local total = 0
+    for _, offset in ipairs { 0, 2, 4 } do
+      local list
+      list, total = c:connections(SID, { status = "pendingAcceptance", sort_key = "create_at",
+                                         sort_dir = "asc", limit = 2, offset = offset })
+      assert.are.equal(offset < 4 and 2 or 1, #list)
+    end
     c:close()
     assert.are.equal(5, total)
-    assert.are.equal(5, #list)
     local log = mock:log()
     assert.are.equal(3, #log)
     for _, r in ipairs(log) do
@@ -236,7 +233,7 @@ describe("the request on the wire", function()
     local c = client()
     local p = c:prepare("receive", SID, "e2")
     c:close()
-    local status, body = send(p)
+    local status, body = mock:send(p)
     assert.are.equal(200, status)
     assert.are.equal("accepted", json.decode(body).connections[1].status)
     assert.are.equal("accepted", mock:by_id().e2.status)
@@ -247,7 +244,7 @@ describe("the request on the wire", function()
     local p = c:prepare("receive", SID, "e2")
     c:close()
     p.body = p.body:gsub("e2", "e3")
-    local status, body = send(p)
+    local status, body = mock:send(p)
     assert.are.equal(401, status)
     assert.are.equal("APIGW.0301", json.decode(body).error_code)
     assert.are.equal("pendingAcceptance", mock:by_id().e3.status)
@@ -290,7 +287,7 @@ end)
 
 describe("the date", function()
   it("20 minutes old is refused with 401 APIGW.0303", function()
-    local status, body, headers = send(signed_at(utc(-20 * 60)))
+    local status, body, headers = mock:send(signed_at(utc(-20 * 60)))
     assert.are.equal(401, status)
     local doc = json.decode(body)
     assert.are.equal("APIGW.0303", doc.error_code)
@@ -303,13 +300,13 @@ describe("the date", function()
   end)
 
   it("20 minutes ahead is refused too", function()
-    local status, body = send(signed_at(utc(20 * 60)))
+    local status, body = mock:send(signed_at(utc(20 * 60)))
     assert.are.equal(401, status)
     assert.are.equal("APIGW.0303", json.decode(body).error_code)
   end)
 
   it("5 minutes old is accepted (the same request, only the date differs)", function()
-    local status, body = send(signed_at(utc(-5 * 60)))
+    local status, body = mock:send(signed_at(utc(-5 * 60)))
     assert.are.equal(200, status, body)
     assert.are.equal("accepted", mock:by_id().e1.status)
   end)
@@ -319,7 +316,7 @@ describe("the date", function()
     for k in pairs(req.headers) do
       if k:lower() == "x-sdk-date" then req.headers[k] = utc(-120) end
     end
-    local status, body = send(req)
+    local status, body = mock:send(req)
     assert.are.equal(401, status)
     assert.are.equal("APIGW.0301", json.decode(body).error_code)
   end)

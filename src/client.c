@@ -13,6 +13,8 @@
 #include "plan.h"
 #include "transport.h"
 #include "validate.h"
+#include "l_sign.h"
+#include "sign.h"
 
 struct vp_client {
     int closed;
@@ -29,6 +31,7 @@ struct vp_client {
     vp_request_ctx rq; /* what the request builders read (points at the above) */
     vp_sched sched;    /* what batches run with */
     vp_batch *one;     /* the batch of one-request calls, kept warm */
+    vp_sign_key *sign_key; /* AK/SK auth: the keyed MAC signing keeps, made at first use */
 };
 
 static char *dup_or_null(const char *s)
@@ -56,6 +59,8 @@ static void client_release(vp_client *c)
     vp_batch_one_free(&c->one);
     vp_headers_free(c->rq.token_headers);
     c->rq.token_headers = NULL;
+    vp_sign_key_free(c->sign_key); /* cleansed as it is freed */
+    c->sign_key = NULL;
     free(c->project_id);
     free(c->base_url);
     free(c->host);
@@ -99,6 +104,7 @@ static void wire(vp_client *c, const vp_options *o)
     c->rq.ak = c->ak;
     c->rq.sk = c->sk;
     c->rq.security_token = c->security_token;
+    c->rq.sign_key = &c->sign_key;
     c->sched.rq = &c->rq;
     c->sched.timeout = o->timeout;
     c->sched.retries = o->retries;
@@ -148,6 +154,7 @@ static vp_client *client_push(lua_State *L, int idx, const char *const *extra)
         vp_raise_oom(L);
     }
     wire(c, &o);
+    c->rq.signer = vp_signer_get(L); /* the state's, which outlives its clients */
     return c;
 }
 
@@ -231,7 +238,11 @@ vp_client *vp_client_plan(lua_State *L, const char *method, vp_plan *p, int bloc
     vp_client *c = check_client(L);
     const char *sid = vp_check_id(L, 2, "service_id", NULL);
     vp_batch **kept = blocking ? &c->one : NULL;
-    if (strcmp(method, "connections") == 0) {
+    if (strcmp(method, "describe") == 0) {
+        int n = vp_check_descriptions(L, 3, 1000);
+        lua_createtable(L, 8, 0);
+        vp_plan_describe(L, p, -1, &c->sched, kept, sid, -3, -2, n);
+    } else if (strcmp(method, "connections") == 0) {
         int query = lua_isnoneornil(L, 3) ? 0 : 3;
         if (query != 0)
             vp_check_query(L, query);
@@ -282,6 +293,12 @@ static int client_reject(lua_State *L)
 static int client_connections(lua_State *L)
 {
     return run_method(L, "connections");
+}
+
+/* client:describe(service_id, { [endpoint_id] = "text", ... }) */
+static int client_describe(lua_State *L)
+{
+    return run_method(L, "describe");
 }
 
 /* client:prepare(action, service_id, endpoint_id) -> request table */
@@ -352,6 +369,7 @@ int vp_l_oneshot_reject(lua_State *L)
 static const luaL_Reg methods[] = {{"accept", client_accept},
                                    {"reject", client_reject},
                                    {"connections", client_connections},
+                                   {"describe", client_describe},
                                    {"prepare", client_prepare},
                                    {NULL, NULL}};
 

@@ -98,6 +98,23 @@ void vp_plan_action(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_bat
     new_batch(L, p, n, VP_ACTION, vp_build_action_op, &p->spec);
 }
 
+void vp_plan_describe(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, const char *sid,
+                      int ids_idx, int items_idx, int n)
+{
+    ids_idx = vp_absindex(L, ids_idx);
+    items_idx = vp_absindex(L, items_idx);
+    plan_init(p, vp_absindex(L, tab), s, kept, VP_PLAN_DESCRIBE, sid);
+    p->n = n;
+    p->phase = PH_ACTION; /* one batch, failures as accept's; no waiting */
+    lua_pushvalue(L, ids_idx);
+    set_slot(L, p, SLOT_IDS);
+    lua_pushvalue(L, items_idx);
+    set_slot(L, p, SLOT_PARAMS);
+    lua_createtable(L, n, 0);
+    set_slot(L, p, SLOT_RESULTS);
+    new_batch(L, p, n, VP_DESCRIBE, vp_build_describe_op, p->sid);
+}
+
 /* Ends the plan with the bulk error when any result is an error; returns
  * whether it did. */
 static int failed(lua_State *L, vp_plan *p)
@@ -356,11 +373,15 @@ void vp_plan_list(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch
     p->total = -1;
     if (query_idx != 0) {
         lua_getfield(L, query_idx, "limit");
-        if (vp_isintegral(L, -1, &v))
+        if (vp_isintegral(L, -1, &v)) {
             p->limit = v;
+            p->one_page = 1;
+        }
         lua_getfield(L, query_idx, "offset");
-        if (vp_isintegral(L, -1, &v))
+        if (vp_isintegral(L, -1, &v)) {
             p->offset = v;
+            p->one_page = 1;
+        }
         lua_pop(L, 2);
         lua_pushvalue(L, query_idx);
         set_slot(L, p, SLOT_QUERY);
@@ -433,9 +454,10 @@ static void list_done(lua_State *L, vp_plan *p)
     }
     lua_settop(L, base);
     p->offset += got;
-    /* The end: an empty page, or total_count reached (a server may give
-     * shorter pages than asked); without a total, a short page. */
-    if (got == 0 || p->limit == 0 || (p->total >= 0 ? p->offset >= p->total : got < p->limit))
+    /* The end: the one page asked for, an empty page, or total_count
+     * reached (a server may give shorter pages than asked); without a
+     * total, a short page. */
+    if (p->one_page || got == 0 || p->limit == 0 || (p->total >= 0 ? p->offset >= p->total : got < p->limit))
         p->phase = PH_DONE;
     else
         start_page(L, p);
@@ -479,10 +501,10 @@ void vp_plan_push_batch(lua_State *L, const vp_plan *p)
 
 void vp_plan_batch_done(lua_State *L, vp_plan *p)
 {
-    if (p->kind == VP_PLAN_ACTION)
-        action_done(L, p);
-    else
+    if (p->kind == VP_PLAN_LIST)
         list_done(L, p);
+    else
+        action_done(L, p);
     if (p->phase == PH_DONE)
         vp_plan_release(p);
 }
@@ -494,7 +516,7 @@ int vp_plan_finish(lua_State *L, vp_plan *p)
         return 0;
     lua_pop(L, 1);
     get_slot(L, p, SLOT_RESULTS);
-    if (p->kind == VP_PLAN_ACTION)
+    if (p->kind != VP_PLAN_LIST)
         return 1;
     lua_pushinteger(L, (lua_Integer)(p->total >= 0 ? p->total : p->listed));
     return 2;

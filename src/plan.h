@@ -12,7 +12,7 @@
 
 VP_HIDDEN_BEGIN
 
-enum vp_plan_kind { VP_PLAN_ACTION, VP_PLAN_LIST };
+enum vp_plan_kind { VP_PLAN_ACTION, VP_PLAN_LIST, VP_PLAN_DESCRIBE };
 enum vp_step { VP_STEP_BATCH, VP_STEP_PAUSE, VP_STEP_DONE };
 
 /* A plan's Lua values live in one table (its slots are plan.c's); `tab`
@@ -30,6 +30,7 @@ typedef struct vp_plan {
     double wait, wait_deadline, pause, resume_at;
     long long limit, offset, total;
     int listed, pages;
+    int one_page; /* query.limit or query.offset given: exactly that page */
     double list_deadline;
 } vp_plan;
 
@@ -38,6 +39,10 @@ typedef struct vp_plan {
  * when wait > 0. tab: a new table for the plan's values. */
 void vp_plan_action(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, const char *action,
                     const char *sid, int ids_idx, int n, double wait);
+/* Starts the plan of describe: one request per {id=, description=} item
+ * of the array at items_idx, the ids (same order) at ids_idx. */
+void vp_plan_describe(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, const char *sid,
+                      int ids_idx, int items_idx, int n);
 /* Starts the plan of a listing (every page) with the checked query at
  * query_idx (0: none). */
 void vp_plan_list(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, const char *sid,

@@ -17,6 +17,8 @@ typedef struct vp_request_ctx {
     const char *token;                   /* IAM token, or NULL when signing with AK/SK */
     const char *ak, *sk, *security_token; /* AK/SK (security_token may be NULL) */
     struct curl_slist *token_headers;    /* token auth: the same list for every request */
+    struct vp_signer *signer;            /* AK/SK auth: the Lua state's digest and MAC (sign.h) */
+    struct vp_sign_key **sign_key;       /* where the client keeps its keyed MAC, made at first use */
 } vp_request_ctx;
 
 /* The header list of a token client (Content-Type, X-Auth-Token,
@@ -37,6 +39,8 @@ typedef struct vp_action_spec {
 } vp_action_spec;
 void vp_build_action_op(lua_State *L, const vp_request_ctx *rq, vp_xfer *x, const void *ud, int params, int i);
 void vp_build_list_op(lua_State *L, const vp_request_ctx *rq, vp_xfer *x, const void *ud, int params, int i);
+/* For describe, params[i] is {id=, description=} and ud the service id. */
+void vp_build_describe_op(lua_State *L, const vp_request_ctx *rq, vp_xfer *x, const void *ud, int params, int i);
 
 VP_HIDDEN_END
 

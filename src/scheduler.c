@@ -168,7 +168,7 @@ static int read_answer(lua_State *L, const vp_batch *b, vp_op *op, int *cut)
     h.retry_after = x->retry_after[0] != '\0' ? x->retry_after : NULL;
     h.content_type = x->content_type[0] != '\0' ? x->content_type : NULL;
     ok = vp_parse_answer(L, x->status, x->answer.data != NULL ? x->answer.data : "", x->answer.len, &h);
-    if (ok && b->kind == VP_ACTION)
+    if (ok && b->kind != VP_LIST)
         ok = vp_policy_take_connection(L, x->status, h.request_id);
     return ok;
 }

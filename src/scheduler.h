@@ -18,7 +18,8 @@ typedef struct vp_sched {
     const char *secrets[4]; /* redacted from every error; NULL-terminated */
 } vp_sched;
 
-enum vp_kind { VP_ACTION, VP_LIST };
+/* What a batch's answers hold: an action's or describe's one connection, or a list page. */
+enum vp_kind { VP_ACTION, VP_LIST, VP_DESCRIBE };
 enum vp_state { OP_QUEUED, OP_RUNNING, OP_BACKOFF, OP_DONE };
 
 typedef struct vp_op {

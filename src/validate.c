@@ -1,7 +1,9 @@
 /* validate.c: every check of what the user gives a call, before anything
  * is sent: ids, endpoint lists, list queries, action options. */
+#include <stdlib.h>
 #include <string.h>
 #include "errors.h"
+#include "text.h"
 #include "validate.h"
 
 /* The most ids one accept/reject takes unless opts.max_endpoints says more. */
@@ -221,4 +223,87 @@ const char *vp_check_action(lua_State *L, int idx)
         (strcmp(action, "receive") != 0 && strcmp(action, "reject") != 0))
         vp_raise(L, VP_EINVAL, "action must be \"receive\" or \"reject\"");
     return action;
+}
+
+/* The service's rules for a description: at most this many bytes, and no
+ * '<' or '>'. */
+#define DESC_MAX 512
+
+/* Checks a description (the string at idx, for endpoint id). */
+static void check_description(lua_State *L, int idx, const char *id)
+{
+    size_t len, i = 0;
+    const unsigned char *s;
+    if (lua_type(L, idx) != LUA_TSTRING)
+        vp_raise(L, VP_EINVAL, "the description of %s must be a string, got %s", id, luaL_typename(L, idx));
+    s = (const unsigned char *)lua_tolstring(L, idx, &len);
+    if (len > DESC_MAX)
+        vp_raise(L, VP_EINVAL, "the description of %s is %d bytes, more than %d", id, (int)len, DESC_MAX);
+    while (i < len) {
+        size_t k = vp_utf8_seqlen(s + i, len - i);
+        if (k == 0)
+            vp_raise(L, VP_EINVAL, "the description of %s is not valid UTF-8 (byte %d)", id, (int)i + 1);
+        if (s[i] == '<' || s[i] == '>')
+            vp_raise(L, VP_EINVAL, "the description of %s holds '%c' (the service refuses '<' and '>')", id,
+                     s[i]);
+        if (s[i] < 0x20 || s[i] == 0x7F)
+            vp_raise(L, VP_EINVAL, "the description of %s holds a control character (byte %d)", id, (int)i + 1);
+        i += k;
+    }
+}
+
+static int cmp_strings(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int vp_check_descriptions(lua_State *L, int idx, int max)
+{
+    int n = 0, i, items, ids;
+    const char **sorted;
+    idx = vp_absindex(L, idx);
+    if (lua_type(L, idx) != LUA_TTABLE)
+        vp_raise(L, VP_EINVAL, "descriptions must be a table { [endpoint_id] = \"text\", ... }, got %s",
+                 luaL_typename(L, idx));
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            vp_raise(L, VP_EINVAL, "descriptions must be keyed by endpoint id (got a %s key)",
+                     luaL_typename(L, -2));
+        vp_check_id(L, -2, "endpoint id", NULL);
+        check_description(L, lua_gettop(L), lua_tostring(L, -2));
+        lua_pop(L, 1);
+        if (++n > max)
+            vp_raise(L, VP_EINVAL, "descriptions holds more than %d connections at once", max);
+    }
+    if (n == 0)
+        vp_raise(L, VP_EINVAL, "descriptions is empty");
+    /* in the order of the ids, so results have an order to come in */
+    sorted = lua_newuserdata(L, (size_t)n * sizeof *sorted);
+    i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        sorted[i++] = lua_tostring(L, -1); /* anchored as keys of the table */
+    }
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_strings);
+    lua_createtable(L, n, 0);
+    ids = lua_gettop(L);
+    lua_createtable(L, n, 0);
+    items = lua_gettop(L);
+    for (i = 0; i < n; i++) {
+        lua_pushstring(L, sorted[i]);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, ids, i + 1);
+        lua_createtable(L, 0, 2);
+        lua_pushvalue(L, -2);
+        lua_setfield(L, -2, "id");
+        lua_pushvalue(L, -2);
+        lua_rawget(L, idx);
+        lua_setfield(L, -2, "description");
+        lua_rawseti(L, items, i + 1);
+        lua_pop(L, 1);
+    }
+    lua_remove(L, ids - 1); /* the sort's scratch */
+    return n;
 }

@@ -21,6 +21,12 @@ void vp_check_query(lua_State *L, int idx);
  * distinct ids, at most max), checked; returns how many. */
 int vp_check_endpoints(lua_State *L, int idx, int max);
 
+/* Checks describe's { [endpoint_id] = "text", ... } at idx (at most max
+ * entries; a description is UTF-8 of at most 512 bytes without '<', '>'
+ * or control characters) and pushes two arrays in the order of the ids:
+ * the ids, and {id=, description=} items. Returns how many. */
+int vp_check_descriptions(lua_State *L, int idx, int max);
+
 /* The options of accept/reject. */
 typedef struct vp_action_opts {
     double wait; /* seconds, 0 = no waiting */

@@ -1,10 +1,12 @@
 /* vpcep.c: luaopen_vpcep and the module table; thin Lua-facing wrappers. */
 #include <string.h>
 #include <curl/curl.h>
+#include "cli.h"
 #include "client.h"
 #include "errors.h"
 #include "json.h"
 #include "l_plan.h"
+#include "l_sign.h"
 #include "policy.h"
 #include "response.h"
 #include "sign.h"
@@ -52,6 +54,7 @@ static const luaL_Reg functions[] = {
     {"parse", l_parse},
     {"sign", vp_l_sign},
     {"is_error", l_is_error},
+    VP_CLI_FUNCTIONS
     {NULL, NULL},
 };
 
@@ -85,6 +88,7 @@ VP_EXPORT int luaopen_vpcep(lua_State *L)
         return luaL_error(L, "vpcep: libcurl failed to initialise");
     vp_error_open(L);
     vp_json_open(L);
+    vp_signer_open(L);
     vp_client_open(L);
     vp_lplan_open(L);
     lua_newtable(L);
