@@ -410,6 +410,19 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
         check = function(out) assert.is_nil(json.encode(out):find("wrong-secret-key-0123", 1, true)) end },
       { "bad input: vpcep.invalid_argument before anything is sent", function() mock:seed(1) end, {},
         "accept", SID, {} },
+      { "describe one connection", function()
+          mock:seed(1)
+          mock:fault { match = { method = "PUT" }, times = 0, answer = { status = 200, json = { connections = {
+            { id = "ep-0000", status = "pendingAcceptance", description = "approved: account 1234" } } } } }
+        end, {}, "describe", SID, { ["ep-0000"] = "approved: account 1234" },
+        check = function(out) assert.are.equal("approved: account 1234", out.results[1].description) end },
+      { "describe two, the service refusing: every result, in the ids' order", function()
+          mock:seed(2)
+          mock:fault { match = { method = "PUT" }, times = 0, answer = { status = 404,
+            json = { error_code = "EndPoint.0005", error_msg = "The requested resource does not exist." } } }
+        end, {}, "describe", SID, { ["ep-0001"] = "b", ["ep-0000"] = "a" } },
+      { "describe with a '<': refused before anything is sent", function() mock:seed(1) end, {},
+        "describe", SID, { ["ep-0000"] = "<b>" } },
       { "a 503 on every try: HTTP.503 after the retries", function()
           mock:seed(1)
           mock:fault { times = 0, answer = { status = 503, json = { error_code = "APIGW.0201" },

@@ -184,6 +184,10 @@ function Client:connections(service_id, query)
   return drive(self, "connections", service_id, query)
 end
 
+function Client:describe(service_id, descriptions)
+  return drive(self, "describe", service_id, descriptions)
+end
+
 -- No I/O: the C client's own.
 function Client:prepare(action, service_id, endpoint_id)
   return self.c:prepare(action, service_id, endpoint_id)
@@ -209,7 +213,7 @@ end
 
 local SafeClient = {}
 SafeClient.__index = SafeClient
-for _, name in ipairs({ "accept", "reject", "connections", "prepare" }) do
+for _, name in ipairs({ "accept", "reject", "connections", "describe", "prepare" }) do
   SafeClient[name] = safely(Client[name])
 end
 SafeClient.close = Client.close
