@@ -18,8 +18,9 @@ description = {
 A Lua module written in C (libcurl, OpenSSL libcrypto) for the VPCEP
 "AcceptOrRejectEndpoint" and connection-list calls: IAM token or AK/SK
 (SDK-HMAC-SHA256) authentication, concurrent bulk requests, retries, exact
-64-bit marker_id, error objects, vpcep.safe (nil, err), and transport-agnostic
-pieces (client:prepare, vpcep.parse) for OpenResty and Neovim, and the
+64-bit marker_id, error objects, vpcep.safe (nil, err), vpcep.resty (the same
+client over OpenResty's cosockets, never blocking the nginx worker),
+transport-agnostic pieces (client:plan, client:prepare, vpcep.parse), and the
 `vpcep` command (accept, reject, list, approve-pending) built on it.
 Works on Lua 5.1, 5.3, 5.4 and LuaJIT from one source.
 ]],
@@ -56,6 +57,8 @@ build = {
          libraries = { "curl", "crypto" },
       },
       ["vpcep.cli"] = "lua/vpcep/cli.lua",
+      ["vpcep.resty"] = "lua/vpcep/resty.lua",
+      ["vpcep.resty.http"] = "lua/vpcep/resty/http.lua",
    },
    install = { bin = { vpcep = "bin/vpcep" } },
 }

@@ -115,6 +115,11 @@ describe_rocks("rockspec", function()
       ok, listed = run("luarocks --lua-version=" .. LUA_VERSION .. " --tree " .. q(tree) .. " list --porcelain")
       assert.is_true(ok, listed)
       assert.matches("^vpcep%s+scm%-1%s+installed", listed)
+      -- vpcep.resty, for OpenResty, installed beside it as Lua modules
+      for _, m in ipairs({ "resty.lua", "resty/http.lua" }) do
+        local file = tree .. "/share/lua/" .. LUA_VERSION .. "/vpcep/" .. m
+        assert.is_true(helper.exec_ok("test -f " .. q(file)), file .. " missing")
+      end
 
       -- the child sees only the tree and the directory holding cjson
       local cjson_dir = assert(dir_of_cmodule("cjson", package.cpath), "cjson not found on package.cpath")
