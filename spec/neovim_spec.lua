@@ -313,7 +313,10 @@ result {
 
     it("vpcep.uv in the editor: retries over 503s, a timeout and an auth failure reach the callbacks "
       .. "as error objects, where the editor may be changed", function()
+      -- e1: two 503s, then accepted; e3: 503s until the retries are spent
+      mock:service{ endpoints = { { id = "e1" }, { id = "e2" }, { id = "e3" }, { id = "slow" } } }
       mock:fault { match = { endpoint = "e1" }, times = 2, answer = { status = 503, body = "" } }
+      mock:fault { match = { endpoint = "e3" }, times = 0, answer = { status = 503, body = "" } }
       mock:fault { match = { endpoint = "slow" }, times = 0, hang_ms = 3000 }
       local r, out = nvim(plugin_script(string.format([[
 local vuv = assert(require("vpcep_nvim").load())
@@ -333,10 +336,11 @@ end
 local c, quick = new(), new { timeout = 1, retries = 0 }
 local bad = new { token = "not-the-mock-token-xyz" }
 c:accept(SID, "e1", keep("retried"))
+new({ retries = 1 }):accept(SID, "e3", keep("gave_up"))
 quick:accept(SID, "slow", keep("timeout"))
 bad:accept(SID, "e2", keep("auth"))
-wait_for(function() return got.retried and got.timeout and got.auth end)
-local e_t, e_a = got.timeout.err or {}, got.auth.err or {}
+wait_for(function() return got.retried and got.gave_up and got.timeout and got.auth end)
+local e_t, e_a, e_g = got.timeout.err or {}, got.auth.err or {}, got.gave_up.err or {}
 result {
   retried = got.retried.conns and got.retried.conns[1].status or tostring(got.retried.err),
   fast = got.retried.fast,
@@ -345,6 +349,8 @@ result {
   auth_code = e_a.code, auth_status = e_a.status, auth_is_error = vuv.is_error(e_a),
   auth_text = tostring(e_a),
   lines = vim.api.nvim_buf_line_count(0),
+  gave_up_code = e_g.code, gave_up_tries = e_g.tries, gave_up_retryable = e_g.retryable,
+  gave_up_is_error = vuv.is_error(e_g),
 }
 c:close(); quick:close(); bad:close()
 ]], mock.url, D.project_id, D.token)), ENV)
@@ -358,7 +364,11 @@ c:close(); quick:close(); bad:close()
       assert.are.equal("401", r.auth_status)
       assert.are.equal("true", r.auth_is_error)
       assert.is_nil(r.auth_text:find("not-the-mock-token-xyz", 1, true))
-      assert.are.equal("4", r.lines) -- the three callbacks' lines and the empty one
+      assert.are.equal("5", r.lines) -- the four callbacks' lines and the empty one
+      assert.are.equal("HTTP.503", r.gave_up_code)
+      assert.are.equal("2", r.gave_up_tries)
+      assert.are.equal("true", r.gave_up_retryable)
+      assert.are.equal("true", r.gave_up_is_error)
       local tries = 0
       for _, e in ipairs(mock:log()) do if (e.body or ""):find('"e1"', 1, true) then tries = tries + 1 end end
       assert.are.equal(3, tries)
