@@ -300,6 +300,24 @@ describe_uv("vpcep.uv (luv)", function()
     c:close()
   end)
 
+  it("a client and carrier dropped with a transfer out are collected, the transfer cut off", function()
+    mock:seed(1)
+    mock:config { delay_ms = 300 }
+    local gone = setmetatable({}, { __mode = "k" })
+    do
+      local c = helper.client(mock)
+      local op = c:plan("accept", SID, "ep-0000")
+      local _, x = op:next()
+      local carrier = c:_carrier()
+      carrier:start(op, x[1])
+      assert.are.equal(1, carrier:in_flight())
+      gone[c], gone[carrier], gone[op] = true, true, true
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(gone))
+  end)
+
   it("a plan cannot be fed while the client carries it", function()
     mock:seed(1)
     mock:config { delay_ms = 300 }
