@@ -300,6 +300,22 @@ describe_uv("vpcep.uv (luv)", function()
     c:close()
   end)
 
+  it("an idle client holds no handle of the loop, and one dropped without close() is collected", function()
+    local ids = mock:seed(3)
+    local gone = setmetatable({}, { __mode = "k" })
+    do
+      local c = client()
+      local got = call(c, "accept", SID, ids)
+      assert.is_nil(got[2])
+      uv.run("nowait")
+      assert.are.equal(0, handles())
+      gone[c], gone[c._c] = true, true
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(gone))
+  end)
+
   it("a client and carrier dropped with a transfer out are collected, the transfer cut off", function()
     mock:seed(1)
     mock:config { delay_ms = 300 }

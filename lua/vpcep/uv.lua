@@ -125,7 +125,8 @@ function Client:_run_due()
   local due = self._due
   self._due = {}
   for _, fn in ipairs(due) do fn() end
-  if self._closed and #self._due == 0 and self._later_timer then
+  -- an idle client holds no handle of the loop (which would keep it alive)
+  if #self._due == 0 and self._later_timer then
     self._later_timer:close()
     self._later_timer = nil
   end
@@ -190,7 +191,10 @@ end
 
 function Client:_curl_timer(ms)
   if ms < 0 then
-    if self._timer then self._timer:stop() end
+    if self._timer then
+      self._timer:close()
+      self._timer = nil
+    end
     return
   end
   self._timer = self._timer or self._loop.new_timer()
