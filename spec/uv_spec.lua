@@ -334,6 +334,14 @@ describe_uv("vpcep.uv (luv)", function()
     assert.is_nil(next(gone))
   end)
 
+  it("vpcep._error makes the error objects of the client's own codes, and only those", function()
+    local err = vpcep._error("vpcep.cancelled", "gone")
+    assert.is_true(vpcep.is_error(err))
+    assert.are.same({ "vpcep.cancelled", "gone", false }, { err.code, err.message, err.retryable })
+    assert.are.equal("vpcep: vpcep.cancelled: gone", tostring(err))
+    helper.einval(vpcep._error, "EndPoint.0005", "not ours")
+  end)
+
   it("a plan cannot be fed while the client carries it", function()
     mock:seed(1)
     mock:config { delay_ms = 300 }
