@@ -56,17 +56,20 @@ describe("client:connections", function()
     assert.equal(2, #mock:log())
   end)
 
-  it("uses query.limit as the page size and starts at query.offset", function()
+  it("with query.limit or query.offset, asks for exactly that one page, as the REST call does", function()
     mock:seed(2500)
     local list, total = c:connections(D.service_id, { limit = 300 })
-    assert.equal(2500, #list)
+    assert.equal(300, #list)
     assert.equal(2500, total)
-    local p = paths(mock:log())
-    assert.equal(9, #p)
-    for i = 1, 9 do
-      assert.equal(LIST_PATH .. "?limit=300&offset=" .. (i - 1) * 300, p[i])
-    end
-    assert.equal("ep-2499", list[2500].id)
+    assert.same({ LIST_PATH .. "?limit=300&offset=0" }, paths(mock:log()))
+    assert.equal("ep-0299", list[300].id)
+
+    mock:clear_log()
+    list, total = c:connections(D.service_id, { offset = 2450 })
+    assert.equal(50, #list)
+    assert.equal("ep-2450", list[1].id)
+    assert.equal(2500, total)
+    assert.same({ LIST_PATH .. "?limit=1000&offset=2450" }, paths(mock:log()))
 
     mock:clear_log()
     list, total = c:connections(D.service_id, { limit = 1000, offset = 2100 })
@@ -108,6 +111,9 @@ describe("client:connections", function()
     end
     list, total = c:connections(D.service_id, { status = "pendingAcceptance", limit = 1000 })
     assert.equal(1170, total)
+    assert.equal(1000, #list)
+    list, total = c:connections(D.service_id, { status = "pendingAcceptance" })
+    assert.equal(1170, total)
     assert.equal(1170, #list)
 
     list, total = c:connections(D.service_id, { id = "ep-0037" })
@@ -115,6 +121,10 @@ describe("client:connections", function()
     assert.equal("ep-0037", list[1].id)
 
     list = c:connections(D.service_id, { sort_key = "create_at", sort_dir = "desc", limit = 500 })
+    assert.equal(500, #list)
+    assert.equal("ep-1199", list[1].id)
+    assert.equal("ep-0700", list[500].id)
+    list = c:connections(D.service_id, { sort_key = "create_at", sort_dir = "desc" })
     assert.equal(1200, #list)
     assert.equal("ep-1199", list[1].id)
     assert.equal("ep-0000", list[1200].id)
@@ -125,11 +135,12 @@ describe("client:connections", function()
     assert.same({
       LIST_PATH .. "?status=accepted&limit=1000&offset=0",
       LIST_PATH .. "?status=pendingAcceptance&limit=1000&offset=0",
+      LIST_PATH .. "?status=pendingAcceptance&limit=1000&offset=0",
       LIST_PATH .. "?status=pendingAcceptance&limit=1000&offset=1000",
       LIST_PATH .. "?id=ep-0037&limit=1000&offset=0",
       LIST_PATH .. "?sort_key=create_at&sort_dir=desc&limit=500&offset=0",
-      LIST_PATH .. "?sort_key=create_at&sort_dir=desc&limit=500&offset=500",
-      LIST_PATH .. "?sort_key=create_at&sort_dir=desc&limit=500&offset=1000",
+      LIST_PATH .. "?sort_key=create_at&sort_dir=desc&limit=1000&offset=0",
+      LIST_PATH .. "?sort_key=create_at&sort_dir=desc&limit=1000&offset=1000",
       LIST_PATH .. "?status=accepted&sort_key=update_at&sort_dir=asc&limit=1000&offset=0",
     }, paths(mock:log()))
   end)

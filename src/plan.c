@@ -373,11 +373,15 @@ void vp_plan_list(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch
     p->total = -1;
     if (query_idx != 0) {
         lua_getfield(L, query_idx, "limit");
-        if (vp_isintegral(L, -1, &v))
+        if (vp_isintegral(L, -1, &v)) {
             p->limit = v;
+            p->one_page = 1;
+        }
         lua_getfield(L, query_idx, "offset");
-        if (vp_isintegral(L, -1, &v))
+        if (vp_isintegral(L, -1, &v)) {
             p->offset = v;
+            p->one_page = 1;
+        }
         lua_pop(L, 2);
         lua_pushvalue(L, query_idx);
         set_slot(L, p, SLOT_QUERY);
@@ -450,9 +454,10 @@ static void list_done(lua_State *L, vp_plan *p)
     }
     lua_settop(L, base);
     p->offset += got;
-    /* The end: an empty page, or total_count reached (a server may give
-     * shorter pages than asked); without a total, a short page. */
-    if (got == 0 || p->limit == 0 || (p->total >= 0 ? p->offset >= p->total : got < p->limit))
+    /* The end: the one page asked for, an empty page, or total_count
+     * reached (a server may give shorter pages than asked); without a
+     * total, a short page. */
+    if (p->one_page || got == 0 || p->limit == 0 || (p->total >= 0 ? p->offset >= p->total : got < p->limit))
         p->phase = PH_DONE;
     else
         start_page(L, p);

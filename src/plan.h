@@ -30,6 +30,7 @@ typedef struct vp_plan {
     double wait, wait_deadline, pause, resume_at;
     long long limit, offset, total;
     int listed, pages;
+    int one_page; /* query.limit or query.offset given: exactly that page */
     double list_deadline;
 } vp_plan;
 

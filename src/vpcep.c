@@ -6,6 +6,7 @@
 #include "errors.h"
 #include "json.h"
 #include "l_plan.h"
+#include "l_sign.h"
 #include "policy.h"
 #include "response.h"
 #include "sign.h"
@@ -88,6 +89,7 @@ VP_EXPORT int luaopen_vpcep(lua_State *L)
         return luaL_error(L, "vpcep: libcurl failed to initialise");
     vp_error_open(L);
     vp_json_open(L);
+    vp_signer_open(L);
     vp_client_open(L);
     vp_lplan_open(L);
     lua_newtable(L);
