@@ -13,7 +13,7 @@ for group in "$@"; do
     test) pkgs="$pkgs lua-busted lua-socket lua-sec lua-check python3 openssl curl bsdutils" ;;
     rocks) pkgs="$pkgs luarocks unzip" ;;
     check) pkgs="$pkgs valgrind clang libclang-rt-14-dev" ;;
-    hosts) pkgs="$pkgs nginx-light libnginx-mod-http-lua libnginx-mod-http-ndk neovim" ;;
+    hosts) pkgs="$pkgs nginx-light libnginx-mod-http-lua libnginx-mod-http-ndk neovim lua-luv" ;;
     bench) pkgs="$pkgs nginx-light" ;;
     *) echo "deps.sh: unknown group $group" >&2; exit 2 ;;
   esac

@@ -3,13 +3,13 @@
 #
 #   make hosts-deps            install every Debian package these targets need
 #   make test-hosts            the host specs (rockspec, compat, safe, openresty,
-#                              neovim) on every installed Lua ($(LUAS))
+#                              neovim, uv) on every installed Lua ($(LUAS))
 #   make rock ROCK_LUA=5.4     luarocks make into ROCK_TREE (default: LuaRocks' own)
 #   make openresty-conf NGINX_PREFIX=/tmp/x NGINX_PORT=8080 VPCEP_ENDPOINT=https://...
 #                              VPCEP_PROJECT_ID=...: write a ready nginx.conf there
 
 HOST_SPECS := spec/rockspec_spec.lua spec/compat_spec.lua spec/safe_spec.lua \
-	spec/openresty_spec.lua spec/neovim_spec.lua
+	spec/openresty_spec.lua spec/neovim_spec.lua spec/uv_spec.lua
 ROCK_LUA ?= 5.4
 ROCK_TREE ?=
 NGINX_PREFIX ?= /tmp/vpcep-nginx

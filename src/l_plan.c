@@ -58,21 +58,27 @@ static int l_client_plan(lua_State *L)
     return 1;
 }
 
-/* The plan at index 1, its table pushed and made the plan's; raises
+/* The plan at idx, its table pushed and made the plan's; raises
  * vpcep.cancelled once its client is closed. */
-static lplan *check_plan(lua_State *L)
+static lplan *check_plan_at(lua_State *L, int idx)
 {
-    lplan *lp = vp_testudata(L, 1, PLAN_MT);
+    lplan *lp = vp_testudata(L, idx, PLAN_MT);
     if (lp == NULL)
         vp_raise(L, VP_EINVAL, "expected a vpcep plan (use op:method(...), with a colon)");
     if (vp_client_sched(lp->c) == NULL)
         vp_raise(L, VP_ECANCELLED, "the client was closed before the call finished");
-    vp_getuservalue(L, 1);
+    vp_getuservalue(L, idx);
     lp->p.tab = lua_gettop(L);
     return lp;
 }
 
-/* The operation numbered by the argument at idx, whose try is out. */
+static lplan *check_plan(lua_State *L)
+{
+    return check_plan_at(L, 1);
+}
+
+/* The operation numbered by the argument at idx, whose try is out (and
+ * not carried by the client itself, see vp_lplan_out). */
 static vp_op *check_running(lua_State *L, lplan *lp, int idx, int *i)
 {
     long long k;
@@ -80,6 +86,8 @@ static vp_op *check_running(lua_State *L, lplan *lp, int idx, int *i)
     if (b == NULL || !vp_isintegral(L, idx, &k) || k < 1 || k > b->n || b->ops[k - 1].state != OP_RUNNING)
         vp_raise(L, VP_EINVAL, "plan: no request %s is out (numbers come from next())",
                  lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx) : "of that number");
+    if (b->ops[k - 1].x.handle != NULL)
+        vp_raise(L, VP_EINVAL, "plan: request %d is being carried by the client", (int)k);
     *i = (int)k - 1;
     return &b->ops[k - 1];
 }
@@ -295,6 +303,32 @@ static int l_result(lua_State *L)
     if (n == 0)
         return lua_error(L);
     return n;
+}
+
+/* ---- for drivers that carry a plan's requests in C (uv.c) ---------------- */
+
+vp_xfer *vp_lplan_out(lua_State *L, int idx, int num_idx, const vp_client **c, double *seconds)
+{
+    int top = lua_gettop(L), i;
+    lplan *lp = check_plan_at(L, vp_absindex(L, idx));
+    vp_op *op = check_running(L, lp, vp_absindex(L, num_idx), &i);
+    *c = lp->c;
+    *seconds = vp_batch_time_left(lp->p.b, i);
+    lua_settop(L, top);
+    return &op->x;
+}
+
+void vp_lplan_settle(lua_State *L, int idx, vp_xfer *x)
+{
+    int top = lua_gettop(L);
+    lplan *lp = check_plan_at(L, vp_absindex(L, idx));
+    vp_batch *b = lp->p.b;
+    /* a transfer is the first member of its operation */
+    vp_op *op = (vp_op *)(void *)x;
+    if (b == NULL || op < b->ops || op >= b->ops + b->n || op->state != OP_RUNNING)
+        vp_raise(L, VP_EINVAL, "plan: that transfer is none of the plan's requests out");
+    settle(L, lp, (int)(op - b->ops));
+    lua_settop(L, top);
 }
 
 void vp_lplan_open(lua_State *L)

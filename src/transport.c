@@ -22,18 +22,26 @@ typedef struct vp_handle {
     long timeout_ms, connect_ms;
 } vp_handle;
 
+/* A multi handle and the handles in it now. */
+typedef struct vp_multi {
+    CURLM *m;
+    vp_handle **busy;
+    int in_flight, cap_busy;
+} vp_multi;
+
 struct vp_transport {
     vp_transport_opts opts; /* cafile and proxy point at the copies below */
     char *cafile, *proxy;
-    CURLM *multi;
+    vp_multi bulk;      /* driven by curl_multi_perform (vp_transport_next) */
     CURLSH *share;      /* the connection cache (and DNS, TLS sessions) of all handles */
     vp_handle *single;  /* for one-request calls, driven by curl_easy_perform */
     vp_handle **idle;   /* handles not in use, kept for their warm state */
     int n_idle, cap_idle;
-    vp_handle **busy;   /* handles in the multi handle now */
-    int in_flight, cap_busy;
+    struct vp_socket_mode *sm; /* socket mode (see the end of this file), or NULL */
     vp_socks socks;     /* every socket the handles above have open */
 };
+
+static void socket_mode_free(struct vp_transport *tp);
 
 double vp_now(void)
 {
@@ -249,9 +257,9 @@ struct vp_transport *vp_transport_new(const vp_transport_opts *opts)
     tp->opts = *opts;
     tp->opts.cafile = tp->cafile = dup_or_null(opts->cafile, &failed);
     tp->opts.proxy = tp->proxy = dup_or_null(opts->proxy, &failed);
-    tp->multi = curl_multi_init();
+    tp->bulk.m = curl_multi_init();
     tp->share = curl_share_init();
-    if (failed || tp->multi == NULL || tp->share == NULL ||
+    if (failed || tp->bulk.m == NULL || tp->share == NULL ||
         curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
         curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
         curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
@@ -276,23 +284,28 @@ const vp_transport_opts *vp_transport_options(const struct vp_transport *tp)
 
 int vp_transport_in_flight(const struct vp_transport *tp)
 {
-    return tp->in_flight;
+    return tp->bulk.in_flight;
 }
 
-void vp_transport_abort(struct vp_transport *tp)
+/* Detaches every transfer in mu's multi handle. */
+static void abort_all(vp_multi *mu)
 {
     int i;
-    if (tp == NULL)
-        return;
-    for (i = 0; i < tp->in_flight; i++) {
-        vp_handle *h = tp->busy[i];
-        curl_multi_remove_handle(tp->multi, h->easy);
+    for (i = 0; i < mu->in_flight; i++) {
+        vp_handle *h = mu->busy[i];
+        curl_multi_remove_handle(mu->m, h->easy);
         if (h->x != NULL)
             ((vp_xfer *)h->x)->handle = NULL;
         /* A handle cut off mid-transfer is not worth keeping. */
         handle_free(h);
     }
-    tp->in_flight = 0;
+    mu->in_flight = 0;
+}
+
+void vp_transport_abort(struct vp_transport *tp)
+{
+    if (tp != NULL)
+        abort_all(&tp->bulk);
 }
 
 void vp_transport_free(struct vp_transport *tp)
@@ -301,12 +314,13 @@ void vp_transport_free(struct vp_transport *tp)
     if (tp == NULL)
         return;
     vp_transport_abort(tp);
+    socket_mode_free(tp);
     for (i = 0; i < tp->n_idle; i++)
         handle_free(tp->idle[i]);
     handle_free(tp->single);
     free(tp->idle);
-    free(tp->busy);
-    curl_multi_cleanup(tp->multi);
+    free(tp->bulk.busy);
+    curl_multi_cleanup(tp->bulk.m);
     /* last: the handles above used it (closing its connections calls
      * on_close, which reads tp->socks) */
     curl_share_cleanup(tp->share);
@@ -545,6 +559,7 @@ static CURLcode set_resend(vp_handle *h, vp_xfer *x, double connect_timeout)
 
 #undef SET
 
+
 /* curl_easy_perform, and once more on a new connection when the kept one
  * libcurl picked was stale (see on_prereq). */
 static CURLcode perform(struct vp_transport *tp, vp_handle *h, vp_xfer *x)
@@ -603,31 +618,32 @@ static void give_back(struct vp_transport *tp, vp_handle *h)
 }
 
 /* Makes room for one more in-flight handle. */
-static int busy_room(struct vp_transport *tp)
+static int busy_room(vp_multi *mu)
 {
-    if (tp->in_flight == tp->cap_busy) {
-        int cap = tp->cap_busy ? tp->cap_busy * 2 : 8;
-        vp_handle **busy = realloc(tp->busy, (size_t)cap * sizeof *busy);
+    if (mu->in_flight == mu->cap_busy) {
+        int cap = mu->cap_busy ? mu->cap_busy * 2 : 8;
+        vp_handle **busy = realloc(mu->busy, (size_t)cap * sizeof *busy);
         if (busy == NULL)
             return -1;
-        tp->busy = busy;
-        tp->cap_busy = cap;
+        mu->busy = busy;
+        mu->cap_busy = cap;
     }
     return 0;
 }
 
-static void forget_busy(struct vp_transport *tp, vp_handle *h)
+static void forget_busy(vp_multi *mu, vp_handle *h)
 {
     int i;
-    for (i = 0; i < tp->in_flight; i++) {
-        if (tp->busy[i] == h) {
-            tp->busy[i] = tp->busy[--tp->in_flight];
+    for (i = 0; i < mu->in_flight; i++) {
+        if (mu->busy[i] == h) {
+            mu->busy[i] = mu->busy[--mu->in_flight];
             return;
         }
     }
 }
 
-int vp_xfer_start(struct vp_transport *tp, vp_xfer *x, double seconds)
+/* Starts x on mu's multi handle (the bulk one, or socket mode's). */
+static int start_on(struct vp_transport *tp, vp_multi *mu, vp_xfer *x, double seconds)
 {
     CURLcode rc;
     vp_handle *h;
@@ -637,8 +653,8 @@ int vp_xfer_start(struct vp_transport *tp, vp_xfer *x, double seconds)
         x->result = CURLE_OUT_OF_MEMORY;
         return -1;
     }
-    rc = busy_room(tp) != 0 ? CURLE_OUT_OF_MEMORY : set_exchange(h, x, seconds, tp->opts.connect_timeout);
-    if (rc == CURLE_OK && curl_multi_add_handle(tp->multi, h->easy) != CURLM_OK)
+    rc = busy_room(mu) != 0 ? CURLE_OUT_OF_MEMORY : set_exchange(h, x, seconds, tp->opts.connect_timeout);
+    if (rc == CURLE_OK && curl_multi_add_handle(mu->m, h->easy) != CURLM_OK)
         rc = CURLE_FAILED_INIT;
     if (rc != CURLE_OK) {
         x->result = rc;
@@ -647,28 +663,33 @@ int vp_xfer_start(struct vp_transport *tp, vp_xfer *x, double seconds)
         return -1;
     }
     x->handle = h;
-    tp->busy[tp->in_flight++] = h;
+    mu->busy[mu->in_flight++] = h;
     return 0;
 }
 
-/* Puts h back into the multi handle to send x once more on a new
+int vp_xfer_start(struct vp_transport *tp, vp_xfer *x, double seconds)
+{
+    return start_on(tp, &tp->bulk, x, seconds);
+}
+
+/* Puts h back into mu's multi handle to send x once more on a new
  * connection, its kept one having been stale (see on_prereq); 0, or -1
  * when libcurl refused (x->result says why). */
-static int resend(struct vp_transport *tp, vp_handle *h, vp_xfer *x)
+static int resend(struct vp_transport *tp, vp_multi *mu, vp_handle *h, vp_xfer *x)
 {
-    curl_multi_remove_handle(tp->multi, h->easy);
+    curl_multi_remove_handle(mu->m, h->easy);
     x->result = set_resend(h, x, tp->opts.connect_timeout);
-    if (x->result == CURLE_OK && curl_multi_add_handle(tp->multi, h->easy) != CURLM_OK)
+    if (x->result == CURLE_OK && curl_multi_add_handle(mu->m, h->easy) != CURLM_OK)
         x->result = CURLE_FAILED_INIT;
     return x->result == CURLE_OK ? 0 : -1;
 }
 
-/* Takes one finished transfer off the multi handle, or returns NULL. */
-static vp_xfer *take_done(struct vp_transport *tp)
+/* Takes one finished transfer off mu's multi handle, or returns NULL. */
+static vp_xfer *take_done(struct vp_transport *tp, vp_multi *mu)
 {
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(tp->multi, &left)) != NULL) {
+    while ((m = curl_multi_info_read(mu->m, &left)) != NULL) {
         vp_handle *h = NULL;
         vp_xfer *x;
         if (m->msg != CURLMSG_DONE)
@@ -676,14 +697,14 @@ static vp_xfer *take_done(struct vp_transport *tp)
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
         x = (vp_xfer *)h->x;
         x->result = m->data.result;
-        if (x->result == CURLE_ABORTED_BY_CALLBACK && x->stale && !x->resent && resend(tp, h, x) == 0)
+        if (x->result == CURLE_ABORTED_BY_CALLBACK && x->stale && !x->resent && resend(tp, mu, h, x) == 0)
             continue; /* still in flight */
         curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &x->status);
         note_end(x, h->easy);
         if (x->resent)
             curl_easy_setopt(h->easy, CURLOPT_FRESH_CONNECT, 0L);
-        curl_multi_remove_handle(tp->multi, h->easy);
-        forget_busy(tp, h);
+        curl_multi_remove_handle(mu->m, h->easy);
+        forget_busy(mu, h);
         handle_forget(h);
         give_back(tp, h);
         x->handle = NULL;
@@ -697,17 +718,160 @@ vp_xfer *vp_transport_next(struct vp_transport *tp, double max_wait)
     double until = vp_now() + max_wait;
     for (;;) {
         int running;
-        vp_xfer *x = take_done(tp);
+        vp_xfer *x = take_done(tp, &tp->bulk);
         double left;
         if (x != NULL)
             return x;
-        curl_multi_perform(tp->multi, &running);
-        x = take_done(tp);
+        curl_multi_perform(tp->bulk.m, &running);
+        x = take_done(tp, &tp->bulk);
         if (x != NULL)
             return x;
         left = until - vp_now();
         if (left <= 0)
             return NULL;
-        curl_multi_poll(tp->multi, NULL, 0, (int)ms(left), NULL);
+        curl_multi_poll(tp->bulk.m, NULL, 0, (int)ms(left), NULL);
     }
+}
+
+/* ---- socket mode ------------------------------------------------------------
+ *
+ * For hosts whose own event loop watches the sockets (uv.c): a second
+ * multi handle, driven by curl_multi_socket_action. Its transfers start
+ * and end as the bulk ones do (start_on, take_done) and take their handles
+ * from the same pool, so every mode shares one connection cache. libcurl's
+ * socket and timer callbacks only write down what they are asked, here;
+ * the host reads it with vp_transport_watch after each call. */
+
+struct vp_socket_mode {
+    vp_multi mu;
+    vp_watch *watch; /* the sockets to watch or to stop watching, in the order asked */
+    int n_watch, cap_watch;
+    long timer_ms;   /* as libcurl last set it, or VP_TIMER_SAME */
+};
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *socketp)
+{
+    struct vp_socket_mode *sm = ud;
+    (void)easy;
+    (void)socketp;
+    if (sm->n_watch == sm->cap_watch) {
+        int cap = sm->cap_watch ? sm->cap_watch * 2 : 16;
+        vp_watch *w = realloc(sm->watch, (size_t)cap * sizeof *w);
+        if (w == NULL)
+            return -1; /* libcurl fails the transfers */
+        sm->watch = w;
+        sm->cap_watch = cap;
+    }
+    sm->watch[sm->n_watch].fd = (int)fd;
+    sm->watch[sm->n_watch].what = (what == CURL_POLL_IN || what == CURL_POLL_INOUT ? VP_WATCH_IN : 0) |
+                                  (what == CURL_POLL_OUT || what == CURL_POLL_INOUT ? VP_WATCH_OUT : 0);
+    sm->n_watch++;
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *ud)
+{
+    (void)multi;
+    ((struct vp_socket_mode *)ud)->timer_ms = timeout_ms;
+    return 0;
+}
+
+/* The transport's socket mode, made on first use; NULL when it cannot be. */
+static struct vp_socket_mode *socket_mode(struct vp_transport *tp)
+{
+    struct vp_socket_mode *sm = tp->sm;
+    if (sm != NULL)
+        return sm;
+    sm = calloc(1, sizeof *sm);
+    if (sm == NULL)
+        return NULL;
+    sm->timer_ms = VP_TIMER_SAME;
+    sm->mu.m = curl_multi_init();
+    if (sm->mu.m == NULL || curl_multi_setopt(sm->mu.m, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(sm->mu.m, CURLMOPT_SOCKETDATA, (void *)sm) != CURLM_OK ||
+        curl_multi_setopt(sm->mu.m, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+        curl_multi_setopt(sm->mu.m, CURLMOPT_TIMERDATA, (void *)sm) != CURLM_OK) {
+        curl_multi_cleanup(sm->mu.m);
+        free(sm);
+        return NULL;
+    }
+    tp->sm = sm;
+    return sm;
+}
+
+/* Before the pool's handles and the share go: whatever is in flight is
+ * cut off, and the multi handle cleaned up (its callbacks write into sm,
+ * so sm goes last). */
+static void socket_mode_free(struct vp_transport *tp)
+{
+    struct vp_socket_mode *sm = tp->sm;
+    if (sm == NULL)
+        return;
+    abort_all(&sm->mu);
+    curl_multi_cleanup(sm->mu.m);
+    free(sm->mu.busy);
+    free(sm->watch);
+    free(sm);
+    tp->sm = NULL;
+}
+
+int vp_xfer_start_socket(struct vp_transport *tp, vp_xfer *x, double seconds)
+{
+    struct vp_socket_mode *sm = socket_mode(tp);
+    if (sm == NULL) {
+        x->result = CURLE_OUT_OF_MEMORY;
+        x->errbuf[0] = '\0';
+        return -1;
+    }
+    return start_on(tp, &sm->mu, x, seconds);
+}
+
+void vp_transport_socket_action(struct vp_transport *tp, int fd, int events)
+{
+    int running, ev = 0;
+    if (tp->sm == NULL)
+        return;
+    if (events & VP_WATCH_IN)
+        ev |= CURL_CSELECT_IN;
+    if (events & VP_WATCH_OUT)
+        ev |= CURL_CSELECT_OUT;
+    if (events & VP_WATCH_ERR)
+        ev |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(tp->sm->mu.m, fd < 0 ? CURL_SOCKET_TIMEOUT : (curl_socket_t)fd, ev, &running);
+}
+
+vp_xfer *vp_transport_socket_done(struct vp_transport *tp)
+{
+    return tp->sm != NULL ? take_done(tp, &tp->sm->mu) : NULL;
+}
+
+void vp_xfer_cancel(struct vp_transport *tp, vp_xfer *x)
+{
+    vp_handle *h = x->handle;
+    if (h == NULL || tp->sm == NULL)
+        return;
+    curl_multi_remove_handle(tp->sm->mu.m, h->easy);
+    forget_busy(&tp->sm->mu, h);
+    x->handle = NULL;
+    /* as in abort_all: a handle cut off mid-transfer is not worth keeping */
+    handle_free(h);
+}
+
+int vp_transport_socket_in_flight(const struct vp_transport *tp)
+{
+    return tp->sm != NULL ? tp->sm->mu.in_flight : 0;
+}
+
+const vp_watch *vp_transport_watch(struct vp_transport *tp, int *n, long *timer_ms)
+{
+    struct vp_socket_mode *sm = tp->sm;
+    *n = 0;
+    *timer_ms = VP_TIMER_SAME;
+    if (sm == NULL)
+        return NULL;
+    *n = sm->n_watch;
+    *timer_ms = sm->timer_ms;
+    sm->n_watch = 0;
+    sm->timer_ms = VP_TIMER_SAME;
+    return sm->watch;
 }

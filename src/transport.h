@@ -1,6 +1,7 @@
 /* transport.h: libcurl underneath the client: one multi handle per
  * transport, a pool of easy handles whose connections are kept alive
- * between calls, and a kept handle for one-request calls. Built from a
+ * between calls, a kept handle for one-request calls, and, for hosts with
+ * an event loop of their own, a multi handle in socket mode. Built from a
  * vp_transport_opts; it knows nothing of clients or of what it carries. */
 #ifndef VPCEP_TRANSPORT_H
 #define VPCEP_TRANSPORT_H
@@ -91,6 +92,38 @@ int vp_transport_in_flight(const struct vp_transport *tp);
 vp_xfer *vp_transport_next(struct vp_transport *tp, double max_wait);
 /* Detaches every transfer still in flight (after a failure). */
 void vp_transport_abort(struct vp_transport *tp);
+/* ---- socket mode: the host's event loop watches the sockets (uv.c) ---- */
+
+/* A socket libcurl asked to be watched for `what` (VP_WATCH_IN and/or
+ * VP_WATCH_OUT), or, with what 0, no longer. */
+typedef struct vp_watch {
+    int fd;
+    int what;
+} vp_watch;
+enum { VP_WATCH_IN = 1, VP_WATCH_OUT = 2, VP_WATCH_ERR = 4 };
+/* vp_transport_watch's timer_ms when libcurl did not set its timer. */
+#define VP_TIMER_SAME (-2L)
+
+/* Starts x on the socket-mode multi handle (made on first use), with at
+ * most `seconds` for the whole exchange; 0, or -1 when libcurl refused
+ * (x->result says why). Nothing is sent before vp_transport_socket_action. */
+int vp_xfer_start_socket(struct vp_transport *tp, vp_xfer *x, double seconds);
+/* curl_multi_socket_action: socket fd is ready for `events` (VP_WATCH_IN,
+ * _OUT, _ERR), or, with fd < 0, libcurl's timer is due. */
+void vp_transport_socket_action(struct vp_transport *tp, int fd, int events);
+/* One transfer of socket mode that ended, detached, or NULL. */
+vp_xfer *vp_transport_socket_done(struct vp_transport *tp);
+/* Cuts off x, in flight in socket mode, without an answer. */
+void vp_xfer_cancel(struct vp_transport *tp, vp_xfer *x);
+/* How many transfers socket mode has in flight. */
+int vp_transport_socket_in_flight(const struct vp_transport *tp);
+/* What libcurl asked for since the last call: *n socket changes, in the
+ * order asked (the array is valid until the next call into the
+ * transport), and its timer: *timer_ms -1 to stop it, VP_TIMER_SAME when
+ * not set again, else the milliseconds until vp_transport_socket_action
+ * with fd -1 is due. */
+const vp_watch *vp_transport_watch(struct vp_transport *tp, int *n, long *timer_ms);
+
 /* Monotonic seconds. */
 double vp_now(void);
 /* Sleeps that many seconds (nothing for zero or less). */

@@ -10,6 +10,7 @@
 #include "policy.h"
 #include "response.h"
 #include "sign.h"
+#include "uv.h"
 
 /* vpcep.parse(status, body [, headers]) -> document, or raises the error */
 static int l_parse(lua_State *L)
@@ -93,6 +94,7 @@ VP_EXPORT int luaopen_vpcep(lua_State *L)
     vp_lplan_open(L);
     lua_newtable(L);
     vp_setfuncs(L, functions, 0);
+    vp_uv_open(L, lua_gettop(L));
     lua_pushliteral(L, "vpcep " VPCEP_VERSION);
     lua_setfield(L, -2, "_VERSION");
     push_safe_table(L);

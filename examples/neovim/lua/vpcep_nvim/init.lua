@@ -1,85 +1,179 @@
--- examples/neovim/lua/vpcep_nvim/init.lua: accept or reject a VPC Endpoint
--- connection from Neovim (0.7+) without blocking the editor.
+-- vpcep_nvim: accept and reject VPC Endpoint connections from Neovim (0.7+),
+-- in-process and without blocking the editor: the calls run on Neovim's
+-- own event loop (vim.loop) through vpcep.uv, which drives libcurl's multi
+-- socket interface. One client per editor session keeps its connections.
 --
--- The call runs in a job (a `luajit` process running vpcep_job.lua), so the
--- editor's event loop goes on while libcurl waits on the service; the result
--- comes back through the job's output. (vim.loop.new_work cannot carry the
--- client: it is C userdata, and a work thread has its own Lua state.)
---
--- Settings (vim.g):
---   vpcep_lua        interpreter for the job (default: luajit, else lua5.1)
---   vpcep_cpath      where vpcep.so is, e.g. "/path/build/luajit/?.so"
---                    (default: this Neovim's package.cpath)
---   vpcep_endpoint   or vpcep_region, and vpcep_project_id
--- Credentials stay in the environment Neovim was started with: VPCEP_TOKEN,
--- or HUAWEICLOUD_SDK_AK / HUAWEICLOUD_SDK_SK [/ HUAWEICLOUD_SDK_SECURITY_TOKEN].
+-- Settings (vim.g, all optional; see :help vpcep-settings):
+--   vpcep_cpath       where vpcep.so is, e.g. "/path/vpcep/build/luajit/?.so"
+--   vpcep_path        where vpcep/uv.lua is, e.g. "/path/vpcep/lua/?.lua"
+--                     (both default to the checkout this plugin sits in, when
+--                     it has them, else to what package.cpath/path find)
+--   vpcep_endpoint    or vpcep_region, and vpcep_project_id
+--   vpcep_options     more options of vpcep.new: timeout, retries, concurrency, ...
+-- Credentials come from the environment Neovim started with: $VPCEP_TOKEN,
+-- or $HUAWEICLOUD_SDK_AK and $HUAWEICLOUD_SDK_SK [+ _SECURITY_TOKEN].
 local M = {}
 
+-- The plugin's folder, and the checkout around it (examples/neovim/).
 local here = debug.getinfo(1, "S").source:sub(2):match("^(.*)/lua/vpcep_nvim/[^/]*$") or "."
-M.job_script = here .. "/vpcep_job.lua"
+M.plugin_dir = here
+M.checkout = vim.fn.simplify(here .. "/../..")
 
-local function interpreter()
-  if vim.g.vpcep_lua then return vim.g.vpcep_lua end
-  if vim.fn.executable("luajit") == 1 then return "luajit" end
-  return "lua5.1"
+local function readable(path)
+  return vim.fn.filereadable(path) == 1
 end
 
--- M.run(action, service, endpoint, on_done) starts the call and returns the
--- job id at once; on_done(result) runs later on the main loop with
--- { connection = {...} } or { error = { code, message, ... } }.
-function M.run(action, service, endpoint, on_done)
-  local out, errs = {}, {}
-  local env = {
-    VPCEP_CPATH = vim.g.vpcep_cpath or package.cpath,
-    VPCEP_ENDPOINT = vim.g.vpcep_endpoint or "",
-    VPCEP_REGION = vim.g.vpcep_region or "",
-    VPCEP_PROJECT_ID = vim.g.vpcep_project_id or os.getenv("HUAWEICLOUD_SDK_PROJECT_ID") or "",
-  }
-  local id = vim.fn.jobstart({ interpreter(), M.job_script, action, service, endpoint }, {
-    env = env,
-    stdout_buffered = true,
-    stderr_buffered = true,
-    on_stdout = function(_, data) out = data end,
-    on_stderr = function(_, data) errs = data end,
-    on_exit = function(_, code)
-      local line = table.concat(out, "\n")
-      local ok, result = pcall(vim.json.decode, line)
-      if code ~= 0 or not ok or type(result) ~= "table" then
-        result = { error = { code = "vpcep.job", message = "the vpcep job failed (exit " .. code .. "): "
-          .. table.concat(errs, "\n"):sub(1, 500) } }
-      end
-      on_done(result)
-    end,
-  })
-  if id <= 0 then
-    on_done({ error = { code = "vpcep.job", message = "cannot start " .. interpreter() } })
+local function nonempty(v)
+  if v == nil or v == "" or v == vim.NIL then return nil end
+  return v
+end
+
+-- Puts template before the search path `field` of package, once.
+local function prepend(field, template)
+  if template and not (";" .. package[field] .. ";"):find(";" .. template .. ";", 1, true) then
+    package[field] = template .. ";" .. package[field]
   end
-  return id
 end
 
--- What :VpcepAccept / :VpcepReject do with a result: remember it, tell the user.
-function M.report(action, result)
-  vim.g.vpcep_last = result
-  if result.connection then
-    vim.notify(("vpcep: %s %s: %s"):format(action, tostring(result.connection.id), tostring(result.connection.status)))
+-- Where the module is looked for: the settings, else the checkout's build.
+function M.set_paths()
+  local cpath = nonempty(vim.g.vpcep_cpath)
+  if not cpath and readable(M.checkout .. "/build/luajit/vpcep.so") then
+    cpath = M.checkout .. "/build/luajit/?.so"
+  end
+  local path = nonempty(vim.g.vpcep_path)
+  if not path and readable(M.checkout .. "/lua/vpcep/uv.lua") then
+    path = M.checkout .. "/lua/?.lua"
+  end
+  prepend("cpath", cpath)
+  prepend("path", path)
+end
+
+-- The options of vpcep.new, from the settings and the environment.
+function M.options()
+  local o = {}
+  for k, v in pairs(nonempty(vim.g.vpcep_options) or {}) do o[k] = v end
+  o.endpoint = o.endpoint or nonempty(vim.g.vpcep_endpoint)
+  o.region = o.region or nonempty(vim.g.vpcep_region)
+  o.project_id = o.project_id or nonempty(vim.g.vpcep_project_id)
+  if not (o.token or o.ak or o.sk) then o.token = nonempty(os.getenv("VPCEP_TOKEN")) end
+  return o
+end
+
+-- Which credentials the client would use, named, never shown; nil and
+-- why when there are none.
+function M.credential_source(o)
+  o = o or M.options()
+  if o.token and o.token == os.getenv("VPCEP_TOKEN") then return "IAM token from $VPCEP_TOKEN" end
+  if o.token then return "IAM token from g:vpcep_options" end
+  if o.ak or o.sk then
+    return "AK/SK from g:vpcep_options" .. (o.security_token and " with a security token" or "")
+  end
+  local ak, sk = nonempty(os.getenv("HUAWEICLOUD_SDK_AK")), nonempty(os.getenv("HUAWEICLOUD_SDK_SK"))
+  if ak and sk then
+    return "AK/SK from $HUAWEICLOUD_SDK_AK and $HUAWEICLOUD_SDK_SK"
+      .. (nonempty(os.getenv("HUAWEICLOUD_SDK_SECURITY_TOKEN")) and " with $HUAWEICLOUD_SDK_SECURITY_TOKEN" or "")
+  end
+  if ak or sk then
+    return nil, (ak and "$HUAWEICLOUD_SDK_SK" or "$HUAWEICLOUD_SDK_AK") .. " is not set (the AK and SK go together)"
+  end
+  return nil, "none: set $VPCEP_TOKEN, or $HUAWEICLOUD_SDK_AK and $HUAWEICLOUD_SDK_SK, before starting Neovim"
+end
+
+-- require "vpcep.uv", with the paths set; nil and the error when it fails.
+function M.load()
+  M.set_paths()
+  local ok, mod = pcall(require, "vpcep.uv")
+  if not ok then return nil, mod end
+  return mod
+end
+
+-- The session's client, made on first use; nil and the error when it
+-- cannot be (no module, bad settings).
+function M.client()
+  if M._client then return M._client end
+  local mod, err = M.load()
+  if not mod then return nil, err end
+  local ok, c = pcall(mod.new, M.options())
+  if not ok then return nil, c end
+  M._client = c
+  vim.api.nvim_create_autocmd("VimLeavePre", { once = true, callback = function() M.reset() end })
+  return c
+end
+
+-- Closes the session's client (calls in flight end as vpcep.cancelled);
+-- the next call makes a new one, with the settings as they are then.
+function M.reset()
+  if M._client then
+    M._client:close()
+    M._client = nil
+  end
+end
+
+-- An error (object or text) as plain values, for messages and vim.g.
+function M.plain_error(e)
+  if type(e) ~= "table" then
+    return { code = "vpcep_nvim", message = (tostring(e):gsub("\n.*", "")) }
+  end
+  return { code = e.code, message = e.message, status = e.status, request_id = e.request_id,
+           retryable = e.retryable and true or false, endpoint = e.endpoint }
+end
+
+-- What a bulk call came to for each id: { id=, status= } or { id=, error= }.
+function M.outcomes(ids, conns, err)
+  local out = {}
+  for i, id in ipairs(ids) do
+    local r = conns and conns[i] or (type(err) == "table" and err.results and err.results[i]) or err
+    if type(r) == "table" and r.status ~= nil and r.code == nil then
+      out[i] = { id = id, status = r.status }
+    else
+      out[i] = { id = id, error = M.plain_error(r) }
+    end
+  end
+  return out
+end
+
+-- Accepts or rejects ids of service sid, concurrently in one call;
+-- done(outcomes, err) runs later, where the editor may be changed.
+function M.run(action, sid, ids, done)
+  local c, err = M.client()
+  if not c then
+    return vim.schedule(function() done(M.outcomes(ids, nil, err), err) end)
+  end
+  c[action](c, sid, ids, function(conns, e) done(M.outcomes(ids, conns, e), e) end)
+end
+
+local PAST = { accept = "accepted", reject = "rejected" }
+
+-- What :VpcepAccept / :VpcepReject say when done: one message, the detail
+-- in g:vpcep_last, and the User autocommand VpcepDone.
+function M.report(action, sid, out, err)
+  local good, bad = 0, {}
+  for _, r in ipairs(out) do
+    if r.error then bad[#bad + 1] = r.id .. " " .. tostring(r.error.code) else good = good + 1 end
+  end
+  vim.g.vpcep_last = { action = action, service_id = sid, results = out, error = err and M.plain_error(err) or nil }
+  if #bad == 0 then
+    vim.notify(("vpcep: %s: %d %s"):format(action, good, PAST[action]))
   else
-    local e = result.error or {}
-    vim.notify(("vpcep: %s failed: %s %s"):format(action, tostring(e.code), tostring(e.message)), vim.log.levels.ERROR)
+    local first = out[1].error and out[1].error.message or ""
+    vim.notify(("vpcep: %s: %d %s, %d failed: %s%s"):format(action, good, PAST[action], #bad,
+      table.concat(bad, ", ", 1, math.min(#bad, 10)), #out == 1 and (": " .. tostring(first)) or ""),
+      vim.log.levels.ERROR)
   end
   vim.cmd("doautocmd <nomodeline> User VpcepDone")
 end
 
-function M.command(action)
-  return function(opts)
-    local service, endpoint = opts.fargs[1], opts.fargs[2]
-    if #opts.fargs ~= 2 then
-      vim.notify("usage: :Vpcep" .. (action == "reject" and "Reject" or "Accept") .. " SERVICE_ID ENDPOINT_ID",
-        vim.log.levels.ERROR)
-      return
-    end
-    vim.g.vpcep_last = nil
-    M.run(action, service, endpoint, function(result) M.report(action, result) end)
+-- :VpcepAccept SID ID... / :VpcepReject SID ID...
+function M.command(action, args)
+  if #args < 2 then
+    vim.notify(("usage: :Vpcep%s SERVICE_ID ID..."):format(action == "accept" and "Accept" or "Reject"),
+      vim.log.levels.ERROR)
+    return
   end
+  local sid, ids = args[1], { unpack(args, 2) }
+  vim.g.vpcep_last = nil
+  M.run(action, sid, ids, function(out, err) M.report(action, sid, out, err) end)
 end
 
 return M

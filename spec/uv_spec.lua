@@ -1,0 +1,367 @@
+-- vpcep.uv on plain luv (lua-luv), against the mock: calls return at once
+-- and their callbacks run later on the loop, the loop keeps turning while
+-- they wait, results and errors are the blocking client's, connections
+-- are kept across calls, a callback's error is reported once, and close()
+-- cancels what is in flight and leaves no handle behind.
+local helper = require "spec.helper"
+local vpcep = require "vpcep"
+
+local have_luv, uv = pcall(require, "luv")
+local describe_uv = have_luv and describe or function(name) pending(name .. ": luv is not installed for this Lua") end
+
+local SID = helper.defaults.service_id
+local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
+
+-- Runs the loop until done() is true, one event at a time. A loop with
+-- nothing left to run returns at once, so the bound is a count of turns,
+-- never a time.
+local function run_until(done)
+  for _ = 1, 200000 do
+    if done() then return true end
+    uv.run("once")
+  end
+  return done()
+end
+
+-- Every handle the loop still has.
+local function handles()
+  local n = 0
+  uv.walk(function(h) if not h:is_closing() then n = n + 1 end end)
+  return n
+end
+
+-- The fields of an error object that both clients must give alike.
+local function shape(err)
+  local t = { code = err.code, status = err.status, endpoint = err.endpoint, retryable = err.retryable,
+              failed = err.failed, tries = err.tries }
+  if err.results then
+    t.results = {}
+    for i, r in ipairs(err.results) do
+      t.results[i] = vpcep.is_error(r) and { code = r.code, endpoint = r.endpoint } or { id = r.id, status = r.status }
+    end
+  end
+  return t
+end
+
+describe_uv("vpcep.uv (luv)", function()
+  local vuv = require "vpcep.uv"
+  local mock, reported
+
+  local function client(o)
+    return vuv.new(helper.client_opts(mock, o), { loop = uv, on_error = function(m) reported[#reported + 1] = m end })
+  end
+
+  -- Starts method(client, ...) with a callback; runs the loop until it is
+  -- called; returns its arguments (as a table with n) and whether the
+  -- method returned before the callback ran.
+  local function call(c, name, ...)
+    local got
+    local args = { ... }
+    args[#args + 1] = function(...) got = { n = select("#", ...), ... } end
+    c[name](c, unpack(args))
+    local returned_first = got == nil
+    assert.is_true(run_until(function() return got ~= nil end), name .. ": no callback")
+    return got, returned_first
+  end
+
+  setup(function() mock = helper.start() end)
+  teardown(function() mock:stop() end)
+  before_each(function()
+    mock:reset()
+    reported = {}
+  end)
+  after_each(function()
+    -- whatever a case left is closed by the loop's next turns
+    uv.run("nowait")
+    assert.are.equal(0, handles(), "a handle was left behind")
+  end)
+
+  it("accepts like the blocking client: same connections, same order; returns before the callback", function()
+    local ids = mock:seed(12)
+    mock:config { delay_ms = 100 } -- so that the requests overlap
+    local c = client { concurrency = 5 }
+    local most, sampler = 0, uv.new_timer()
+    sampler:start(1, 1, function() most = math.max(most, c._carrier:in_flight()) end)
+    local got, returned_first = call(c, "accept", SID, ids)
+    sampler:close()
+    assert.is_true(returned_first)
+    assert.is_nil(got[2])
+    local conns = got[1]
+    assert.are.equal(12, #conns)
+    for i, conn in ipairs(conns) do
+      assert.are.equal(ids[i], conn.id)
+      assert.are.equal("accepted", conn.status)
+    end
+    -- several at once, never more than concurrency
+    assert.is_true(most > 1 and most <= 5, "most in flight: " .. most)
+    mock:reset(); mock:seed(12)
+    local blocking = helper.client(mock):accept(SID, ids)
+    for i = 1, 12 do
+      assert.are.same({ blocking[i].id, blocking[i].status }, { conns[i].id, conns[i].status })
+    end
+    c:close()
+  end)
+
+  it("rejects, lists every page with the total, and describes, as the blocking client does", function()
+    local ids = mock:seed(25)
+    local c = client()
+    local b = helper.client(mock)
+    local got = call(c, "reject", SID, { ids[1], ids[2] })
+    assert.are.same({ "rejected", "rejected" }, { got[1][1].status, got[1][2].status })
+    got = call(c, "connections", SID, { limit = 10, sort_key = "create_at", sort_dir = "asc" })
+    local list, total = b:connections(SID, { limit = 10, sort_key = "create_at", sort_dir = "asc" })
+    assert.are.equal(3, got.n)
+    assert.is_nil(got[2])
+    assert.are.equal(total, got[3])
+    assert.are.equal(25, got[3])
+    assert.are.equal(#list, #got[1])
+    for i = 1, #list do assert.are.equal(list[i].id, got[1][i].id) end
+    -- describe: the same request, and the same outcome (whatever the mock
+    -- makes of it) as the blocking client's
+    mock:clear_log()
+    got = call(c, "describe", SID, { [ids[3]] = "from the loop" })
+    local log = mock:log()
+    assert.are.equal(1, #log)
+    assert.are.equal("PUT", log[1].method)
+    assert.matches("/connections/description$", log[1].path)
+    local ok, res = pcall(b.describe, b, SID, { [ids[3]] = "from the loop" })
+    if ok then
+      assert.is_nil(got[2])
+      assert.are.equal(res[1].id, got[1][1].id)
+    else
+      assert.are.same(shape(res), shape(got[2]))
+    end
+    c:close()
+    b:close()
+  end)
+
+  it("gives a bulk call's error object as the blocking client raises it", function()
+    mock:service{ endpoints = { { id = "e1" }, { id = "e2" } } }
+    local c = client()
+    local got = call(c, "accept", SID, { "e1", "nope", "e2" })
+    assert.is_nil(got[1])
+    local err = got[2]
+    assert.is_true(vpcep.is_error(err))
+    mock:reset(); mock:service{ endpoints = { { id = "e1" }, { id = "e2" } } }
+    local b = helper.client(mock)
+    local blocking = helper.raised(b.accept, b, SID, { "e1", "nope", "e2" })
+    assert.are.same(shape(blocking), shape(err))
+    assert.are.equal("EndPoint.0005", err.results[2].code)
+    assert.are.equal(tostring(blocking):gsub("request_id=%x+", ""), tostring(err):gsub("request_id=%x+", ""))
+    c:close()
+  end)
+
+  it("retries injected 503s on the loop's timer, honouring Retry-After, and the loop keeps turning", function()
+    mock:service{ endpoints = { { id = "e1" } } }
+    mock:fault { match = { endpoint = "e1" }, times = 2,
+                 answer = { status = 503, json = { error_code = "APIGW.0503", error_msg = "busy" },
+                            headers = { ["Retry-After"] = "1" } } }
+    local c = client()
+    local ticks, t = 0, uv.new_timer()
+    t:start(20, 20, function() ticks = ticks + 1 end)
+    local got = call(c, "accept", SID, "e1")
+    t:close()
+    assert.is_nil(got[2], tostring(got[2]))
+    assert.are.equal("accepted", got[1][1].status)
+    assert.are.equal(3, #mock:log())
+    -- two waits of Retry-After: 1 s, spent on the loop, not asleep
+    assert.is_true(ticks >= 20, "ticks: " .. ticks)
+    c:close()
+  end)
+
+  it("gives up after the retries with the last error, tries counted", function()
+    mock:service{ endpoints = { { id = "e1" } } }
+    mock:fault { match = { endpoint = "e1" }, times = 0, answer = { status = 503, body = "" } }
+    local c = client { retries = 2 }
+    local got = call(c, "accept", SID, "e1")
+    assert.are.equal("HTTP.503", got[2].code)
+    assert.are.equal(3, got[2].tries)
+    assert.is_true(got[2].retryable)
+    assert.are.equal(3, #mock:log())
+    c:close()
+  end)
+
+  it("times out a request the service holds, as vpcep.timeout", function()
+    mock:service{ endpoints = { { id = "e1" } } }
+    mock:fault { match = { endpoint = "e1" }, times = 0, hang_ms = 3000 }
+    local c = client { timeout = 0.5, retries = 0 }
+    local got = call(c, "accept", SID, "e1")
+    assert.is_nil(got[1])
+    assert.are.equal("vpcep.timeout", got[2].code)
+    assert.are.equal("e1", got[2].endpoint)
+    c:close()
+  end)
+
+  it("an authentication failure reaches the callback, without the token", function()
+    mock:service{ endpoints = { { id = "e1" } } }
+    local c = client { token = "not-the-mock-token-xyz" }
+    local got = call(c, "accept", SID, "e1")
+    assert.are.equal("APIGW.0301", got[2].code)
+    assert.are.equal(401, got[2].status)
+    assert.is_nil(tostring(got[2]):find("not-the-mock-token-xyz", 1, true))
+    c:close()
+  end)
+
+  it("bad input reaches the callback as vpcep.invalid_argument, and nothing is sent", function()
+    local c = client()
+    local got, returned_first = call(c, "accept", SID, { "ok", "bad id" })
+    assert.is_true(returned_first)
+    assert.are.equal("vpcep.invalid_argument", got[2].code)
+    got = call(c, "connections", SID, { limit = 5000 })
+    assert.are.equal("vpcep.invalid_argument", got[2].code)
+    assert.are.same({}, mock:log())
+    c:close()
+  end)
+
+  it("a call without a callback raises vpcep.invalid_argument at once", function()
+    local c = client()
+    helper.einval(c.accept, c, SID, "e1")
+    helper.einval(c.accept, c, SID, "e1", {}, "not a function")
+    helper.einval(c.connections, c, SID)
+    helper.einval(c.accept, {}, SID, "e1", function() end)
+    helper.einval(vuv.new, helper.client_opts(mock), { loop = uv, bogus = 1 })
+    helper.einval(vuv.new, helper.client_opts(mock), { loop = uv, schedule = "later" })
+    helper.einval(vuv.new, { endpoint = mock.url })
+    assert.are.same({}, mock:log())
+    c:close()
+  end)
+
+  it("keeps its connection across 20 calls", function()
+    local ids = mock:seed(20)
+    local c = client()
+    local before = mock:stats()
+    for i = 1, 20 do
+      local got = call(c, i % 2 == 0 and "accept" or "connections", SID, i % 2 == 0 and ids[i] or nil)
+      assert.is_nil(got[2], tostring(got[2]))
+    end
+    local after = mock:stats()
+    -- 10 accepts and 10 listings (one page each) over one connection,
+    -- and one connection for the stats call
+    assert.are.equal(20, after.requests - before.requests)
+    assert.are.equal(2, after.connections_opened - before.connections_opened)
+    c:close()
+  end)
+
+  it("waits (opts.wait) on the loop until the connections settle", function()
+    mock:seed(3)
+    mock:config { transition_ms = 600 }
+    local c = client()
+    local got = call(c, "accept", SID, helper.ids(3), { wait = 20 })
+    assert.is_nil(got[2], tostring(got[2]))
+    for _, conn in ipairs(got[1]) do assert.are.equal("accepted", conn.status) end
+    -- the action, then at least one poll per connection
+    assert.is_true(#mock:log() >= 6, "requests: " .. #mock:log())
+    c:close()
+  end)
+
+  it("close() with calls in flight: each callback gets vpcep.cancelled once, no handle is left", function()
+    local ids = mock:seed(6)
+    mock:config { delay_ms = 2000 }
+    local c = client { concurrency = 2 }
+    local calls = {}
+    for k = 1, 3 do
+      c:accept(SID, { ids[2 * k - 1], ids[2 * k] }, function(conns, err)
+        calls[k] = (calls[k] or 0) + 1
+        assert.is_nil(conns)
+        assert.are.equal("vpcep.cancelled", err.code)
+        assert.is_true(vpcep.is_error(err))
+      end)
+    end
+    -- until the requests are out
+    assert.is_true(run_until(function() return #mock:log() >= 1 end))
+    assert.is_true(c:pending() == 3)
+    c:close()
+    c:close()
+    assert.are.equal(0, c._carrier:in_flight())
+    assert.is_true(run_until(function() return calls[1] and calls[2] and calls[3] end))
+    uv.run("nowait")
+    assert.are.same({ 1, 1, 1 }, calls)
+    assert.are.same({}, reported) -- the callbacks' own assertions held
+    assert.are.equal(0, c:pending())
+    assert.are.equal(0, handles())
+    -- a closed client's calls fail (later, through the callback)
+    local got = call(c, "accept", SID, ids[1])
+    assert.are.equal("vpcep.invalid_argument", got[2].code)
+  end)
+
+  it("an error raised in a callback is reported once and the client goes on", function()
+    local ids = mock:seed(2)
+    local c = client()
+    local ran = 0
+    c:accept(SID, ids[1], function() ran = ran + 1; error("boom in the callback") end)
+    assert.is_true(run_until(function() return ran == 1 end))
+    uv.run("nowait")
+    assert.are.equal(1, #reported)
+    assert.matches("boom in the callback", reported[1])
+    local got = call(c, "accept", SID, ids[2])
+    assert.are.equal("accepted", got[1][1].status)
+    assert.are.equal(1, ran)
+    assert.are.equal(1, #reported)
+    c:close()
+  end)
+
+  it("an idle client holds no handle of the loop, and one dropped without close() is collected", function()
+    local ids = mock:seed(3)
+    local gone = setmetatable({}, { __mode = "k" })
+    do
+      local c = client()
+      local got = call(c, "accept", SID, ids)
+      assert.is_nil(got[2])
+      uv.run("nowait")
+      assert.are.equal(0, handles())
+      gone[c], gone[c._c] = true, true
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(gone))
+  end)
+
+  it("a client and carrier dropped with a transfer out are collected, the transfer cut off", function()
+    mock:seed(1)
+    mock:config { delay_ms = 300 }
+    local gone = setmetatable({}, { __mode = "k" })
+    do
+      local c = helper.client(mock)
+      local op = c:plan("accept", SID, "ep-0000")
+      local _, x = op:next()
+      local carrier = c:_carrier()
+      carrier:start(op, x[1])
+      assert.are.equal(1, carrier:in_flight())
+      gone[c], gone[carrier], gone[op] = true, true, true
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(gone))
+  end)
+
+  it("vpcep._error makes the error objects of the client's own codes, and only those", function()
+    local err = vpcep._error("vpcep.cancelled", "gone")
+    assert.is_true(vpcep.is_error(err))
+    assert.are.same({ "vpcep.cancelled", "gone", false }, { err.code, err.message, err.retryable })
+    assert.are.equal("vpcep: vpcep.cancelled: gone", tostring(err))
+    helper.einval(vpcep._error, "EndPoint.0005", "not ours")
+  end)
+
+  it("a plan cannot be fed while the client carries it", function()
+    mock:seed(1)
+    mock:config { delay_ms = 300 }
+    local c = helper.client(mock)
+    local carrier = c:_carrier()
+    assert.are.equal(carrier, c:_carrier())
+    local op = c:plan("accept", SID, "ep-0000")
+    local what, x = op:next()
+    assert.are.equal("send", what)
+    local other = helper.client(mock)
+    helper.einval(other:_carrier().start, other:_carrier(), op, x[1])
+    carrier:start(op, x[1])
+    helper.einval(op.feed, op, x[1], 200, "{}")
+    helper.einval(carrier.start, carrier, op, x[1])
+    carrier:cancel(op)
+    assert.are.equal(0, carrier:in_flight())
+    c:close()
+    other:close()
+    -- a closed client's carrier does nothing, and its plans are cancelled
+    assert.are.same({}, { carrier:timeout() })
+    assert.are.equal("vpcep.cancelled", helper.raised(op.next, op).code)
+  end)
+end)
