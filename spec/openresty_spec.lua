@@ -594,8 +594,8 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
       { "garbage instead of HTTP", "vpcep.transport", { raw = "\0\1\2 this is not HTTP at all\r\n\r\n" } },
       { "an empty reply", "vpcep.transport", { raw = "" } },
       { "an invalid Content-Length", "vpcep.transport", { raw = head .. "Content-Length: abc\r\n\r\n{}" } },
-      { "a flood of 20000 headers", "vpcep.transport", { raw = head .. flood .. "Content-Length: 2\r\n\r\n{}" } },
-      { "one header line of 200 KB", "vpcep.transport", { raw = head .. "X-Long: " .. string.rep("a", 200000)
+      { "a flood of 20000 headers", "vpcep.bad_response", { raw = head .. flood .. "Content-Length: 2\r\n\r\n{}" } },
+      { "one header line of 200 KB", "vpcep.bad_response", { raw = head .. "X-Long: " .. string.rep("a", 200000)
         .. "\r\nContent-Length: 2\r\n\r\n{}" } },
       { "a server that never answers", "vpcep.timeout", { hang_ms = 5000 }, { timeout = 0.5 } },
       { "a redirect, not followed", "APIGW.0302", function() return { redirect = mock.url .. "/v1/elsewhere" } end },

@@ -220,7 +220,7 @@ static void clear_answer(vp_xfer *x)
 {
     x->status = 0;
     x->answer.len = 0;
-    x->too_large = x->out_of_memory = 0;
+    x->too_large = x->out_of_memory = x->header_too_large = x->why_given = 0;
     x->result = CURLE_OK;
     x->errbuf[0] = x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
 }
@@ -287,6 +287,7 @@ static int l_fail(lua_State *L)
         len = sizeof op->x.errbuf - 1;
     memcpy(op->x.errbuf, msg, len);
     op->x.errbuf[len] = '\0';
+    op->x.why_given = 1;
     settle(L, lp, i);
     return 0;
 }

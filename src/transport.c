@@ -392,7 +392,8 @@ void vp_xfer_failure(const vp_xfer *x, vp_failure *f)
         break;
     case CURLE_FILESIZE_EXCEEDED:
         f->code = VP_EBADRESP;
-        f->why = "answer too large";
+        if (!x->why_given)
+            f->why = "answer too large";
         break;
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
@@ -530,7 +531,7 @@ static void xfer_reset(struct vp_transport *tp, vp_xfer *x, double seconds)
 {
     x->status = 0;
     x->answer.len = 0;
-    x->too_large = x->out_of_memory = x->header_too_large = 0;
+    x->too_large = x->out_of_memory = x->header_too_large = x->why_given = 0;
     x->errbuf[0] = x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
     x->max_body = tp->opts.max_body;
     x->tp = tp;

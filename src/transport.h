@@ -37,6 +37,7 @@ typedef struct vp_xfer {
     char errbuf[CURL_ERROR_SIZE];
     int too_large, out_of_memory;
     int header_too_large; /* an answer header over libcurl's limits (see note_header_limit) */
+    int why_given;        /* errbuf holds a driver's own account of the failure (l_plan.c) */
     long max_body;
     /* while in flight */
     struct vp_handle *handle;

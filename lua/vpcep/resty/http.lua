@@ -316,7 +316,8 @@ function Ex:answer_head()
     local head, err, any = self:read_head()
     if not head then
       if err == "too large" then
-        return nil, "vpcep.transport", "answer headers larger than " .. M.MAX_HEAD .. " bytes", true
+        -- the server's doing, as the blocking client says (vpcep.bad_response)
+        return nil, "vpcep.bad_response", "answer headers larger than " .. M.MAX_HEAD .. " bytes", true
       end
       if not any then
         local _, code, message = failed(err, "vpcep.transport", "no answer from " .. self.host)
@@ -326,7 +327,11 @@ function Ex:answer_head()
       return nil, code, message, true
     end
     local status, headers, version = parse_head(head)
-    if not status then return nil, "vpcep.transport", headers or "the answer is not HTTP/1.x", true end
+    if not status then
+      -- parse_head names only a header line over the limit: the server's doing
+      return nil, headers and "vpcep.bad_response" or "vpcep.transport", headers or "the answer is not HTTP/1.x",
+        true
+    end
     if status == 101 then return nil, "vpcep.transport", "the server switched protocols", true end
     if status >= 200 then return status, headers, version end
   end
