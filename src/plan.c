@@ -69,6 +69,16 @@ static void new_batch(lua_State *L, vp_plan *p, int n, enum vp_kind kind, vp_bui
     set_slot(L, p, SLOT_BATCH);
 }
 
+/* Copies s into out (cap bytes), cut if longer: ids were checked to fit. */
+static void copy_id(char *out, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
 static void plan_init(vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, enum vp_plan_kind kind,
                       const char *sid)
 {
@@ -77,7 +87,7 @@ static void plan_init(vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, e
     p->s = s;
     p->kept = kept;
     p->kind = kind;
-    snprintf(p->sid, sizeof p->sid, "%s", sid);
+    copy_id(p->sid, sizeof p->sid, sid);
 }
 
 /* ---- accept / reject, and opts.wait ---------------------------------------- */
@@ -87,7 +97,7 @@ void vp_plan_action(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_bat
 {
     ids_idx = vp_absindex(L, ids_idx);
     plan_init(p, vp_absindex(L, tab), s, kept, VP_PLAN_ACTION, sid);
-    snprintf(p->action, sizeof p->action, "%s", action);
+    copy_id(p->action, sizeof p->action, action);
     p->spec.action = p->action;
     p->spec.service_id = p->sid;
     p->n = n;
