@@ -46,7 +46,7 @@ build = {
    modules = {
       vpcep = {
          sources = {
-            "src/buf.c", "src/cli.c", "src/client.c", "src/errors.c", "src/exact.c", "src/json.c", "src/l_plan.c", "src/options.c", "src/plan.c", "src/policy.c",
+            "src/buf.c", "src/cli.c", "src/client.c", "src/errors.c", "src/exact.c", "src/json.c", "src/l_flow.c", "src/l_plan.c", "src/options.c", "src/plan.c", "src/policy.c",
             "src/regions.c", "src/request.c", "src/response.c", "src/scheduler.c",
             "src/sign.c", "src/text.c", "src/transport.c", "src/validate.c", "src/vpcep.c",
          },
@@ -56,6 +56,7 @@ build = {
          libraries = { "curl", "crypto" },
       },
       ["vpcep.cli"] = "lua/vpcep/cli.lua",
+      ["vpcep.reconcile"] = "lua/vpcep/reconcile.lua",
    },
    install = { bin = { vpcep = "bin/vpcep" } },
 }

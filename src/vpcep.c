@@ -5,6 +5,7 @@
 #include "client.h"
 #include "errors.h"
 #include "json.h"
+#include "l_flow.h"
 #include "l_plan.h"
 #include "policy.h"
 #include "response.h"
@@ -54,6 +55,7 @@ static const luaL_Reg functions[] = {
     {"sign", vp_l_sign},
     {"is_error", l_is_error},
     VP_CLI_FUNCTIONS
+    VP_FLOW_FUNCTIONS
     {NULL, NULL},
 };
 
@@ -89,6 +91,7 @@ VP_EXPORT int luaopen_vpcep(lua_State *L)
     vp_json_open(L);
     vp_client_open(L);
     vp_lplan_open(L);
+    vp_lflow_open(L);
     lua_newtable(L);
     vp_setfuncs(L, functions, 0);
     lua_pushliteral(L, "vpcep " VPCEP_VERSION);
