@@ -1116,6 +1116,95 @@ describe("vpcep command", function()
     end)
   end)
 
+  describe("reconcile interrupted (a child process: the interpreter's own Ctrl-C)", function()
+    local socket = require "socket"
+
+    -- Starts the command in the background: its pid file, and a function
+    -- that waits for its end and returns its exit code, stdout and stderr.
+    local function start(args)
+      local pidf, rcf, outf, errf = tmp(), tmp(), tmp(), tmp()
+      local line = command(args) .. " </dev/null >" .. q(outf) .. " 2>" .. q(errf) .. " & echo $! >" .. q(pidf)
+        .. "; wait $!; echo $? >" .. q(rcf)
+      os.execute("sh -c " .. q(line) .. " >/dev/null 2>&1 &")
+      local function pid()
+        local p
+        repeat p = tonumber(read_file(pidf) or "") socket.sleep(0.02) until p
+        return p
+      end
+      local function finish()
+        -- a guard against a child that ignored the interrupt, not a measure of speed
+        local deadline = socket.gettime() + 30
+        while not tonumber(read_file(rcf) or "") and socket.gettime() < deadline do socket.sleep(0.05) end
+        local rc = tonumber(read_file(rcf) or "")
+        if not rc then os.execute("kill -9 " .. pid() .. " 2>/dev/null") end
+        local out, err = read_file(outf), read_file(errf)
+        for _, f in ipairs({ pidf, rcf, outf, errf }) do os.remove(f) end
+        return rc, out, err
+      end
+      return pid, finish, outf
+    end
+
+    local function until_true(f)
+      local deadline = socket.gettime() + 30
+      while not f() do
+        assert(socket.gettime() < deadline, "the child never got there")
+        socket.sleep(0.02)
+      end
+    end
+
+    local ARGS = { "reconcile", "--service", SID, "--accept-domain", "dA", "--reject-domain", "dB",
+      "--watch", "60", "--concurrency", "1" }
+
+    before_each(function()
+      mock:reset()
+      mock:service { endpoints = { { id = "p1", domain_id = "dA" }, { id = "p2", domain_id = "dA" },
+        { id = "p3", domain_id = "dA" }, { id = "p4", domain_id = "dB" }, { id = "p5", domain_id = "dB" } } }
+    end)
+
+    local function posts()
+      local n = 0
+      for _, e in ipairs(mock:log()) do if e.method == "POST" then n = n + 1 end end
+      return n
+    end
+
+    it("during a round: what was sent ends whole, exit 130; the next run finishes the rest, once", function()
+      mock:fault { match = { method = "POST" }, times = 0, delay_ms = 200 }
+      local pid, finish = start(ARGS)
+      until_true(function() return posts() >= 1 end)
+      os.execute("kill -INT " .. pid())
+      local rc, _, err = finish()
+      assert.are.equal(130, rc)
+      assert.matches("vpcep: interrupted", err, 1, true)   -- the command said it, not the shell
+      local done = {}
+      for id, c in pairs(mock:by_id()) do
+        local want = id <= "p3" and "accepted" or "rejected"
+        assert.is_true(c.status == want or c.status == "pendingAcceptance", id .. " " .. c.status)
+        if c.status == want then done[id] = true end
+      end
+      local before = posts()
+      mock:clear_faults()
+      local rc2 = run_shell(command({ "reconcile", "--service", SID, "--accept-domain", "dA",
+        "--reject-domain", "dB" }))
+      assert.are.equal(0, rc2)
+      for id, c in pairs(mock:by_id()) do assert.are.equal(id <= "p3" and "accepted" or "rejected", c.status) end
+      -- the second run sent an action only for what the first had not done
+      local n = 0
+      for _ in pairs(done) do n = n + 1 end
+      assert.are.equal(5 - n, posts() - before)
+    end)
+
+    it("between rounds: the wait ends at once, exit 130", function()
+      local pid, finish, outf = start(ARGS)
+      until_true(function() return (read_file(outf) or ""):find("reconcile: 5 connection", 1, true) ~= nil end)
+      os.execute("kill -INT " .. pid())
+      local rc, out, err = finish()
+      assert.are.equal(130, rc)
+      assert.matches("vpcep: interrupted", err, 1, true)
+      assert.matches("3 accepted, 2 rejected, 0 left, 0 failed", out, 1, true)
+      assert.is_nil(out:find("# round 2", 1, true))
+    end)
+  end)
+
   describe("the launcher, from a copy of a checkout", function()
     local dir
 
