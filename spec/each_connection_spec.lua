@@ -239,6 +239,18 @@ describe("client:each_connection", function()
     end)
   end)
 
+  it("is not loaded by require \"vpcep\", only by the first call", function()
+    local probe = "package.cpath = " .. string.format("%q", package.cpath)
+      .. " package.path = " .. string.format("%q", package.path)
+      .. " local v = require 'vpcep' io.write(tostring(package.loaded['vpcep.reconcile']))"
+      .. " local c = v.new { endpoint = 'http://127.0.0.1:1', project_id = 'p', token = 't' }"
+      .. " pcall(c.each_connection, c, 'bad/id')"
+      .. " io.write(' ', type(package.loaded['vpcep.reconcile']))"
+    local ok, out = helper.run(helper.shell_quote(helper.interpreter()) .. " -e " .. helper.shell_quote(probe))
+    assert.is_true(ok, out)
+    assert.equal("nil table", out)
+  end)
+
   it("says vpcep.not_installed when the Lua part is not on package.path", function()
     local path, loaded = package.path, package.loaded["vpcep.reconcile"]
     package.path, package.loaded["vpcep.reconcile"] = "./nothing/?.lua", nil
