@@ -398,6 +398,18 @@ describe("client:reconcile", function()
     end)
   end)
 
+  it("examples/policy.lua decides as it says", function()
+    mock:service { endpoints = { { id = "ours", domain_id = "0a1b2c3d4e5f60718293a4b5c6d7e8f9" },
+      { id = "closed", domain_id = "ffeeddccbbaa99887766554433221100" }, { id = "other", domain_id = "d9" } } }
+    local policy = dofile(helper.spec_dir .. "/../examples/policy.lua")
+    local report = c:reconcile(SID, policy)
+    local m = by_plan_id(report)
+    assert.equal("accepted", m.ours.entry.outcome)
+    assert.equal("rejected", m.closed.entry.outcome)
+    assert.equal("left", m.other.entry.outcome)
+    assert.equal("account d9 is unknown: left for review", m.other.entry.reason)
+  end)
+
   describe("refuses bad input before anything is sent", function()
     local cases = {
       { "no policy", nil },
