@@ -22,7 +22,11 @@ LUA_CFLAGS = $(shell pkg-config --cflags $(LUA))
 DEP_CFLAGS = $(shell pkg-config --cflags libcurl libcrypto)
 DEP_LIBS = $(shell pkg-config --libs libcurl libcrypto)
 CFLAGS_ALL = $(OPT) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(DEP_CFLAGS) $(EXTRA_CFLAGS)
-LDFLAGS_ALL = -shared $(DEP_LIBS) $(EXTRA_LDFLAGS)
+# -z nodelete: Lua unloads C modules when a state closes, and with vpcep.so
+# would go libcurl's and libcrypto's global state (curl_global_init, the
+# signer's fetched algorithms, OpenSSL's thread-locals) while the process
+# still runs; LeakSanitizer's exit check crashes on such unloaded TLS.
+LDFLAGS_ALL = -shared -Wl,-z,nodelete $(DEP_LIBS) $(EXTRA_LDFLAGS)
 
 .PHONY: all lib deps test lint demo clean help
 
@@ -41,7 +45,7 @@ deps:
 
 lib: $(BUILD)/vpcep.so
 
-$(BUILD)/vpcep.so: $(OBJS)
+$(BUILD)/vpcep.so: $(OBJS) Makefile
 	$(CC) -o $@ $(OBJS) $(LDFLAGS_ALL)
 
 $(BUILD)/%.o: src/%.c $(HDRS) | $(BUILD)

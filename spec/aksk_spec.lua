@@ -86,8 +86,9 @@ describe("with AK/SK", function()
     local c = maker(AKSK)()
     c:accept(D.service_id, { "e1", "e2" })
     c:connections(D.service_id, { status = "accepted", limit = 1 })
+    c:connections(D.service_id, { status = "accepted", offset = 1 })
     local log = mock:log()
-    assert.are.equal(4, #log) -- two actions, two pages
+    assert.are.equal(4, #log) -- two actions, two one-page listings
     for _, r in ipairs(log) do
       local authz = header(r, "Authorization")
       assert.is_nil(header(r, "X-Auth-Token"))
@@ -134,4 +135,77 @@ describe("with AK/SK and a security token", function()
       assert.is_nil(tostring(err):find(SECURITY_TOKEN, 1, true))
       assert.is_nil(err.message:find(SECURITY_TOKEN, 1, true))
     end)
+end)
+
+-- The client signs in C (request.c calls the signer directly); vpcep.sign is
+-- the same signer behind a Lua adapter. Given what the client sent and the
+-- date it signed, vpcep.sign must give the very same Authorization.
+describe("the client's signature and vpcep.sign", function()
+  local function count(t)
+    local n = 0
+    for _ in pairs(t) do n = n + 1 end
+    return n
+  end
+
+  -- vpcep.sign of a request as sent: its headers minus Authorization and
+  -- User-Agent (the client signs neither), the date from its X-Sdk-Date.
+  local function resign(req, cred)
+    local hs = {}
+    for k, v in pairs(req.headers) do
+      if k:lower() ~= "authorization" and k:lower() ~= "user-agent" then hs[k] = v end
+    end
+    return vpcep.sign({ method = req.method, url = req.url, headers = hs, body = req.body },
+      { ak = cred.ak, sk = cred.sk, security_token = cred.security_token }).Authorization
+  end
+
+  for _, mode in ipairs({ { "AK/SK", AKSK }, { "AK/SK and a security token", AKSK_ST } }) do
+    local name, cred = mode[1], mode[2]
+
+    it("agree on prepare()'s receive and reject, " .. name, function()
+      local c = maker(cred)()
+      local sent = #mock:log()
+      for _, action in ipairs({ "receive", "reject" }) do
+        local req = c:prepare(action, D.service_id, "e1")
+        assert.are.equal(resign(req, cred), req.headers.Authorization)
+        local signed = "content-type;host;x-project-id;x-sdk-date"
+          .. (cred.security_token and ";x-security-token" or "")
+        assert.are.equal(signed, req.headers.Authorization:match("SignedHeaders=([^,]+),"))
+        -- what prepare shows is what is sent: these headers and no other
+        assert.are.equal(cred.security_token and 7 or 6, count(req.headers))
+        for _, h in ipairs({ "Content-Type", "Host", "X-Project-Id", "X-Sdk-Date", "Authorization", "User-Agent" }) do
+          assert.is_string(req.headers[h], h)
+        end
+        assert.are.equal(cred.security_token, req.headers["X-Security-Token"])
+      end
+      assert.are.equal(sent, #mock:log()) -- prepare sends nothing
+      c:close()
+    end)
+
+    it("agree on every request sent (action and list pages), " .. name, function()
+      mock:reset()
+      mock:auth(merge({ token = null }, cred.security_token and { security_token = cred.security_token } or {}))
+      mock:service { endpoints = { { id = "e1" }, { id = "e2" }, { id = "e3" } } }
+      local c = maker(cred)()
+      c:accept(D.service_id, { "e1", "e2" })
+      for offset = 0, 2 do
+        c:connections(D.service_id, { limit = 1, sort_key = "create_at", sort_dir = "asc", offset = offset })
+      end
+      local log = mock:log()
+      assert.is_true(#log >= 5, "two actions and three pages")
+      for i, r in ipairs(log) do
+        local authz = header(r, "Authorization")
+        -- the request as it was sent, with only the headers it signed
+        local hs = {}
+        for h in authz:match("SignedHeaders=([^,]+),"):gmatch("[^;]+") do
+          local v, n = helper.log_header(r, h)
+          assert.are.equal(1, n, h)
+          hs[h] = v
+        end
+        local req = { method = r.method, url = mock.url .. r.path, headers = hs,
+                      body = r.method ~= "GET" and r.body or nil }
+        assert.are.equal(authz, resign(req, cred), "request " .. i .. ": " .. r.method .. " " .. r.path)
+      end
+      c:close()
+    end)
+  end
 end)

@@ -115,6 +115,53 @@ describe("bulk accept/reject", function()
     assert.equal(1, after - before)
   end)
 
+  it("does not take answers left unread on the kept connections as the next bulk call's", function()
+    local ids = mock:seed(8)
+    local c = client{ concurrency = 8 }
+    -- every answer of the first call is followed by an unasked-for copy
+    mock:fault{ match = { method = "POST" }, times = 8, extra = true }
+    local res = c:accept(D.service_id, ids)
+    for i = 1, 8 do assert.equal(ids[i], res[i].id) end
+    mock:await_extra(8)
+    local before = mock:stats().connections_opened
+    res = c:reject(D.service_id, ids)
+    local after = mock:stats().connections_opened
+    for i = 1, 8 do
+      assert.equal(ids[i], res[i].id)
+      assert.equal("rejected", res[i].status)
+    end
+    local state = mock:by_id()
+    for _, id in ipairs(ids) do assert.equal("rejected", state[id].status) end
+    assert.equal(16, #mock:log())
+    -- each connection holding a copy was dropped, and a new one opened
+    -- instead (less the stats call's own)
+    assert.equal(8, after - before - 1)
+  end)
+
+  it("credits no answer to the wrong endpoint when a stale one comes after the next request", function()
+    local ids = mock:seed(12)
+    local c = client{ concurrency = 3 }
+    -- a copy of each answer comes 30 ms late: by then the connection may
+    -- carry the next request, whose answer it would pass for
+    mock:fault{ match = { method = "POST" }, times = 0, extra = true, extra_delay_ms = 30 }
+    local ok, res = pcall(c.accept, c, D.service_id, ids)
+    -- one request each, the last of them perhaps still to be read: wait,
+    -- so that none lands in the next test's log
+    mock:await_log(12)
+    c:close()
+    local results = ok and res or res.results
+    assert.equal(12, #results)
+    for i, r in ipairs(results) do
+      if vpcep.is_error(r) then
+        assert.equal("vpcep.bad_response", r.code, tostring(r))
+        assert.equal(ids[i], r.endpoint)
+      else
+        assert.equal(ids[i], r.id)
+        assert.equal("accepted", r.status)
+      end
+    end
+  end)
+
   it("works with concurrency 1: one at a time over one connection", function()
     mock:seed(12)
     mock:config{ delay_ms = 30 }

@@ -183,6 +183,73 @@ describe("client:connections", function()
     assert.equal(2, #mock:log())
   end)
 
+  it("refuses a total_count above 1,000,000 at the first page, asking no more", function()
+    mock:seed(5)
+    mock:fault{ match = { method = "GET" }, times = 0, list_total = 1000001 }
+    local err = capture(c.connections, c, D.service_id)
+    assert.equal("vpcep.bad_response", err.code)
+    assert.matches("1000001", err.message, 1, true)
+    assert.equal(1, #mock:log())
+    -- a total that fetches nothing more (limit 0) is only reported
+    mock:clear_log()
+    local list, total = c:connections(D.service_id, { limit = 0 })
+    assert.same({}, list)
+    assert.equal(1000001, total)
+    assert.equal(1, #mock:log())
+    -- 1,000,000 itself is taken (and the empty page after the real ones ends the walk)
+    mock:clear_faults()
+    mock:clear_log()
+    mock:fault{ match = { method = "GET" }, times = 0, list_total = 1000000 }
+    list, total = c:connections(D.service_id)
+    assert.equal(5, #list)
+    assert.equal(1000000, total)
+    assert.equal(2, #mock:log())
+  end)
+
+  it("ends with vpcep.bad_response at a page that brings no connection not already listed", function()
+    mock:seed(2500)
+    -- the service repeats its first two pages for ever, promising more
+    mock:fault{ match = { method = "GET" }, times = 0, list_cycle = 2, list_total = 999999 }
+    local err = capture(c.connections, c, D.service_id)
+    assert.equal("vpcep.bad_response", err.code)
+    assert.matches("offset 2000", err.message, 1, true)
+    assert.same({ LIST_PATH .. "?limit=1000&offset=0", LIST_PATH .. "?limit=1000&offset=1000",
+                  LIST_PATH .. "?limit=1000&offset=2000" }, paths(mock:log()))
+  end)
+
+  it("lists a connection that comes again on a later page once", function()
+    mock:faults{
+      { match = { path_contains = "offset=0" }, times = 0,
+        answer = { json = { connections = { { id = "a" }, { id = "b" } }, total_count = 5 } } },
+      { match = { path_contains = "offset=2" }, times = 0,
+        answer = { json = { connections = { { id = "b" }, { id = "c" } }, total_count = 5 } } },
+      { match = { path_contains = "offset=4" }, times = 0,
+        answer = { json = { connections = { { id = "d" }, { id = "d" } }, total_count = 5 } } },
+    }
+    local list, total = c:connections(D.service_id)
+    assert.equal(5, total)
+    assert.equal(4, #list)
+    for i, id in ipairs({ "a", "b", "c", "d" }) do assert.equal(id, list[i].id) end
+    assert.equal(3, #mock:log())
+  end)
+
+  it("gives the whole listing `timeout`, not each page", function()
+    -- 40 pages of one connection each (the service gives short pages and
+    -- promises more), 20 ms each: 0.8 s at the least
+    mock:seed(1)
+    mock:fault{ match = { method = "GET" }, times = 40, delay_ms = 20, list_endless = 1 }
+    local slow = helper.client(mock, { retries = 0, timeout = 0.3 })
+    local err = capture(slow.connections, slow, D.service_id)
+    slow:close()
+    assert.equal("vpcep.timeout", err.code)
+    assert.is_true(err.retryable)
+    assert.matches("listing", err.message, 1, true)
+    local asked, done = #mock:log(), tonumber(err.message:match("(%d+) pages"))
+    assert.is_true(asked > 1 and asked < 40, asked .. " pages")
+    -- the pages it had, less the one the deadline cut short (if it did)
+    assert.is_true(done == asked or done == asked - 1, err.message)
+  end)
+
   it("refuses every bad query value with invalid_argument, sending nothing", function()
     mock:seed(3)
     local bad = {

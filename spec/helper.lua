@@ -311,6 +311,18 @@ function helper.start(opts)
   return self
 end
 
+-- A Mock for a server already running at url (started by another process,
+-- say the parent of this one): every call but stop works on it.
+function helper.attach(url)
+  local self = setmetatable({}, Mock)
+  self.url = url
+  self.port = tonumber(url:match(":(%d+)$"))
+  self.tls = url:match("^https:") ~= nil
+  self.host = "127.0.0.1"
+  self.defaults = helper.defaults
+  return self
+end
+
 -- A process that has exited but waits to be reaped (a zombie) is gone too.
 local function alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat", "r")
@@ -423,6 +435,34 @@ function Mock:faults(rules)
   return control(self, "POST", "/_mock/faults", { rules = rules })
 end
 function Mock:clear_faults() return control(self, "POST", "/_mock/faults/clear", {}) end
+
+-- How many unsolicited answers the fault rules' `extra` have written so far.
+function Mock:extra_sent()
+  local n = 0
+  for _, r in ipairs(control(self, "GET", "/_mock/faults").rules) do n = n + r.extra_sent end
+  return n
+end
+
+-- Waits until count() reaches n; raises after 10 s, naming `what`.
+local function await(count, n, what)
+  local deadline = socket.gettime() + 10
+  while count() < n do
+    if socket.gettime() > deadline then error("the mock had not " .. what .. " after 10 s", 3) end
+    socket.sleep(0.01)
+  end
+end
+
+-- Waits until the rules' `extra` have written n unsolicited answers (so they
+-- sit unread on the client's connections).
+function Mock:await_extra(n)
+  await(function() return self:extra_sent() end, n, "written " .. n .. " extra answers")
+end
+
+-- Waits until the log holds n requests (the mock may read a request some
+-- time after the client took an answer for it, when a fault holds it up).
+function Mock:await_log(n)
+  await(function() return #self:log() end, n, "logged " .. n .. " requests")
+end
 function Mock:log() return control(self, "GET", "/_mock/log").requests end
 function Mock:clear_log() return control(self, "POST", "/_mock/log/clear", {}) end
 function Mock:stats() return control(self, "GET", "/_mock/stats") end

@@ -140,6 +140,18 @@ describe("hostile answers", function()
       function() return { raw = "HTTP/1.1 302 Found\r\nLocation: " .. mock.url
         .. "/v1/x\r\nContent-Length: 0\r\n\r\n" } end,
       "HTTP.302", status = 302, check = function() assert.equal(1, #mock:log()) end },
+    { "a 200 about another endpoint than the one asked for -> vpcep.bad_response, never a result",
+      { answer = { status = 200, json = { connections = { { id = "e2", status = "accepted" } } } } },
+      "vpcep.bad_response", status = 200, check = function(err)
+        assert.equal("e1", err.endpoint)
+        assert.matches("e2", err.message, 1, true)
+      end },
+    { "an answer header line over libcurl's 100 KiB -> vpcep.bad_response saying so, not 'Out of memory'",
+      { raw = "HTTP/1.1 200 OK\r\nX-Big: " .. string.rep("a", 200 * 1024) .. "\r\nContent-Length: 2\r\n\r\n{}" },
+      "vpcep.bad_response", check = function(err)
+        assert.matches("header line", err.message, 1, true)
+        assert.is_nil(err.message:lower():find("memory", 1, true))
+      end },
     { "a redirect to another host is not followed either",
       { raw = "HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.2:1/steal\r\nContent-Length: 0\r\n\r\n" }, "HTTP.301" },
   }
@@ -181,6 +193,23 @@ describe("hostile answers", function()
     assert.equal("vpcep.connection_failed", err.code)
     assert.is_true(#err.message < 4096)
     assert.equal("e1", err.connection.id)
+  end)
+
+  it("a stale answer left on the kept connection: the next call goes out on a new one, kept in turn", function()
+    mock:service{ endpoints = { { id = "e1", marker_id = 111 }, { id = "e2", marker_id = 222 } } }
+    mock:fault{ match = { method = "POST", endpoint = "e1" }, extra = true }
+    assert.equal("e1", c:accept(d.service_id, "e1")[1].id)
+    mock:await_extra(1)
+    -- each stats call opens a connection of its own
+    local opened0 = mock:stats().connections_opened
+    local r = c:accept(d.service_id, "e2")[1]
+    local opened1 = mock:stats().connections_opened
+    assert.equal("e2", r.id)
+    assert.equal(222, r.marker_id)
+    assert.equal(1, opened1 - opened0 - 1)
+    assert.equal("rejected", c:reject(d.service_id, "e1")[1].status)
+    assert.equal(0, mock:stats().connections_opened - opened1 - 1)
+    assert.equal(3, #mock:log())
   end)
 
   it("the client still works after every kind of hostile answer", function()
@@ -477,4 +506,427 @@ describe("hostile input is refused before sending", function()
       assert.equal("vpcep.invalid_argument", err.code)
     end
   end)
+end)
+
+-- Hostile answers, each case in a process of its own (spec/hostile_child.lua),
+-- so that none can leave anything behind for the next (a connection, a
+-- client, a crash): every case must end in its documented result or error,
+-- with no wrong value, no secret in anything the child printed, and no
+-- hang (`timeout` only turns a hang into a failure; no case comes near it).
+describe("hostile answers, each case in its own process", function()
+  local mocks = {}
+  local function mock_for(tls)
+    local key = tls and "tls" or "plain"
+    if not mocks[key] then mocks[key] = helper.start{ tls = tls } end
+    return mocks[key]
+  end
+  teardown(function() for _, m in pairs(mocks) do m:stop() end end)
+
+  local q = helper.shell_quote
+  local function run(mock, case)
+    local spec = helper.json.encode{ client = case.client or {}, steps = case.steps }
+    local cmd = "LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath) .. " timeout 300 "
+      .. q(helper.interpreter()) .. " spec/hostile_child.lua " .. q(mock.url) .. " " .. q(mock.cafile or "")
+      .. " " .. q(spec)
+    local exited_well, text = helper.run(cmd)
+    local line = text:match("RESULT ([^\n]*)")
+    assert(line, "the child printed no result (crashed, or hung):\n" .. text)
+    -- (under the sanitizers, a finding in the child makes it exit non-zero)
+    assert(exited_well, "the child failed after its result:\n" .. text)
+    for _, secret in ipairs{ d.token, d.sk } do
+      assert.is_nil(text:find(secret, 1, true), "a secret in the child's output")
+    end
+    return helper.json.decode(line)
+  end
+
+  local function step(op, arg, opts) return { op = op, arg = arg, opts = opts } end
+
+  -- checks on a step's outcome
+  local function got(r, ids, status)
+    assert.is_true(r.ok, r.err and r.err.text or r.raw)
+    assert.equal(#ids, #r.list)
+    for i, id in ipairs(ids) do
+      assert.equal(id, r.list[i].id)
+      if status then assert.equal(status, r.list[i].status) end
+    end
+    return r.list
+  end
+  local function failed(r, code, endpoint)
+    assert.is_false(r.ok)
+    assert.is_table(r.err, r.raw)
+    assert.equal(code, r.err.code, r.err.text)
+    if endpoint then assert.equal(endpoint, r.err.endpoint) end
+    assert.is_nil(r.err.message:find("[%z\1-\31]"), "control bytes in the message")
+    assert.is_true(#r.err.text < 4096)
+    return r.err
+  end
+  local function requests(mock, method)
+    local n = 0
+    for _, e in ipairs(mock:log()) do if e.method == method then n = n + 1 end end
+    return n
+  end
+  local function about(id, status, extra)
+    local conn = helper.merge({ id = id, status = status or "accepted" }, extra)
+    return { status = 200, json = { connections = { conn } } }
+  end
+  local function big_header(line)
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" .. line
+      .. "\r\nContent-Length: 18\r\n\r\n{\"connections\":[]}"
+  end
+  local many_headers = {}
+  for i = 1, 400 do many_headers[i] = "X-H" .. i .. ": " .. string.rep("b", 1000) end
+
+  local THREE = { endpoints = { { id = "e1", marker_id = 111 }, { id = "e2", marker_id = 222 },
+                                { id = "e3", marker_id = 333 } } }
+
+  local cases = {
+    -- An unasked-for answer left on a kept connection (the `extra` fault
+    -- writes it after the real one; await_extra waits until it is there).
+    { "a stale copy of e1's answer is not taken as e2's (single calls, kept handle)",
+      faults = { { match = { method = "POST", endpoint = "e1" }, extra = true } },
+      steps = { step("accept", "e1"), step("await_extra", 1), step("accept", "e2") },
+      check = function(out, mock)
+        got(out[1], { "e1" }, "accepted")
+        assert.equal("222", got(out[3], { "e2" }, "accepted")[1].marker_id)
+        assert.equal("accepted", mock:by_id().e2.status)
+      end },
+    { "a stale 'accepted' left by accept e1 is not the answer to reject e1",
+      faults = { { match = { method = "POST", endpoint = "e1" }, extra = true } },
+      steps = { step("accept", "e1"), step("await_extra", 1), step("reject", "e1") },
+      check = function(out, mock)
+        got(out[3], { "e1" }, "rejected")
+        assert.equal("rejected", mock:by_id().e1.status)
+      end },
+    { "a stale error answer is not the next call's answer",
+      faults = { { match = { method = "POST", endpoint = "e1" },
+                   extra = { status = 500, json = { error_code = "X.500", error_msg = "stale" } } } },
+      steps = { step("accept", "e1"), step("await_extra", 1), step("accept", "e2") },
+      check = function(out) got(out[3], { "e2" }, "accepted") end },
+    { "stale bytes that are not HTTP at all do not fail the next call",
+      faults = { { match = { method = "POST", endpoint = "e1" }, extra = "garbage, not HTTP\r\n\r\n" } },
+      steps = { step("accept", "e1"), step("await_extra", 1), step("accept", "e2") },
+      check = function(out) got(out[3], { "e2" }, "accepted") end },
+    { "a stale answer in the same write as the real one (libcurl drops that connection itself)",
+      faults = { { match = { method = "POST", endpoint = "e1" }, extra = true, extra_same_write = true } },
+      steps = { step("accept", "e1"), step("await_extra", 1), step("accept", "e2"), step("reject", "e1") },
+      check = function(out)
+        got(out[1], { "e1" }, "accepted")
+        got(out[3], { "e2" }, "accepted")
+        got(out[4], { "e1" }, "rejected")
+      end },
+    { "a stale answer on a TLS connection is not taken as the next one's", tls = true,
+      faults = { { match = { method = "POST", endpoint = "e1" }, extra = true } },
+      steps = { step("accept", "e1"), step("await_extra", 1), step("accept", "e2") },
+      check = function(out) assert.equal("222", got(out[3], { "e2" }, "accepted")[1].marker_id) end },
+    { "a stale list page is not the next listing",
+      faults = { { match = { method = "GET" },
+                   extra = { status = 200,
+                             json = { connections = { { id = "old", status = "accepted" } }, total_count = 1 } } } },
+      steps = { step("connections"), step("await_extra", 1), step("connections") },
+      check = function(out)
+        got(out[1], { "e1", "e2", "e3" })
+        got(out[3], { "e1", "e2", "e3" })
+        assert.equal("3", out[3].total)
+      end },
+    { "a stale 'accepted' poll answer is not taken by opts.wait",
+      config = { transition_ms = 60000 },
+      faults = { { match = { method = "GET", endpoint = "e1" },
+                   extra = { status = 200, json = { connections = { { id = "e1", status = "accepted" } } } } } },
+      steps = { step("accept", "e1", { wait = 1 }) },
+      check = function(out, mock)
+        local err = failed(out[1], "vpcep.timeout")
+        assert.equal("creating", err.results[1].status)
+        assert.is_true(requests(mock, "GET") >= 2, "polled once only")
+      end },
+    { "stale copies on every kept connection of a bulk call are not the next bulk call's answers",
+      seed = 8, client = { concurrency = 8 },
+      faults = { { match = { method = "POST" }, times = 8, extra = true } },
+      steps = { step("accept", helper.ids(8)), step("await_extra", 8), step("reject", helper.ids(8)) },
+      check = function(out, mock)
+        got(out[1], helper.ids(8), "accepted")
+        got(out[3], helper.ids(8), "rejected")
+        for _, c in pairs(mock:by_id()) do assert.equal("rejected", c.status) end
+      end },
+    { "a stale answer arriving after the next request went out is never credited to it (bulk)",
+      seed = 9, client = { concurrency = 3 },
+      faults = { { match = { method = "POST" }, times = 0, extra = true, extra_delay_ms = 30 } },
+      steps = { step("accept", helper.ids(9)) },
+      check = function(out, mock)
+        mock:await_log(9) -- (the mock may still be reading the last requests)
+        -- each result is its endpoint's own answer, or vpcep.bad_response naming it
+        local results = out[1].ok and out[1].list or out[1].err.results
+        assert.equal(9, #results)
+        for i, id in ipairs(helper.ids(9)) do
+          local r = results[i]
+          if r.code then
+            assert.equal("vpcep.bad_response", r.code)
+            assert.equal(id, r.endpoint)
+          else
+            assert.equal(id, r.id)
+            assert.equal("accepted", r.status)
+          end
+        end
+      end },
+    -- Answers about another endpoint than the one asked for.
+    { "an action answer about another endpoint is vpcep.bad_response, never a result",
+      faults = { { match = { endpoint = "e1" }, times = 0, answer = about("e2") } },
+      steps = { step("accept", "e1") },
+      check = function(out)
+        local err = failed(out[1], "vpcep.bad_response", "e1")
+        assert.equal(200, err.status)
+        assert.matches("e2", err.message, 1, true)
+        assert.is_string(err.request_id)
+      end },
+    { "an action answer holding the right connection and another",
+      faults = { { match = { endpoint = "e1" }, times = 0,
+                   answer = { json = { connections =
+                     { { id = "e1", status = "accepted" }, { id = "e2", status = "accepted" } } } } } },
+      steps = { step("accept", "e1") },
+      check = function(out) failed(out[1], "vpcep.bad_response", "e1") end },
+    { "an answer naming the client's token as the endpoint does not show the token",
+      faults = { { match = { endpoint = "e1" }, times = 0, answer = about(d.token) } },
+      steps = { step("accept", "e1") },
+      check = function(out) assert.matches("***", failed(out[1], "vpcep.bad_response", "e1").message, 1, true) end },
+    { "a failed connection of another endpoint is no connection_failed of this one",
+      faults = { { match = { endpoint = "e1" }, times = 0,
+                   answer = about("e2", "failed",
+                     { error = { { error_code = "E.1", error_message = "not yours" } } }) } },
+      steps = { step("accept", "e1") },
+      check = function(out) failed(out[1], "vpcep.bad_response", "e1") end },
+    { "an id that differs only in case is another endpoint",
+      faults = { { match = { endpoint = "e1" }, times = 0, answer = about("E1") } },
+      steps = { step("accept", "e1") },
+      check = function(out) failed(out[1], "vpcep.bad_response", "e1") end },
+    { "an id with a trailing space is another endpoint",
+      faults = { { match = { endpoint = "e1" }, times = 0, answer = about("e1 ") } },
+      steps = { step("accept", "e1") },
+      check = function(out) failed(out[1], "vpcep.bad_response", "e1") end },
+    { "a stray id of 5000 bytes is capped in the message",
+      faults = { { match = { endpoint = "e1" }, times = 0, answer = about(string.rep("x", 5000)) } },
+      steps = { step("accept", "e1") },
+      check = function(out) assert.is_true(#failed(out[1], "vpcep.bad_response", "e1").message < 300) end },
+    { "a stray id with control bytes does not reach the message raw",
+      faults = { { match = { endpoint = "e1" }, times = 0, answer = about("e\r\nX-Evil: 1\0") } },
+      steps = { step("accept", "e1") },
+      check = function(out) failed(out[1], "vpcep.bad_response", "e1") end },
+    { "a reject answered about another endpoint",
+      faults = { { match = { endpoint = "e2" }, times = 0, answer = about("e1", "rejected") } },
+      steps = { step("reject", "e2") },
+      check = function(out, mock)
+        failed(out[1], "vpcep.bad_response", "e2")
+        assert.equal(1, requests(mock, "POST"))
+      end },
+    { "vpcep.accept (one-shot) answered about another endpoint",
+      faults = { { match = { endpoint = "e1" }, times = 0, answer = about("e3") } },
+      steps = { step("oneshot_accept", { "e1" }) },
+      check = function(out) failed(out[1], "vpcep.bad_response", "e1") end },
+    { "in a bulk call, only the request answered about another endpoint fails",
+      faults = { { match = { endpoint = "e2" }, times = 0, answer = about("e3") } },
+      steps = { step("accept", { "e1", "e2", "e3" }) },
+      check = function(out, mock)
+        local err = failed(out[1], "vpcep.bad_response", "e2")
+        assert.equal(1, err.failed)
+        assert.equal("e1", err.results[1].id)
+        assert.equal("vpcep.bad_response", err.results[2].code)
+        assert.equal("e2", err.results[2].endpoint)
+        assert.equal("e3", err.results[3].id)
+        assert.equal("333", err.results[3].marker_id)
+        assert.equal("pendingAcceptance", mock:by_id().e2.status)
+      end },
+    { "a wait poll answered about another endpoint is not taken as this one's state",
+      config = { transition_ms = 60000 },
+      faults = { { match = { method = "GET", endpoint = "e1" }, times = 0, answer = about("e2") } },
+      steps = { step("accept", "e1", { wait = 5 }) },
+      check = function(out)
+        local err = failed(out[1], "vpcep.bad_response", "e1")
+        assert.equal("vpcep.bad_response", err.results[1].code)
+      end },
+    { "a wait poll answer holding this endpoint and another",
+      config = { transition_ms = 60000 },
+      faults = { { match = { method = "GET", endpoint = "e1" }, times = 0,
+                   answer = { json = { connections =
+                     { { id = "e1", status = "accepted" }, { id = "e2", status = "accepted" } } } } } },
+      steps = { step("accept", "e1", { wait = 5 }) },
+      check = function(out) failed(out[1], "vpcep.bad_response", "e1") end },
+    { "a wait poll answered about the right endpoint is taken (the same fault, the right id)",
+      config = { transition_ms = 60000 },
+      faults = { { match = { method = "GET", endpoint = "e1" }, times = 0, answer = about("e1") } },
+      steps = { step("accept", "e1", { wait = 5 }) },
+      check = function(out) got(out[1], { "e1" }, "accepted") end },
+    { "a wait poll answered with no connection leaves it pending (vpcep.timeout)",
+      config = { transition_ms = 60000 },
+      faults = { { match = { method = "GET", endpoint = "e1" }, times = 0, answer = { json = { connections = {} } } } },
+      steps = { step("accept", "e1", { wait = 0.5 }) },
+      check = function(out) assert.equal("creating", failed(out[1], "vpcep.timeout").results[1].status) end },
+    { "in a bulk wait, only the endpoint whose poll names another fails",
+      config = { transition_ms = 100 },
+      faults = { { match = { method = "GET", endpoint = "e2" }, times = 0, answer = about("e1") } },
+      steps = { step("accept", { "e1", "e2" }, { wait = 5 }) },
+      check = function(out)
+        local err = failed(out[1], "vpcep.bad_response", "e2")
+        assert.equal(1, err.failed)
+        assert.equal("accepted", err.results[1].status)
+        assert.equal("e2", err.results[2].endpoint)
+      end },
+    -- Listings that would never end.
+    { "pages that never run out (one new connection each): timeout bounds the whole listing",
+      client = { timeout = 0.3 },
+      faults = { { match = { method = "GET" }, times = 40, delay_ms = 20, list_endless = 1 } },
+      steps = { step("connections") },
+      check = function(out, mock)
+        failed(out[1], "vpcep.timeout")
+        local pages = requests(mock, "GET")
+        assert.is_true(pages > 1 and pages < 40, pages .. " pages")
+      end },
+    { "full pages that never run out, without total_count",
+      client = { timeout = 0.3 },
+      faults = { { match = { method = "GET" }, times = 40, delay_ms = 20, list_endless = 1000, list_total = false } },
+      steps = { step("connections") },
+      check = function(out, mock)
+        failed(out[1], "vpcep.timeout")
+        assert.is_true(requests(mock, "GET") < 40)
+      end },
+    { "an honest but slow listing is bounded by timeout too, not each page",
+      seed = 20000, config = { delay_ms = 50 }, client = { timeout = 0.5 },
+      steps = { step("connections") },
+      check = function(out, mock)
+        assert.matches("listing", failed(out[1], "vpcep.timeout").message, 1, true)
+        assert.is_true(requests(mock, "GET") < 20)
+      end },
+    { "a total_count of 10^12 is refused at once",
+      faults = { { match = { method = "GET" }, times = 0, list_total = 1000000000000 } },
+      steps = { step("connections") },
+      check = function(out, mock)
+        failed(out[1], "vpcep.bad_response")
+        assert.equal(1, requests(mock, "GET"))
+      end },
+    { "a total_count of 1,000,001 (one above what connections() fetches) is refused at once",
+      faults = { { match = { method = "GET" }, times = 0, list_total = 1000001 } },
+      steps = { step("connections") },
+      check = function(out, mock)
+        assert.matches("1000001", failed(out[1], "vpcep.bad_response").message, 1, true)
+        assert.equal(1, requests(mock, "GET"))
+      end },
+    { "a total_count of 1,000,000 is believed, and an empty page ends the walk",
+      faults = { { match = { method = "GET" }, times = 0, list_total = 1000000 } },
+      steps = { step("connections") },
+      check = function(out, mock)
+        got(out[1], { "e1", "e2", "e3" })
+        assert.equal("1000000", out[1].total)
+        assert.equal(2, requests(mock, "GET"))
+      end },
+    { "a total_count of 2^63-1 is refused at once",
+      faults = { { match = { method = "GET" }, times = 0,
+                   answer = { body = '{"connections":[{"id":"e1"}],"total_count":9223372036854775807}' } } },
+      steps = { step("connections") },
+      check = function(out, mock)
+        failed(out[1], "vpcep.bad_response")
+        assert.equal(1, requests(mock, "GET"))
+      end },
+    { "a server ignoring offset: the second page brings nothing new",
+      seed = 1500, faults = { { match = { method = "GET" }, times = 0, list_cycle = 1 } },
+      steps = { step("connections") },
+      check = function(out, mock)
+        assert.matches("already listed", failed(out[1], "vpcep.bad_response").message, 1, true)
+        assert.equal(2, requests(mock, "GET"))
+      end },
+    { "two pages again and again, with a total_count that never comes: stopped at the third",
+      seed = 2500, faults = { { match = { method = "GET" }, times = 0, list_cycle = 2, list_total = 999999 } },
+      steps = { step("connections") },
+      check = function(out, mock)
+        failed(out[1], "vpcep.bad_response")
+        assert.equal(3, requests(mock, "GET"))
+      end },
+    { "two pages again, with the real total_count: no connection comes twice",
+      seed = 2500, faults = { { match = { method = "GET" }, times = 0, list_cycle = 2 } },
+      steps = { step("connections") },
+      check = function(out, mock)
+        failed(out[1], "vpcep.bad_response")
+        assert.equal(3, requests(mock, "GET"))
+      end },
+    { "a connection twice in one page is listed once",
+      faults = { { match = { method = "GET" }, times = 0,
+                   answer = { json = { connections = { { id = "a" }, { id = "a" }, { id = "b" } },
+                                       total_count = 3 } } } },
+      steps = { step("connections") },
+      check = function(out, mock)
+        got(out[1], { "a", "b" })
+        assert.equal("3", out[1].total)
+        assert.equal(1, requests(mock, "GET"))
+      end },
+    { "overlapping pages: each connection listed once, the walk goes on",
+      faults = {
+        { match = { path_contains = "offset=0" }, times = 0,
+          answer = { json = { connections = { { id = "a" }, { id = "b" } }, total_count = 4 } } },
+        { match = { path_contains = "offset=2" }, times = 0,
+          answer = { json = { connections = { { id = "b" }, { id = "c" } }, total_count = 4 } } } },
+      steps = { step("connections") },
+      check = function(out, mock)
+        got(out[1], { "a", "b", "c" })
+        assert.equal(2, requests(mock, "GET"))
+      end },
+    { "a later page made only of connections listed before ends the walk",
+      faults = {
+        { match = { path_contains = "offset=0" }, times = 0,
+          answer = { json = { connections = { { id = "a" }, { id = "b" } }, total_count = 6 } } },
+        { match = { path_contains = "offset=2" }, times = 0,
+          answer = { json = { connections = { { id = "c" }, { id = "d" } }, total_count = 6 } } },
+        { match = { path_contains = "offset=4" }, times = 0,
+          answer = { json = { connections = { { id = "b" }, { id = "a" } }, total_count = 6 } } } },
+      steps = { step("connections") },
+      check = function(out, mock)
+        assert.matches("offset 4", failed(out[1], "vpcep.bad_response").message, 1, true)
+        assert.equal(3, requests(mock, "GET"))
+      end },
+    -- Answer headers over libcurl's limits.
+    { "an answer header line over 100 KiB is a bad response, not 'out of memory'",
+      faults = { { times = 0, raw = big_header("X-Big: " .. string.rep("a", 200 * 1024)) } },
+      steps = { step("accept", "e1") },
+      check = function(out)
+        local err = failed(out[1], "vpcep.bad_response", "e1")
+        assert.matches("header", err.message, 1, true)
+        assert.is_nil(err.message:lower():find("memory", 1, true))
+        assert.is_false(err.retryable)
+      end },
+    { "a status line over 100 KiB",
+      faults = { { times = 0,
+                   raw = "HTTP/1.1 200 OK" .. string.rep("a", 200 * 1024) .. "\r\nContent-Length: 0\r\n\r\n" } },
+      steps = { step("accept", "e1") },
+      check = function(out) failed(out[1], "vpcep.bad_response", "e1") end },
+    { "answer headers over 300 KiB in all",
+      faults = { { times = 0, raw = big_header(table.concat(many_headers, "\r\n")) } },
+      steps = { step("accept", "e1") },
+      check = function(out) assert.matches("header", failed(out[1], "vpcep.bad_response", "e1").message, 1, true) end },
+    { "a header line of 90 KiB is read",
+      faults = { { match = { endpoint = "e1" }, times = 0,
+                   answer = helper.merge(about("e1"), { headers = { ["X-Big"] = string.rep("a", 90 * 1024) } }) } },
+      steps = { step("accept", "e1") },
+      check = function(out) got(out[1], { "e1" }, "accepted") end },
+    { "an oversized header on the list call",
+      faults = { { match = { method = "GET" }, times = 0,
+                   raw = big_header("X-Big: " .. string.rep("a", 200 * 1024)) } },
+      steps = { step("connections") },
+      check = function(out) failed(out[1], "vpcep.bad_response") end },
+    { "an oversized header in a bulk call fails only its own endpoint",
+      faults = { { match = { endpoint = "e2" }, times = 0,
+                   raw = big_header("X-Big: " .. string.rep("a", 200 * 1024)) } },
+      steps = { step("accept", { "e1", "e2", "e3" }) },
+      check = function(out)
+        local err = failed(out[1], "vpcep.bad_response", "e2")
+        assert.equal(1, err.failed)
+        assert.equal("accepted", err.results[1].status)
+        assert.equal("accepted", err.results[3].status)
+      end },
+  }
+
+  for _, case in ipairs(cases) do
+    it(case[1], function()
+      local mock = mock_for(case.tls)
+      mock:reset()
+      if case.seed then mock:seed(case.seed) else mock:service(THREE) end
+      if case.config then mock:config(case.config) end
+      if case.faults then mock:faults(case.faults) end
+      case.check(run(mock, case), mock)
+    end)
+  end
 end)

@@ -358,6 +358,97 @@ print(sdk_signer.sign("GET", %q, "limit=5&id=e1",
       assert.is_table(doc.connections)
     end)
 
+    -- Whatever has arrived on sock and waits to be read.
+    local function drain(sock)
+      local got = {}
+      while #socket.select({ sock }, nil, 0) > 0 do
+        local chunk, err, partial = sock:receive(1)
+        chunk = chunk or partial
+        if chunk == nil or chunk == "" then break end
+        got[#got + 1] = chunk
+        if err then break end
+      end
+      return table.concat(got)
+    end
+
+    -- A raw keep-alive connection: the request, its answer, then what else
+    -- the mock writes on it.
+    local function answer_then_more(method, path, body)
+      local c = mock:connect()
+      local h = { ["X-Auth-Token"] = D.token }
+      if body then h["Content-Type"] = "application/json" end
+      local st, text = c:request(method, path, h, body)
+      mock:await_extra(1)
+      local more = drain(c.sock)
+      c:close()
+      return st, text, more
+    end
+
+    it("writes an extra copy of the answer after it, on the same connection", function()
+      seed()
+      mock:fault{ match = { method = "POST" }, extra = true, extra_delay_ms = 0 }
+      local body = json.encode({ action = "receive", endpoints = { "e1" } })
+      local st, text, more = answer_then_more("POST", ACTION, body)
+      assert.equal(200, st)
+      assert.equal("e1", json.decode(text).connections[1].id)
+      assert.matches("^HTTP/1%.1 200 OK\r\n", more)
+      assert.equal(text, more:match("\r\n\r\n(.*)$"))
+      assert.equal(1, mock:control("GET", "/_mock/faults").rules[1].extra_sent)
+    end)
+
+    it("writes an extra answer given like answer, or raw bytes, after the real one", function()
+      seed()
+      mock:fault{ extra = { status = 503, json = { error_code = "X", error_msg = "late" } } }
+      local st, _, more = answer_then_more("GET", BASE)
+      assert.equal(200, st)
+      assert.matches("^HTTP/1%.1 503 ", more)
+      assert.matches('"late"', more)
+      mock:reset()
+      seed()
+      mock:fault{ extra = "not HTTP" }
+      st, _, more = answer_then_more("GET", BASE)
+      assert.equal(200, st)
+      assert.equal("not HTTP", more)
+    end)
+
+    it("writes the answer and its copy at once with extra_same_write", function()
+      seed()
+      mock:fault{ extra = true, extra_same_write = true, extra_delay_ms = 60000 }
+      local c = mock:connect()
+      c.sock:send("GET " .. BASE .. " HTTP/1.1\r\nHost: x\r\nX-Auth-Token: " .. D.token .. "\r\n\r\n")
+      mock:await_extra(1)   -- no 60 s: the delay is not for a same write
+      local text = drain(c.sock)
+      c:close()
+      local first, second = text:match("^(HTTP/1%.1 200 .-)(HTTP/1%.1 200 .*)$")
+      assert.is_string(first, text)
+      assert.equal(first, second)
+    end)
+
+    it("shapes list answers: list_total, list_cycle, list_endless", function()
+      seed()
+      mock:fault{ times = 0, list_total = 99 }
+      local _, doc = api("GET", BASE .. "?limit=2")
+      assert.equal(99, doc.total_count)
+      assert.equal(2, #doc.connections)
+      mock:clear_faults()
+      mock:fault{ times = 0, list_total = false }
+      _, doc = api("GET", BASE)
+      assert.is_nil(doc.total_count)
+      assert.equal(3, #doc.connections)
+      mock:clear_faults()
+      mock:fault{ times = 0, list_cycle = 1 }
+      _, doc = api("GET", BASE .. "?limit=2&offset=2")
+      assert.equal("e1", doc.connections[1].id)
+      assert.equal(3, doc.total_count)
+      mock:clear_faults()
+      mock:fault{ times = 0, list_endless = 2 }
+      _, doc = api("GET", BASE .. "?offset=7")
+      assert.equal(2, #doc.connections)
+      assert.equal("endless-7", doc.connections[1].id)
+      assert.equal("endless-8", doc.connections[2].id)
+      assert.equal(10, doc.total_count)
+    end)
+
     it("applies a rule forever with times = 0, first matching rule wins", function()
       seed()
       mock:faults{ { times = 0, match = { method = "GET" }, answer = { status = 429 } },

@@ -61,6 +61,7 @@ for line in open(sys.argv[2]):
     if not f:
         continue
     method, path, query, hdrs, body, ak, sk, date = f
+    date = None if date == "-" else date  # then taken from X-Sdk-Date
     headers = []
     if hdrs != "-":
         for kv in hdrs.split(","):
@@ -84,7 +85,7 @@ local function python_sign(cases)
     local hs = {}
     for _, kv in ipairs(c.headers) do hs[#hs + 1] = h(kv[1]) .. ":" .. h(kv[2]) end
     f:write(table.concat({ c.method, h(c.path), h(c.query), #hs > 0 and table.concat(hs, ",") or "-",
-      h(c.body or ""), c.ak, h(c.sk), c.date }, " "), "\n")
+      h(c.body or ""), c.ak, h(c.sk), c.date or "-" }, " "), "\n")
   end
   f:close()
   local d = assert(io.open(drv, "wb"))
@@ -400,6 +401,34 @@ describe("vpcep.sign", function()
       agree({ r })
     end)
 
+    pit("when the date comes from the request's X-Sdk-Date header", function()
+      local reqs = {}
+      for i, name in ipairs({ "X-Sdk-Date", "x-sdk-date", "X-SDK-DATE" }) do
+        local r = get("https://h.example.com/v1/x?k=" .. i, { [name] = "2024010" .. i .. "T235959Z", ["X-A"] = "a" })
+        r.cred = { ak = AK, sk = SK }
+        reqs[i] = r
+      end
+      agree(reqs)
+    end)
+
+    -- Past a few KiB the signer's scratch moves from the stack to the heap;
+    -- past 16 headers vpcep.sign reads them into a userdata, and so the
+    -- Authorization past 512 bytes.
+    pit("on large requests", function()
+      local many, long = {}, {}
+      for i = 1, 40 do many["X-Header-" .. i] = "value " .. i end
+      for i = 1, 8 do long["X-" .. string.rep(string.char(96 + i), 90)] = string.rep("v", 200) end
+      local q = {}
+      for i = 1, 400 do q[i] = "k" .. (i % 37) .. "=%E4%B8%AD" .. i end
+      local body = string.rep("{\"a\":\"\0\255\"}", 8000)
+      agree({
+        get("https://h.example.com/v1/" .. string.rep("seg/", 1500) .. "end", {}),
+        get("https://h.example.com/?" .. table.concat(q, "&"), many),
+        get("https://h.example.com/big", long, body, "POST"),
+        get("https://h.example.com/" .. string.rep("%41%2a", 2000) .. "?" .. table.concat(q, "&"), many, body, "PUT"),
+      })
+    end)
+
     pit("on 300 random requests", function()
       math.randomseed(20240101)
       local function pick(t) return t[math.random(#t)] end
@@ -515,6 +544,48 @@ describe("vpcep.sign", function()
         assert.is_nil(err.message:find(secret, 1, true), "case " .. i)
         assert.is_nil(tostring(err):find(secret, 1, true), "case " .. i)
       end
+    end)
+
+    it("says which field is wrong, without its value", function()
+      local function msg(r, c) return einval(function() vpcep.sign(r, c or cred()) end).message end
+      local function with(field, v) local r = good(); r[field] = v; return r end
+      local function hdrs(t) return with("headers", t) end
+      assert.are.equal("sign: request.method must be an upper-case HTTP method", msg(with("method", "get")))
+      assert.are.equal("sign: request.method must be a string", msg(with("method", 1)))
+      assert.are.equal("sign: request.url must start with http:// or https://", msg(with("url", "ftp://h/")))
+      assert.are.equal("sign: request.url has no host", msg(with("url", "https:///p")))
+      assert.are.equal("sign: request.url must not contain spaces or control characters",
+        msg(with("url", "https://h/ ")))
+      assert.are.equal("sign: request.body must be a string or nil", msg(with("body", 1)))
+      assert.are.equal("sign: headers must map strings to strings", msg(hdrs({ ["X-A"] = 1 })))
+      assert.are.equal("sign: header name 'X A' is not an HTTP token", msg(hdrs({ ["X A"] = "1" })))
+      assert.are.equal("sign: header 'X-A' has a control character in its value", msg(hdrs({ ["X-A"] = "1\n" })))
+      assert.are.equal("sign: header 'x-a' is given twice (names are case-insensitive)",
+        msg(hdrs({ ["X-A"] = "1", ["x-A"] = "2" })))
+      assert.are.equal("sign: header X-Sdk-Date must be YYYYMMDDTHHMMSSZ (UTC)",
+        msg(hdrs({ ["X-Sdk-Date"] = "2024" }), { ak = AK, sk = SK }))
+      assert.are.equal("sign: credentials need sk", msg(good(), { ak = AK }))
+      assert.are.equal("sign: sk must be a non-empty string without control characters",
+        msg(good(), { ak = AK, sk = "" }))
+      -- a name is quoted up to its first NUL, and at most 160 bytes of it
+      assert.are.equal("sign: header name 'X' is not an HTTP token", msg(hdrs({ ["X\0Y"] = "1" })))
+      local name = string.rep("n", 200) .. " x"
+      assert.are.equal("sign: header name '" .. string.rep("n", 160) .. "...' is not an HTTP token",
+        msg(hdrs({ [name] = "1" })))
+    end)
+
+    it("reports the first fault in a fixed order: credentials, method, types, url, headers", function()
+      local function msg(r, c) return einval(function() vpcep.sign(r, c) end).message end
+      local bad_ak = { ak = "A K", sk = SK, date = DATE }
+      local r = { method = "get", url = "ftp://h/", headers = { ["X A"] = "1" }, body = 1 }
+      assert.matches("^sign: ak ", msg(r, bad_ak))
+      assert.matches("^sign: request%.method must be an upper%-case", msg(r, cred()))
+      r.method = "GET"
+      assert.matches("^sign: request%.body ", msg(r, cred()))
+      r.body = nil
+      assert.matches("^sign: request%.url must start", msg(r, cred()))
+      r.url = "https://h/"
+      assert.matches("^sign: header name ", msg(r, cred()))
     end)
 
     it("leaves the request untouched when it fails", function()

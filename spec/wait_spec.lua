@@ -164,6 +164,39 @@ describe("opts.wait", function()
     assert.equal("ep-0001", err.results[2].endpoint)
   end)
 
+  it("takes a poll answer about another endpoint as that endpoint's vpcep.bad_response, not its state", function()
+    mock:seed(2)
+    mock:config{ transition_ms = 200 }
+    -- ep-0001's polls are answered with ep-0000, accepted
+    mock:fault{ match = { method = "GET", endpoint = "ep-0001" }, times = 0,
+      answer = { status = 200, json = { connections = { { id = "ep-0000", status = "accepted" } } } } }
+    local err = capture(c.accept, c, D.service_id, ids_of(2), { wait = 5 })
+    assert.equal("vpcep.bad_response", err.code)
+    assert.equal("ep-0001", err.endpoint)
+    assert.equal(1, err.failed)
+    assert.equal("ep-0000", err.results[1].id)
+    assert.equal("accepted", err.results[1].status)
+    assert.is_true(vpcep.is_error(err.results[2]))
+    assert.equal("ep-0001", err.results[2].endpoint)
+    assert.matches("ep-0000", err.results[2].message, 1, true)
+    assert.equal(1, tally(mock:log())["ep-0001"])
+  end)
+
+  it("does not take a stale poll answer left on the connection", function()
+    mock:seed(1)
+    mock:config{ transition_ms = 60000 }
+    -- the first poll's answer (creating) is followed, 100 ms later, by one
+    -- nobody asked for that says accepted
+    mock:fault{ match = { method = "GET" }, times = 1,
+      extra = { status = 200, json = { connections = { { id = "ep-0000", status = "accepted" } } } } }
+    local err = capture(c.accept, c, D.service_id, ids_of(1), { wait = 1.2 })
+    assert.equal("vpcep.timeout", err.code)
+    assert.equal("creating", err.results[1].status)
+    local polls = tally(mock:log())
+    assert.is_true(polls["ep-0000"] >= 2, "polled " .. tostring(polls["ep-0000"]) .. " times")
+    assert.equal(1, mock:extra_sent())
+  end)
+
   it("refuses a bad opts.wait before sending anything", function()
     mock:seed(1)
     for _, w in ipairs({ -1, -0.001, 86401, math.huge, 0 / 0, "5", true, {} }) do

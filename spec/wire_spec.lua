@@ -187,11 +187,15 @@ describe("the request on the wire", function()
   it("the list call with a query is signed as sent, pages included", function()
     mock:service { endpoints = {}, count = 5, prefix = "q-", status = "pendingAcceptance" }
     local c = client()
-    local list, total = c:connections(SID, { status = "pendingAcceptance", sort_key = "create_at",
-                                             sort_dir = "asc", limit = 2 })
+    local total = 0
+    for _, offset in ipairs { 0, 2, 4 } do
+      local list
+      list, total = c:connections(SID, { status = "pendingAcceptance", sort_key = "create_at",
+                                         sort_dir = "asc", limit = 2, offset = offset })
+      assert.are.equal(offset < 4 and 2 or 1, #list)
+    end
     c:close()
     assert.are.equal(5, total)
-    assert.are.equal(5, #list)
     local log = mock:log()
     assert.are.equal(3, #log)
     for _, r in ipairs(log) do

@@ -13,6 +13,8 @@
 #include "plan.h"
 #include "transport.h"
 #include "validate.h"
+#include "l_sign.h"
+#include "sign.h"
 
 struct vp_client {
     int closed;
@@ -29,6 +31,7 @@ struct vp_client {
     vp_request_ctx rq; /* what the request builders read (points at the above) */
     vp_sched sched;    /* what batches run with */
     vp_batch *one;     /* the batch of one-request calls, kept warm */
+    vp_sign_key *sign_key; /* AK/SK auth: the keyed MAC signing keeps, made at first use */
 };
 
 static char *dup_or_null(const char *s)
@@ -56,6 +59,8 @@ static void client_release(vp_client *c)
     vp_batch_one_free(&c->one);
     vp_headers_free(c->rq.token_headers);
     c->rq.token_headers = NULL;
+    vp_sign_key_free(c->sign_key); /* cleansed as it is freed */
+    c->sign_key = NULL;
     free(c->project_id);
     free(c->base_url);
     free(c->host);
@@ -99,6 +104,7 @@ static void wire(vp_client *c, const vp_options *o)
     c->rq.ak = c->ak;
     c->rq.sk = c->sk;
     c->rq.security_token = c->security_token;
+    c->rq.sign_key = &c->sign_key;
     c->sched.rq = &c->rq;
     c->sched.timeout = o->timeout;
     c->sched.retries = o->retries;
@@ -148,6 +154,7 @@ static vp_client *client_push(lua_State *L, int idx, const char *const *extra)
         vp_raise_oom(L);
     }
     wire(c, &o);
+    c->rq.signer = vp_signer_get(L); /* the state's, which outlives its clients */
     return c;
 }
 

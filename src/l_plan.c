@@ -24,7 +24,7 @@
 #include "transport.h"
 
 #define PLAN_MT "vpcep.plan"
-#define SLOT_CLIENT 9 /* in the plan's table: the client, kept alive by it */
+#define SLOT_CLIENT (VP_PLAN_SLOTS + 1) /* in the plan's table: the client, kept alive by it */
 
 typedef struct lplan {
     vp_plan p;

@@ -17,8 +17,12 @@ enum {
     SLOT_QUERY,       /* the user's list query, or nil */
     SLOT_BATCH,       /* the current batch's userdata, when it is not the kept one */
     SLOT_ERROR,       /* the call's error, once it failed */
-    SLOTS = SLOT_ERROR
+    SLOT_ASKED,       /* the endpoint each request of a poll round is about */
+    SLOTS = SLOT_ASKED
 };
+
+/* l_plan.c keeps its own values above VP_PLAN_SLOTS */
+typedef char vp_plan_slots_match[SLOTS == VP_PLAN_SLOTS ? 1 : -1];
 
 enum { PH_ACTION, PH_PAUSE, PH_POLL, PH_LIST, PH_DONE };
 
@@ -170,17 +174,23 @@ static void start_poll(lua_State *L, vp_plan *p)
     get_slot(L, p, SLOT_IDS);
     ids = lua_gettop(L);
     n = (int)vp_rawlen(L, pend);
+    lua_createtable(L, n, 0); /* the endpoint each poll is about */
     lua_createtable(L, n, 0); /* the queries: {id = <endpoint>} each */
     queries = lua_gettop(L);
     for (i = 1; i <= n; i++) {
         lua_createtable(L, 0, 1);
         lua_rawgeti(L, pend, i);
         lua_rawgeti(L, ids, (int)lua_tointeger(L, -1));
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, queries - 1, i);
         lua_setfield(L, -3, "id");
         lua_pop(L, 1);
         lua_rawseti(L, queries, i);
     }
     set_slot(L, p, SLOT_PARAMS);
+    set_slot(L, p, SLOT_ASKED); /* with it, a poll answer listing another
+                                 * endpoint is that endpoint's
+                                 * vpcep.bad_response, never its state */
     lua_createtable(L, n, 0);
     set_slot(L, p, SLOT_GOT);
     lua_pop(L, 2);
@@ -332,10 +342,17 @@ static void action_done(lua_State *L, vp_plan *p)
         pause_until_poll(p, now);
 }
 
-/* ---- listing ----------------------------------------------------------------- */
+/* ---- listing -------------------------------------------------------------------
+ *
+ * A server can keep a listing going for ever: pages that never run out, a
+ * total_count it never reaches, the same pages again and again. So the
+ * whole listing gets `timeout` (not each page), a total_count above
+ * MAX_LISTED is refused before another page is asked for, and a page that
+ * brings no connection not already listed (by id) ends the walk; a
+ * connection that comes again on a later page is listed once. */
 
 /* Readies the batch of the page at p->offset: the user's query with limit
- * and offset set. */
+ * and offset set; no page outlasts the listing's time. */
 static void start_page(lua_State *L, vp_plan *p)
 {
     lua_createtable(L, 1, 0); /* params: {query} */
@@ -359,6 +376,7 @@ static void start_page(lua_State *L, vp_plan *p)
     lua_createtable(L, 1, 0);
     set_slot(L, p, SLOT_GOT);
     new_batch(L, p, 1, VP_LIST, vp_build_list_op, p->sid);
+    p->b->deadline_cap = p->list_deadline;
     p->phase = PH_LIST;
 }
 
@@ -371,6 +389,7 @@ void vp_plan_list(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch
     plan_init(p, vp_absindex(L, tab), s, kept, VP_PLAN_LIST, sid);
     p->limit = 1000;
     p->total = -1;
+    p->list_deadline = vp_now() + s->timeout;
     if (query_idx != 0) {
         lua_getfield(L, query_idx, "limit");
         if (vp_isintegral(L, -1, &v)) {
@@ -388,79 +407,121 @@ void vp_plan_list(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch
     }
     lua_newtable(L);
     set_slot(L, p, SLOT_RESULTS);
-    lua_pushliteral(L, "");
-    set_slot(L, p, SLOT_AUX); /* the first id of the last page */
+    lua_newtable(L);
+    set_slot(L, p, SLOT_AUX); /* the ids listed so far */
     start_page(L, p);
 }
 
-/* With a page's connections array at the top: fails the plan when the
- * page starts with the same connection as the last one did (a server
- * ignoring offset would otherwise be paged forever). */
-static int page_moved(lua_State *L, vp_plan *p, int got)
+/* Ends the plan: the listing ran out of its time. */
+static void fail_listing_timeout(lua_State *L, vp_plan *p)
 {
-    int same;
-    if (got == 0)
-        return 1;
-    lua_rawgeti(L, -1, 1);
-    lua_getfield(L, -1, "id");
-    get_slot(L, p, SLOT_AUX);
-    same = lua_type(L, -2) == LUA_TSTRING && vp_rawlen(L, -1) > 0 && lua_rawequal(L, -1, -2);
+    vp_error_pushf(L, VP_ETIMEOUT, 0, "the listing did not end within timeout (%f s): %d pages, %d "
+                   "connections so far", p->s->timeout, p->pages, p->listed);
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "retryable");
+    fail_with(L, p);
+}
+
+static int has_code(lua_State *L, int idx, const char *code)
+{
+    int r;
+    lua_getfield(L, idx, "code");
+    r = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), code) == 0;
     lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING) {
-        lua_pop(L, 1);
-        lua_pushliteral(L, "");
+    return r;
+}
+
+/* With a page's connections array at the top: appends to `all` each
+ * connection whose id is not in `seen` yet (every one, for a single page),
+ * and marks it seen. Returns how many were new. */
+static int add_new_connections(lua_State *L, vp_plan *p, int all, int seen)
+{
+    int i, got = (int)vp_rawlen(L, -1), added = 0;
+    for (i = 1; i <= got; i++) {
+        lua_rawgeti(L, -1, i);
+        if (p->one_page) {
+            lua_rawseti(L, all, ++p->listed);
+            added++;
+            continue;
+        }
+        lua_getfield(L, -1, "id"); /* a string: the answer's shape was checked */
+        lua_pushvalue(L, -1);
+        lua_rawget(L, seen);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, seen);
+            lua_rawseti(L, all, ++p->listed);
+            added++;
+        } else {
+            lua_pop(L, 3);
+        }
     }
-    set_slot(L, p, SLOT_AUX);
-    lua_pop(L, 1);
-    if (same) {
-        vp_error_pushf(L, VP_EBADRESP, 0, "the service answered the same page twice (offset ignored); stopped");
-        fail_with(L, p);
-    }
-    return !same;
+    return added;
 }
 
 static void list_done(lua_State *L, vp_plan *p)
 {
-    int base = lua_gettop(L), got, i, all;
+    int base = lua_gettop(L), got, all, seen;
     long long v;
     get_slot(L, p, SLOT_RESULTS);
     all = lua_gettop(L);
+    get_slot(L, p, SLOT_AUX);
+    seen = lua_gettop(L);
     get_slot(L, p, SLOT_GOT);
     lua_rawgeti(L, -1, 1);
     if (vp_is_error(L, -1)) {
+        /* a later page cut short by the listing's deadline: say so */
+        if (p->pages > 0 && has_code(L, -1, VP_ETIMEOUT) && vp_now() >= p->list_deadline - 0.01) {
+            lua_settop(L, base);
+            fail_listing_timeout(L, p);
+            return;
+        }
         fail_with(L, p);
         lua_settop(L, base);
         return;
     }
+    p->pages++;
     lua_getfield(L, -1, "total_count");
     if (vp_isintegral(L, -1, &v))
         p->total = v;
     lua_pop(L, 1);
     lua_getfield(L, -1, "connections");
     got = (int)vp_rawlen(L, -1);
-    if (!page_moved(L, p, got)) {
-        lua_settop(L, base);
-        return;
-    }
-    if (p->listed + got > MAX_LISTED) {
-        vp_error_pushf(L, VP_EBADRESP, 0, "the list goes on past %d connections; stopped", MAX_LISTED);
+    if (add_new_connections(L, p, all, seen) == 0 && got > 0) {
+        vp_error_pushf(L, VP_EBADRESP, 0, "the page at offset %f brings no connection not already listed (the "
+                       "service repeats its pages, or ignores offset); stopped", (double)p->offset);
         fail_with(L, p);
         lua_settop(L, base);
         return;
     }
-    for (i = 1; i <= got; i++) {
-        lua_rawgeti(L, -1, i);
-        lua_rawseti(L, all, ++p->listed);
-    }
     lua_settop(L, base);
+    if (p->listed > MAX_LISTED) {
+        vp_error_pushf(L, VP_EBADRESP, 0, "the list goes on past %d connections; stopped", MAX_LISTED);
+        fail_with(L, p);
+        return;
+    }
     p->offset += got;
     /* The end: the one page asked for, an empty page, or total_count
      * reached (a server may give shorter pages than asked); without a
      * total, a short page. */
-    if (p->one_page || got == 0 || p->limit == 0 || (p->total >= 0 ? p->offset >= p->total : got < p->limit))
+    if (p->one_page || got == 0 || p->limit == 0 || (p->total >= 0 ? p->offset >= p->total : got < p->limit)) {
         p->phase = PH_DONE;
-    else
-        start_page(L, p);
+        return;
+    }
+    if (p->total > MAX_LISTED) { /* before asking for more */
+        char n[32];
+        snprintf(n, sizeof n, "%lld", p->total);
+        vp_error_pushf(L, VP_EBADRESP, 0, "the service says it holds %s connections, more than the %d "
+                       "connections() fetches; stopped", n, MAX_LISTED);
+        fail_with(L, p);
+        return;
+    }
+    if (vp_now() >= p->list_deadline) {
+        fail_listing_timeout(L, p);
+        return;
+    }
+    start_page(L, p);
 }
 
 /* ---- stepping ---------------------------------------------------------------- */
@@ -494,6 +555,8 @@ void vp_plan_push_batch(lua_State *L, const vp_plan *p)
     get_slot(L, p, p->phase == PH_ACTION ? SLOT_RESULTS : SLOT_GOT);
     if (p->phase == PH_ACTION)
         get_slot(L, p, SLOT_IDS);
+    else if (p->phase == PH_POLL)
+        get_slot(L, p, SLOT_ASKED);
     else
         lua_pushnil(L);
     get_slot(L, p, SLOT_PARAMS);

@@ -12,6 +12,10 @@
 
 VP_HIDDEN_BEGIN
 
+/* How many slots of a plan's table plan.c uses (1..VP_PLAN_SLOTS); the
+ * rest are its driver's. */
+#define VP_PLAN_SLOTS 9
+
 enum vp_plan_kind { VP_PLAN_ACTION, VP_PLAN_LIST, VP_PLAN_DESCRIBE };
 enum vp_step { VP_STEP_BATCH, VP_STEP_PAUSE, VP_STEP_DONE };
 

@@ -23,6 +23,12 @@ int vp_policy_fits(double now, double delay, double deadline);
 /* Records on the final error at err how many tries it took. */
 void vp_policy_note_tries(lua_State *L, int err, int tries);
 
+/* Checks that every connection in the decoded answer at doc is about an
+ * endpoint that was asked for: asked is the stack index of that endpoint's
+ * id (a string) or of a set of ids ({[id] = true}). Returns 1; or pushes a
+ * vpcep.bad_response error object (with status, and request_id when not
+ * NULL) naming the stray id, and returns 0. The caller sets err.endpoint. */
+int vp_answer_is_about(lua_State *L, int doc, int asked, long status, const char *request_id);
 /* With an action's decoded document at the top, replaces it by its
  * connection and returns 1, or by the error it stands for (an answer
  * without a connection, or a connection whose status is failed) and

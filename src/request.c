@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 #include "errors.h"
+#include "l_sign.h"
 #include "request.h"
-#include "sign.h"
 #include "text.h"
+
 struct curl_slist *vp_token_headers(const char *token, const char *user_agent)
 {
     static const char *const names[] = {"Content-Type", "X-Auth-Token", "User-Agent"};
@@ -30,34 +32,7 @@ struct curl_slist *vp_token_headers(const char *token, const char *user_agent)
     return vp_headers_end(list);
 }
 
-/* The header list of the headers table at the top (strings only, as
- * vp_sign_push makes them); NULL when out of memory. */
-static struct curl_slist *table_headers(lua_State *L)
-{
-    struct curl_slist *list = NULL, *next;
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-        size_t nl, vl;
-        const char *name = lua_tolstring(L, -2, &nl), *value = lua_tolstring(L, -1, &vl);
-        next = vp_headers_append(list, name, nl, value, vl);
-        lua_pop(L, 1);
-        if (next == NULL) {
-            lua_pop(L, 1);
-            vp_headers_free(list);
-            return NULL;
-        }
-        list = next;
-    }
-    return vp_headers_end(list);
-}
-
 /* ---- the request table ---------------------------------------------------- */
-
-static void set_header(lua_State *L, const char *name, const char *value)
-{
-    lua_pushstring(L, value);
-    lua_setfield(L, -2, name);
-}
 
 /* Pushes the headers of a list as a table ("Name;" is an empty value;
  * "Name:" removes a header libcurl would add, so it is no header). */
@@ -98,28 +73,93 @@ void vp_push_request(lua_State *L, const vp_xfer *x)
 
 /* ---- authentication ------------------------------------------------------- */
 
-/* Signs x with the client's AK/SK through the same signer as vpcep.sign. */
+static void set_vp_header(vp_header *h, const char *name, const char *value)
+{
+    h->name = name;
+    h->name_len = strlen(name);
+    h->value = value;
+    h->value_len = strlen(value);
+}
+
+/* The AK/SK list: the signed headers hs, what signing added, then
+ * User-Agent, not signed: proxies and OpenResty's subrequests may rewrite
+ * it. NULL when out of memory. */
+static struct curl_slist *aksk_headers(const vp_request_ctx *c, const vp_header *hs, size_t n, const vp_signed *out,
+                                       const char *auth)
+{
+    const char *lines[2 * 8];
+    struct curl_slist *list = NULL, *next;
+    size_t i, k = 0;
+    for (i = 0; i < n; i++) {
+        lines[k++] = hs[i].name;
+        lines[k++] = hs[i].value;
+    }
+    lines[k++] = "X-Sdk-Date";
+    lines[k++] = out->date;
+    if (c->security_token != NULL) {
+        lines[k++] = "X-Security-Token";
+        lines[k++] = c->security_token;
+    }
+    lines[k++] = "Authorization";
+    lines[k++] = auth;
+    lines[k++] = "User-Agent";
+    lines[k++] = c->user_agent;
+    for (i = 0; i < k; i += 2) {
+        next = vp_headers_append(list, lines[i], strlen(lines[i]), lines[i + 1], strlen(lines[i + 1]));
+        if (next == NULL) {
+            vp_headers_free(list);
+            return NULL;
+        }
+        list = next;
+    }
+    return vp_headers_end(list);
+}
+
+/* Signs x with the client's AK/SK (the signer of vpcep.sign, called from
+ * C) and sets its header list. */
 static void sign_into(lua_State *L, const vp_request_ctx *c, vp_xfer *x)
 {
+    vp_signer *signer = c->signer;
+    vp_header hs[3];
+    vp_sign_req req;
     vp_cred cred;
-    int req;
-    vp_push_request(L, x);
-    req = lua_gettop(L);
-    lua_getfield(L, req, "headers");
-    set_header(L, "Content-Type", "application/json");
-    set_header(L, "Host", c->host);
-    set_header(L, "X-Project-Id", c->project_id);
-    lua_pop(L, 1);
+    vp_signed out;
+    char small[1024], *auth;
+    size_t size;
+    int rc;
+    set_vp_header(&hs[0], "Content-Type", "application/json");
+    set_vp_header(&hs[1], "Host", c->host);
+    set_vp_header(&hs[2], "X-Project-Id", c->project_id);
+    req.method = x->method;
+    req.method_len = strlen(x->method);
+    req.url = x->url.data;
+    req.url_len = x->url.len;
+    req.headers = hs;
+    req.n_headers = 3;
+    /* what vp_push_request shows: a GET has no body */
+    req.body = strcmp(x->method, "GET") != 0 && x->body.data != NULL ? x->body.data : "";
+    req.body_len = strcmp(x->method, "GET") != 0 ? x->body.len : 0;
     cred.ak = c->ak;
     cred.sk = c->sk;
     cred.security_token = c->security_token;
     cred.date = NULL;
-    vp_sign_push(L, req, &cred);
-    /* Not signed: proxies and OpenResty's subrequests may rewrite it. */
-    set_header(L, "User-Agent", c->user_agent);
-    x->headers = table_headers(L);
-    x->headers_shared = 0;
-    lua_pop(L, 2);
+    if (*c->sign_key == NULL) /* made once: it saves hashing again what repeats */
+        *c->sign_key = vp_sign_key_new(signer, c->sk);
+    cred.key = *c->sign_key;
+    size = vp_sign_auth_size(&req, &cred);
+    auth = size <= sizeof small ? small : malloc(size);
+    if (auth == NULL)
+        vp_raise_oom(L);
+    rc = vp_sign(signer, &req, &cred, auth, size, &out);
+    if (rc == VP_SIGN_OK) {
+        x->headers = aksk_headers(c, hs, 3, &out, auth);
+        x->headers_shared = 0;
+    }
+    OPENSSL_cleanse(auth, size);
+    if (auth != small)
+        free(auth);
+    if (rc != VP_SIGN_OK)
+        vp_sign_raise(L, rc, &out);
     if (x->headers == NULL)
         vp_raise_oom(L);
 }

@@ -17,6 +17,8 @@ typedef struct vp_request_ctx {
     const char *token;                   /* IAM token, or NULL when signing with AK/SK */
     const char *ak, *sk, *security_token; /* AK/SK (security_token may be NULL) */
     struct curl_slist *token_headers;    /* token auth: the same list for every request */
+    struct vp_signer *signer;            /* AK/SK auth: the Lua state's digest and MAC (sign.h) */
+    struct vp_sign_key **sign_key;       /* where the client keeps its keyed MAC, made at first use */
 } vp_request_ctx;
 
 /* The header list of a token client (Content-Type, X-Auth-Token,

@@ -98,6 +98,16 @@ static int push_transport_error(lua_State *L, const vp_xfer *x)
         vp_error_pushf(L, f.code, x->status, "answer larger than max_body (%d bytes)", (int)x->max_body);
         return 0;
     }
+    if (f.header_too_large) {
+        /* the server's doing, so not transport; libcurl 7.88's own
+         * message is "Out of memory" for a line over its limit */
+        if (x->result == CURLE_OUT_OF_MEMORY)
+            vp_error_pushf(L, f.code, 0, "answer header line longer than libcurl accepts (%d KiB)",
+                           CURL_MAX_HTTP_HEADER / 1024);
+        else
+            vp_error_pushf(L, f.code, 0, "answer headers larger than libcurl accepts: %s", f.why);
+        return 0;
+    }
     vp_push_capped_text(L, f.why, strlen(f.why), 300);
     vp_error_push(L, f.code, lua_tostring(L, -1), 0);
     lua_remove(L, -2);
@@ -154,8 +164,9 @@ void vp_batch_begin(lua_State *L, const vp_sched *s, vp_batch *b, int i, int par
 }
 
 /* The answer (or its absence) of op's try, at the top: the result, or an
- * error object; returns 1 for a result. */
-static int read_answer(lua_State *L, const vp_batch *b, vp_op *op, int *cut)
+ * error object; returns 1 for a result. asked: the stack index of the
+ * endpoint id the request is about, or 0. */
+static int read_answer(lua_State *L, const vp_batch *b, vp_op *op, int asked, int *cut)
 {
     vp_xfer *x = &op->x;
     vp_answer_headers h;
@@ -168,6 +179,12 @@ static int read_answer(lua_State *L, const vp_batch *b, vp_op *op, int *cut)
     h.retry_after = x->retry_after[0] != '\0' ? x->retry_after : NULL;
     h.content_type = x->content_type[0] != '\0' ? x->content_type : NULL;
     ok = vp_parse_answer(L, x->status, x->answer.data != NULL ? x->answer.data : "", x->answer.len, &h);
+    if (ok && asked != 0) {
+        /* an answer about another endpoint is no answer to this request */
+        ok = vp_answer_is_about(L, -1, asked, x->status, h.request_id);
+        if (!ok)
+            lua_remove(L, -2);
+    }
     if (ok && b->kind != VP_LIST)
         ok = vp_policy_take_connection(L, x->status, h.request_id);
     return ok;
@@ -177,8 +194,16 @@ int vp_batch_settle(lua_State *L, const vp_sched *s, vp_batch *b, int i, int res
 {
     vp_op *op = &b->ops[i];
     int err, cut = 0;
+    int asked = 0, ok;
     b->running--;
-    if (read_answer(L, b, op, &cut)) {
+    if (ids != 0) {
+        lua_rawgeti(L, ids, i + 1);
+        asked = lua_gettop(L);
+    }
+    ok = read_answer(L, b, op, asked, &cut);
+    if (asked != 0)
+        lua_remove(L, asked);
+    if (ok) {
         lua_rawseti(L, results, i + 1);
         op->state = OP_DONE;
         b->left--;

@@ -1,4 +1,4 @@
-/* sign.c: Huawei Cloud API-gateway signature SDK-HMAC-SHA256.
+/* sign.c: Huawei Cloud API-gateway signature SDK-HMAC-SHA256, in plain C.
  *
  * Canonicalisation, decided from the official signers (huaweicloud-sdk-go-v3
  * core/auth/signer, huaweicloud-sdk-python-v3 huaweicloudsdkcore/signer and
@@ -21,23 +21,94 @@
  *   (the gateway drops those) and Authorization (which we replace); names
  *   lower-cased, values trimmed of spaces and tabs, sorted by name.
  *
- * Memory: every string is built in a luaL_Buffer or as a Lua string, and the
- * scratch arrays are Lua userdata, so an error raised anywhere leaks nothing. */
+ * Memory: one scratch block per signature, sized before anything is written
+ * (on the stack for ordinary requests, else malloc'd), cleansed (it holds
+ * header values, the security token among them) and freed before return.
+ * Every write into it is bounds-checked all the same. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include "errors.h"
+#include <openssl/params.h>
 #include "sign.h"
-#include "text.h"
+
+#if OPENSSL_VERSION_NUMBER < 0x30000000L
+#error "vpcep needs OpenSSL 3 (EVP_MD_fetch, EVP_MAC)"
+#endif
 
 #define ALGORITHM "SDK-HMAC-SHA256"
-#define DATE_LEN 16
+#define DATE_LEN VP_SIGN_DATE_LEN
+/* Scratch kept on the stack: a VPCEP call needs well under 1 KiB. */
+#define STACK_SCRATCH 4096
 
 static const char hexdigits[] = "0123456789abcdef";
+/* hex(sha256("")), the body hash of every GET. */
+static const char empty_sha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/* ---- hashing ------------------------------------------------------------ */
+/* Byte classes: RFC 3986 unreserved (kept by percent-encoding), RFC 9110
+ * tchar (allowed in header names), and what a canonical path copies as it
+ * is (unreserved and '/'). */
+#define C_UNRESERVED 1
+#define C_TCHAR 2
+#define C_PATH 4
+#define U (C_UNRESERVED | C_TCHAR | C_PATH)
+#define T C_TCHAR
+static const unsigned char byte_class[256] = {
+    ['-'] = U, ['.'] = U, ['_'] = U, ['~'] = U, ['/'] = C_PATH,
+    ['!'] = T, ['#'] = T, ['$'] = T, ['%'] = T, ['&'] = T, ['\''] = T, ['*'] = T, ['+'] = T, ['^'] = T,
+    ['`'] = T, ['|'] = T,
+    ['0'] = U, ['1'] = U, ['2'] = U, ['3'] = U, ['4'] = U, ['5'] = U, ['6'] = U, ['7'] = U, ['8'] = U, ['9'] = U,
+    ['A'] = U, ['B'] = U, ['C'] = U, ['D'] = U, ['E'] = U, ['F'] = U, ['G'] = U, ['H'] = U, ['I'] = U,
+    ['J'] = U, ['K'] = U, ['L'] = U, ['M'] = U, ['N'] = U, ['O'] = U, ['P'] = U, ['Q'] = U, ['R'] = U,
+    ['S'] = U, ['T'] = U, ['U'] = U, ['V'] = U, ['W'] = U, ['X'] = U, ['Y'] = U, ['Z'] = U,
+    ['a'] = U, ['b'] = U, ['c'] = U, ['d'] = U, ['e'] = U, ['f'] = U, ['g'] = U, ['h'] = U, ['i'] = U,
+    ['j'] = U, ['k'] = U, ['l'] = U, ['m'] = U, ['n'] = U, ['o'] = U, ['p'] = U, ['q'] = U, ['r'] = U,
+    ['s'] = U, ['t'] = U, ['u'] = U, ['v'] = U, ['w'] = U, ['x'] = U, ['y'] = U, ['z'] = U,
+};
+#undef U
+#undef T
+
+/* The length of the run at s[0..len) of bytes in class. */
+static size_t run_of(const char *s, size_t len, unsigned char cls)
+{
+    size_t i = 0;
+    while (i < len && (byte_class[(unsigned char)s[i]] & cls))
+        i++;
+    return i;
+}
+
+/* ---- the signer: libcrypto's objects, fetched once ------------------------ */
+
+int vp_signer_init(vp_signer *s)
+{
+    OSSL_PARAM params[2];
+    EVP_MAC *mac;
+    memset(s, 0, sizeof *s);
+    s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    s->md_ctx = EVP_MD_CTX_new();
+    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    s->hmac = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac); /* the context holds its own reference */
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (s->sha256 == NULL || s->md_ctx == NULL || s->hmac == NULL || !EVP_MAC_CTX_set_params(s->hmac, params)) {
+        vp_signer_clear(s);
+        return -1;
+    }
+    return 0;
+}
+
+void vp_signer_clear(vp_signer *s)
+{
+    EVP_MD_free(s->sha256);
+    EVP_MD_CTX_free(s->md_ctx);
+    EVP_MAC_CTX_free(s->hmac);
+    s->sha256 = NULL;
+    s->md_ctx = NULL;
+    s->hmac = NULL;
+}
 
 static void hex_encode(const unsigned char *in, size_t n, char *out)
 {
@@ -49,41 +120,185 @@ static void hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* Fills out with hex(sha256(data)) (65 bytes with NUL). */
-static void vp_sha256_hex(const void *data, size_t len, char out[65])
+/* hex(sha256(data)) into out (65 bytes with NUL); 0 when libcrypto fails. */
+static int sha256_hex(vp_signer *s, const void *data, size_t len, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
-        out[0] = '\0';
-        return;
-    }
-    hex_encode(md, 32, out);
-}
-
-/* Returns 0 on an OpenSSL failure (out is then empty). */
-static int hmac_sha256_hex(const char *key, size_t klen, const char *data, size_t len, char out[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    out[0] = '\0';
-    if (HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)data, len, md, &mdlen) == NULL
-        || mdlen != 32)
+    if (s->sha256 == NULL || !EVP_DigestInit_ex2(s->md_ctx, s->sha256, NULL) ||
+        !EVP_DigestUpdate(s->md_ctx, data, len) || !EVP_DigestFinal_ex(s->md_ctx, md, &mdlen) || mdlen != 32)
         return 0;
     hex_encode(md, 32, out);
-    OPENSSL_cleanse(md, sizeof md);
     return 1;
+}
+
+/* The bytes of a canonical request a key keeps the state after, at most. */
+#define PREFIX_MAX 512
+
+struct vp_sign_key {
+    EVP_MAC_CTX *hmac; /* keyed with the SK */
+    EVP_MD_CTX *after; /* SHA-256 after bytes[0..prefix_len) */
+    size_t prefix_len; /* whole blocks; 0 when none is kept */
+    char bytes[PREFIX_MAX];
+};
+
+vp_sign_key *vp_sign_key_new(const vp_signer *s, const char *sk)
+{
+    vp_sign_key *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return NULL;
+    k->hmac = s->hmac != NULL ? EVP_MAC_CTX_dup(s->hmac) : NULL;
+    k->after = EVP_MD_CTX_new();
+    if (k->hmac == NULL || k->after == NULL || !EVP_MAC_init(k->hmac, (const unsigned char *)sk, strlen(sk), NULL)) {
+        vp_sign_key_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+void vp_sign_key_free(vp_sign_key *k)
+{
+    if (k == NULL)
+        return;
+    EVP_MAC_CTX_free(k->hmac); /* cleansed as it is freed */
+    EVP_MD_CTX_free(k->after);
+    OPENSSL_cleanse(k, sizeof *k);
+    free(k);
+}
+
+/* hex(HMAC-SHA256(cred's SK, data)) into out; 0 when libcrypto fails.
+ * With cred->key, its context is re-initialised (its key kept); else a
+ * keyed copy of the signer's is made and freed (so cleansed) here. */
+static int hmac_sha256_hex(vp_signer *s, const vp_cred *cred, const char *data, size_t len, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    size_t mdlen = 0;
+    EVP_MAC_CTX *c = cred->key != NULL ? cred->key->hmac : s->hmac != NULL ? EVP_MAC_CTX_dup(s->hmac) : NULL;
+    int fresh = cred->key == NULL;
+    int ok = c != NULL &&
+             EVP_MAC_init(c, fresh ? (const unsigned char *)cred->sk : NULL, fresh ? strlen(cred->sk) : 0, NULL) &&
+             EVP_MAC_update(c, (const unsigned char *)data, len) && EVP_MAC_final(c, md, &mdlen, sizeof md) &&
+             mdlen == 32;
+    if (fresh)
+        EVP_MAC_CTX_free(c);
+    if (ok)
+        hex_encode(md, 32, out);
+    OPENSSL_cleanse(md, sizeof md);
+    return ok;
+}
+
+/* hex(sha256(the canonical request c[0..len))) into out; 0 when libcrypto
+ * fails. With a key: resumes from the state it kept when c starts with the
+ * same bytes; else keeps this one's, after its whole blocks before stable
+ * (the offset of the first byte that depends on the clock). */
+static int canonical_sha256_hex(vp_signer *s, vp_sign_key *k, const char *c, size_t len, size_t stable,
+                                char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    size_t done = 0, keep;
+    EVP_MD_CTX *ctx = s->md_ctx;
+    if (s->sha256 == NULL)
+        return 0;
+    if (k != NULL && k->prefix_len > 0 && k->prefix_len <= len && memcmp(c, k->bytes, k->prefix_len) == 0) {
+        if (!EVP_MD_CTX_copy_ex(ctx, k->after))
+            return 0;
+        done = k->prefix_len;
+    } else {
+        if (!EVP_DigestInit_ex2(ctx, s->sha256, NULL))
+            return 0;
+        keep = k != NULL ? (stable < PREFIX_MAX ? stable : PREFIX_MAX) / 64 * 64 : 0;
+        if (keep > 0) {
+            k->prefix_len = 0;
+            if (!EVP_DigestUpdate(ctx, c, keep) || !EVP_MD_CTX_copy_ex(k->after, ctx))
+                return 0;
+            memcpy(k->bytes, c, keep);
+            k->prefix_len = done = keep;
+        }
+    }
+    if (!EVP_DigestUpdate(ctx, c + done, len - done) || !EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 32)
+        return 0;
+    hex_encode(md, 32, out);
+    return 1;
+}
+
+/* ---- failures ----------------------------------------------------------- */
+
+static int fail(vp_signed *out, int rc, const char *why)
+{
+    size_t n = strlen(why);
+    if (n >= sizeof out->why)
+        n = sizeof out->why - 1;
+    memcpy(out->why, why, n);
+    out->why[n] = '\0';
+    return rc;
+}
+
+/* Longest header name quoted in a message (a longer one is cut, "..."). */
+#define NAME_SHOWN 160
+
+/* "<before><name><after>": the name up to a NUL, as a C string would show it. */
+static int fail_header(vp_signed *out, const char *before, const char *name, size_t len, const char *after)
+{
+    const char *nul = memchr(name, '\0', len);
+    size_t bl = strlen(before), al = strlen(after), shown;
+    char *p = out->why;
+    if (nul != NULL)
+        len = (size_t)(nul - name);
+    shown = len > NAME_SHOWN ? NAME_SHOWN : len;
+    memcpy(p, before, bl);
+    memcpy(p + bl, name, shown);
+    p += bl + shown;
+    if (shown < len) {
+        memcpy(p, "...", 3);
+        p += 3;
+    }
+    memcpy(p, after, al + 1);
+    return VP_SIGN_EINVAL;
 }
 
 /* ---- dates -------------------------------------------------------------- */
 
-/* Writes the current UTC time as YYYYMMDDTHHMMSSZ (17 bytes with NUL). */
-static void vp_sdk_date_now(char out[17])
+/* Writes the current UTC time as YYYYMMDDTHHMMSSZ (17 bytes with NUL), by
+ * arithmetic: gmtime_r + strftime cost more than the rest of a signature's
+ * text. Days to civil date: H. Hinnant's algorithm. */
+static void sdk_date_now(char out[17])
 {
-    time_t t = time(NULL);
-    struct tm tm;
-    if (gmtime_r(&t, &tm) == NULL || strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm) != DATE_LEN)
+    long long t = (long long)time(NULL), days, rem, era, doe, yoe, doy, mp, y, m, d;
+    days = t / 86400;
+    rem = t % 86400;
+    if (rem < 0) {
+        rem += 86400;
+        days--;
+    }
+    days += 719468;
+    era = (days >= 0 ? days : days - 146096) / 146097;
+    doe = days - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y = yoe + era * 400 + (m <= 2);
+    if (y < 1000 || y > 9999) { /* not four digits: what strftime did then */
         memcpy(out, "19700101T000000Z", 17);
+        return;
+    }
+    {
+        long long f[6];
+        int i;
+        f[0] = y / 100, f[1] = y % 100, f[2] = m, f[3] = d, f[4] = rem / 3600, f[5] = rem / 60 % 60;
+        for (i = 0; i < 6; i++) {
+            int at = i < 4 ? 2 * i : 2 * i + 1; /* the 'T' sits at 8 */
+            out[at] = (char)('0' + f[i] / 10);
+            out[at + 1] = (char)('0' + f[i] % 10);
+        }
+        out[8] = 'T';
+        out[13] = (char)('0' + rem % 60 / 10);
+        out[14] = (char)('0' + rem % 10);
+        out[15] = 'Z';
+        out[16] = '\0';
+    }
 }
 
 static int digits(const char *s, int n, int *out)
@@ -111,8 +326,8 @@ static int date_ok(const char *s, size_t len)
     int y, mo, d, h, mi, se;
     if (len != DATE_LEN || s[8] != 'T' || s[15] != 'Z')
         return 0;
-    if (!digits(s, 4, &y) || !digits(s + 4, 2, &mo) || !digits(s + 6, 2, &d)
-        || !digits(s + 9, 2, &h) || !digits(s + 11, 2, &mi) || !digits(s + 13, 2, &se))
+    if (!digits(s, 4, &y) || !digits(s + 4, 2, &mo) || !digits(s + 6, 2, &d) || !digits(s + 9, 2, &h) ||
+        !digits(s + 11, 2, &mi) || !digits(s + 13, 2, &se))
         return 0;
     if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
         return 0;
@@ -121,23 +336,9 @@ static int date_ok(const char *s, size_t len)
 
 /* ---- validation --------------------------------------------------------- */
 
-/* RFC 9110 tchar. */
-static int is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 static int is_token(const char *s, size_t len)
 {
-    size_t i;
-    if (len == 0)
-        return 0;
-    for (i = 0; i < len; i++)
-        if (!is_tchar((unsigned char)s[i]))
-            return 0;
-    return 1;
+    return len > 0 && run_of(s, len, C_TCHAR) == len;
 }
 
 /* Header value: no control bytes but horizontal tab (so no CR, LF, NUL). */
@@ -168,16 +369,48 @@ static int cred_ok(const char *s, int strict)
 }
 
 /* Messages name the field, never its value. */
-static void check_cred(lua_State *L, const vp_cred *cred)
+int vp_sign_check_cred(const vp_cred *cred, vp_signed *out)
 {
     if (!cred_ok(cred->ak, 1))
-        vp_raise(L, VP_EINVAL, "sign: ak must be a non-empty string without spaces, commas or control characters");
+        return fail(out, VP_SIGN_EINVAL, "ak must be a non-empty string without spaces, commas or control characters");
     if (!cred_ok(cred->sk, 0))
-        vp_raise(L, VP_EINVAL, "sign: sk must be a non-empty string without control characters");
+        return fail(out, VP_SIGN_EINVAL, "sk must be a non-empty string without control characters");
     if (cred->security_token != NULL && !cred_ok(cred->security_token, 0))
-        vp_raise(L, VP_EINVAL, "sign: security_token must be a non-empty string without control characters");
+        return fail(out, VP_SIGN_EINVAL, "security_token must be a non-empty string without control characters");
     if (cred->date != NULL && !date_ok(cred->date, strlen(cred->date)))
-        vp_raise(L, VP_EINVAL, "sign: date must be YYYYMMDDTHHMMSSZ (UTC)");
+        return fail(out, VP_SIGN_EINVAL, "date must be YYYYMMDDTHHMMSSZ (UTC)");
+    return VP_SIGN_OK;
+}
+
+int vp_sign_check_method(const char *method, size_t len, vp_signed *out)
+{
+    size_t i;
+    if (len == 0 || len > 32)
+        return fail(out, VP_SIGN_EINVAL, "request.method must be an upper-case HTTP method");
+    for (i = 0; i < len; i++)
+        if (method[i] < 'A' || method[i] > 'Z')
+            return fail(out, VP_SIGN_EINVAL, "request.method must be an upper-case HTTP method");
+    return VP_SIGN_OK;
+}
+
+int vp_sign_check_header(const vp_header *h, vp_signed *out)
+{
+    if (!is_token(h->name, h->name_len))
+        return fail_header(out, "header name '", h->name, h->name_len, "' is not an HTTP token");
+    if (!value_ok(h->value, h->value_len))
+        return fail_header(out, "header '", h->name, h->name_len, "' has a control character in its value");
+    return VP_SIGN_OK;
+}
+
+/* In the caller's order, as the first bad one is the one reported. */
+static int check_headers(const vp_sign_req *req, vp_signed *out)
+{
+    size_t i;
+    int rc;
+    for (i = 0; i < req->n_headers; i++)
+        if ((rc = vp_sign_check_header(&req->headers[i], out)) != VP_SIGN_OK)
+            return rc;
+    return VP_SIGN_OK;
 }
 
 /* ---- the URL ------------------------------------------------------------ */
@@ -189,48 +422,134 @@ typedef struct url_parts {
     size_t querylen;
 } url_parts;
 
-static int has_prefix_ci(const char *s, const char *p)
+static char lower(char c)
 {
-    for (; *p; s++, p++) {
-        char c = *s;
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (c != *p)
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* s[0..len) starts with the lower-case p, in any case. */
+static int has_prefix_ci(const char *s, size_t len, const char *p)
+{
+    size_t i;
+    for (i = 0; p[i] != '\0'; i++)
+        if (i >= len || lower(s[i]) != p[i])
             return 0;
-    }
     return 1;
+}
+
+/* The bytes that end a run of a URL or query (bits of span_until's stop). */
+#define STOP_SLASH 1
+#define STOP_QUESTION 2
+#define STOP_HASH 4
+#define STOP_AMP 8
+#define STOP_EQUALS 16
+static const unsigned char stops[256] = {
+    ['/'] = STOP_SLASH, ['?'] = STOP_QUESTION, ['#'] = STOP_HASH, ['&'] = STOP_AMP, ['='] = STOP_EQUALS,
+};
+
+/* Length of the run of s[0..len) holding no byte of the classes in stop. */
+static size_t span_until(const char *s, size_t len, unsigned stop)
+{
+    size_t i;
+    for (i = 0; i < len; i++)
+        if (stops[(unsigned char)s[i]] & stop)
+            break;
+    return i;
 }
 
 /* scheme://host[:port][/path][?query][#fragment]. Returns NULL, or what
  * is wrong with the URL. */
 static const char *split_url(const char *url, size_t len, url_parts *u)
 {
-    size_t i, start, hostend;
+    size_t i, start, hostend, rest;
     memset(u, 0, sizeof *u);
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)url[i];
         if (c <= 0x20 || c == 0x7f)
-            return "must not contain spaces or control characters";
+            return "request.url must not contain spaces or control characters";
     }
-    if (has_prefix_ci(url, "https://"))
+    if (has_prefix_ci(url, len, "https://"))
         start = 8;
-    else if (has_prefix_ci(url, "http://"))
+    else if (has_prefix_ci(url, len, "http://"))
         start = 7;
     else
-        return "must start with http:// or https://";
-    hostend = start + strcspn(url + start, "/?#");
+        return "request.url must start with http:// or https://";
+    hostend = start + span_until(url + start, len - start, STOP_SLASH | STOP_QUESTION | STOP_HASH);
     if (hostend == start || url[start] == ':' || url[start] == '@')
-        return "has no host";
+        return "request.url has no host";
     u->path = url + hostend;
-    u->pathlen = strcspn(u->path, "?#");
-    if (u->path[u->pathlen] == '?') {
+    rest = len - hostend;
+    u->pathlen = span_until(u->path, rest, STOP_QUESTION | STOP_HASH);
+    if (u->pathlen < rest && u->path[u->pathlen] == '?') {
         u->query = u->path + u->pathlen + 1;
-        u->querylen = strcspn(u->query, "#");
+        u->querylen = span_until(u->query, rest - u->pathlen - 1, STOP_HASH);
     }
     return NULL;
 }
 
-/* ---- percent-encoding --------------------------------------------------- */
+int vp_sign_check_url(const char *url, size_t len, vp_signed *out)
+{
+    url_parts u;
+    const char *why = split_url(url, len, &u);
+    return why != NULL ? fail(out, VP_SIGN_EINVAL, why) : VP_SIGN_OK;
+}
+
+/* ---- writing into the scratch ------------------------------------------- */
+
+/* A bounded writer: past its end it only sets full. */
+typedef struct wbuf {
+    char *p, *end;
+    int full;
+} wbuf;
+
+static void put(wbuf *w, const char *s, size_t n)
+{
+    if ((size_t)(w->end - w->p) < n) {
+        w->full = 1;
+        return;
+    }
+    memcpy(w->p, s, n);
+    w->p += n;
+}
+
+static void put_c(wbuf *w, char c)
+{
+    if (w->p == w->end) {
+        w->full = 1;
+        return;
+    }
+    *w->p++ = c;
+}
+
+/* RFC 3986 unreserved bytes are kept; every other byte is written %XX. */
+static void put_escaped_byte(wbuf *w, unsigned char c)
+{
+    static const char upper_hex[] = "0123456789ABCDEF";
+    if (byte_class[c] & C_UNRESERVED) {
+        put_c(w, (char)c);
+    } else if (w->end - w->p < 3) {
+        w->full = 1;
+    } else {
+        w->p[0] = '%';
+        w->p[1] = upper_hex[c >> 4];
+        w->p[2] = upper_hex[c & 15];
+        w->p += 3;
+    }
+}
+
+static void put_escaped(wbuf *w, const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t run = run_of(s + i, n - i, C_UNRESERVED);
+        put(w, s + i, run);
+        i += run;
+        if (i < n)
+            put_escaped_byte(w, (unsigned char)s[i++]);
+    }
+}
+
+/* ---- percent-decoding --------------------------------------------------- */
 
 static int hexval(char c)
 {
@@ -255,37 +574,43 @@ static unsigned char next_decoded(const char *s, size_t len, size_t *i)
     return (unsigned char)s[k];
 }
 
-/* Pushes the percent-decoded s. */
-static void push_decoded(lua_State *L, const char *s, size_t len)
+/* Writes the percent-decoded s to w; returns where it starts. */
+static const char *put_decoded(wbuf *w, const char *s, size_t len, size_t *outlen)
 {
-    luaL_Buffer b;
+    const char *start = w->p;
     size_t i = 0;
-    luaL_buffinit(L, &b);
     while (i < len)
-        luaL_addchar(&b, (char)next_decoded(s, len, &i));
-    luaL_pushresult(&b);
+        put_c(w, (char)next_decoded(s, len, &i));
+    *outlen = (size_t)(w->p - start);
+    return start;
 }
 
 /* ---- canonical pieces --------------------------------------------------- */
 
-/* Pushes the canonical URI of a raw path. */
-static void push_canonical_uri(lua_State *L, const char *path, size_t len)
+/* The canonical URI of a raw path. */
+static void put_canonical_uri(wbuf *w, const char *path, size_t len)
 {
-    luaL_Buffer b;
     size_t i = 0;
     int last = 0;
-    luaL_buffinit(L, &b);
     while (i < len) {
-        unsigned char c = next_decoded(path, len, &i);
+        /* unreserved bytes and '/' stand for themselves: copied as a run */
+        size_t run = run_of(path + i, len - i, C_PATH);
+        unsigned char c;
+        if (run > 0) {
+            put(w, path + i, run);
+            i += run;
+            last = path[i - 1];
+            continue;
+        }
+        c = next_decoded(path, len, &i);
         if (c == '/')
-            luaL_addchar(&b, '/');
+            put_c(w, '/');
         else
-            vp_addescaped_byte(&b, c);
+            put_escaped_byte(w, c);
         last = c;
     }
     if (last != '/')
-        luaL_addchar(&b, '/');
-    luaL_pushresult(&b);
+        put_c(w, '/');
 }
 
 typedef struct qpair {
@@ -308,30 +633,41 @@ static int cmp_qpair(const void *pa, const void *pb)
     return r != 0 ? r : cmp_bytes(a->v, a->vlen, b->v, b->vlen);
 }
 
-/* Decodes the pairs of q into ps (strings anchored in the table at anchor).
+/* Sorts small arrays by insertion (a call has a handful of entries), large
+ * ones with qsort. */
+#define SORT_SMALL 16
+#define DEFINE_SORT(name, type, cmp)                                                                               \
+    static void name(type *a, size_t n)                                                                            \
+    {                                                                                                              \
+        size_t i, j;                                                                                               \
+        if (n > SORT_SMALL) {                                                                                      \
+            qsort(a, n, sizeof *a, cmp);                                                                           \
+            return;                                                                                                \
+        }                                                                                                          \
+        for (i = 1; i < n; i++) {                                                                                  \
+            type x = a[i];                                                                                         \
+            for (j = i; j > 0 && cmp(&a[j - 1], &x) > 0; j--)                                                      \
+                a[j] = a[j - 1];                                                                                   \
+            a[j] = x;                                                                                              \
+        }                                                                                                          \
+    }
+
+DEFINE_SORT(sort_qpairs, qpair, cmp_qpair)
+
+/* Decodes the pairs of the raw query q into ps (the bytes go to dec).
  * Returns the number of pairs kept. */
-static size_t decode_pairs(lua_State *L, const char *q, size_t len, qpair *ps, int anchor)
+static size_t decode_pairs(const char *q, size_t len, qpair *ps, wbuf *dec)
 {
     size_t n = 0, pos = 0;
-    int slot = 0;
     while (pos <= len) {
-        size_t plen = strcspn(q + pos, "&#");
-        size_t klen;
-        if (pos + plen > len)
-            plen = len - pos;
-        klen = strcspn(q + pos, "=&#");
-        if (klen > plen)
-            klen = plen;
+        size_t plen = span_until(q + pos, len - pos, STOP_AMP);
+        size_t klen = span_until(q + pos, plen, STOP_EQUALS);
         if (klen > 0) {
-            push_decoded(L, q + pos, klen);
-            ps[n].k = lua_tolstring(L, -1, &ps[n].klen);
-            lua_rawseti(L, anchor, ++slot);
+            ps[n].k = put_decoded(dec, q + pos, klen, &ps[n].klen);
             if (klen < plen)
-                push_decoded(L, q + pos + klen + 1, plen - klen - 1);
+                ps[n].v = put_decoded(dec, q + pos + klen + 1, plen - klen - 1, &ps[n].vlen);
             else
-                lua_pushliteral(L, "");
-            ps[n].v = lua_tolstring(L, -1, &ps[n].vlen);
-            lua_rawseti(L, anchor, ++slot);
+                ps[n].v = "", ps[n].vlen = 0;
             n++;
         }
         pos += plen + 1;
@@ -339,35 +675,21 @@ static size_t decode_pairs(lua_State *L, const char *q, size_t len, qpair *ps, i
     return n;
 }
 
-/* Pushes the canonical query string of a raw query (NULL = none). */
-static void push_canonical_query(lua_State *L, const char *q, size_t len)
+/* The canonical query string of a raw query (NULL = none). */
+static void put_canonical_query(wbuf *w, const char *q, size_t len, qpair *ps, wbuf *dec)
 {
-    size_t i, n, max = 1;
-    qpair *ps;
-    int anchor;
-    luaL_Buffer b;
-    if (q == NULL || len == 0) {
-        lua_pushliteral(L, "");
+    size_t i, n;
+    if (q == NULL || len == 0)
         return;
-    }
-    for (i = 0; i < len; i++)
-        max += q[i] == '&';
-    ps = (qpair *)lua_newuserdata(L, max * sizeof *ps);
-    lua_newtable(L);
-    anchor = lua_gettop(L);
-    n = decode_pairs(L, q, len, ps, anchor);
-    qsort(ps, n, sizeof *ps, cmp_qpair);
-    luaL_buffinit(L, &b);
+    n = decode_pairs(q, len, ps, dec);
+    sort_qpairs(ps, n);
     for (i = 0; i < n; i++) {
         if (i > 0)
-            luaL_addchar(&b, '&');
-        vp_addescaped(&b, ps[i].k, ps[i].klen, 0);
-        luaL_addchar(&b, '=');
-        vp_addescaped(&b, ps[i].v, ps[i].vlen, 0);
+            put_c(w, '&');
+        put_escaped(w, ps[i].k, ps[i].klen);
+        put_c(w, '=');
+        put_escaped(w, ps[i].v, ps[i].vlen);
     }
-    luaL_pushresult(&b);
-    lua_replace(L, -3); /* the result takes the userdata's slot */
-    lua_pop(L, 1);      /* the anchor */
 }
 
 /* ---- headers ------------------------------------------------------------ */
@@ -386,99 +708,80 @@ static int cmp_hdr(const void *pa, const void *pb)
     return cmp_bytes(a->name, a->namelen, b->name, b->namelen);
 }
 
-static void push_lower(lua_State *L, const char *s, size_t len)
+DEFINE_SORT(sort_hdrs, hdr, cmp_hdr)
+
+static int name_is(const hdr *h, const char *lname, size_t llen)
 {
-    luaL_Buffer b;
-    size_t i;
-    luaL_buffinit(L, &b);
-    for (i = 0; i < len; i++) {
-        char c = s[i];
-        luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c);
-    }
-    luaL_pushresult(&b);
+    return h->namelen == llen && memcmp(h->name, lname, llen) == 0;
 }
 
-static int name_is(const hdr *h, const char *lname)
-{
-    return h->namelen == strlen(lname) && memcmp(h->name, lname, h->namelen) == 0;
-}
-
-typedef struct sign_ctx {
-    hdr *hs;
-    size_t n;           /* entries used in hs */
-    const char *date;   /* the X-Sdk-Date to sign */
-    char now[17];
-    const vp_cred *cred;
-    int headers;        /* absolute index of req.headers, 0 when absent */
-    int anchor;         /* table anchoring the lower-cased names */
-    url_parts url;
-} sign_ctx;
-
-/* Reads and checks req.headers into ctx->hs (count given by the caller). */
-static void read_headers(lua_State *L, sign_ctx *ctx)
-{
-    int slot = 0;
-    if (ctx->headers == 0)
-        return;
-    lua_pushnil(L);
-    while (lua_next(L, ctx->headers) != 0) {
-        hdr *h = &ctx->hs[ctx->n];
-        const char *k;
-        size_t klen;
-        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-            vp_raise(L, VP_EINVAL, "sign: headers must map strings to strings");
-        k = lua_tolstring(L, -2, &klen);
-        if (!is_token(k, klen))
-            vp_raise(L, VP_EINVAL, "sign: header name '%s' is not an HTTP token", k);
-        h->value = lua_tolstring(L, -1, &h->valuelen);
-        if (!value_ok(h->value, h->valuelen))
-            vp_raise(L, VP_EINVAL, "sign: header '%s' has a control character in its value", k);
-        push_lower(L, k, klen);
-        h->name = lua_tolstring(L, -1, &h->namelen);
-        lua_rawseti(L, ctx->anchor, ++slot);
-        h->skip = memchr(k, '_', klen) != NULL || name_is(h, "authorization");
-        ctx->n++;
-        lua_pop(L, 1);
-    }
-}
-
-static hdr *find_hdr(sign_ctx *ctx, const char *lname)
+static hdr *find_hdr(hdr *hs, size_t n, const char *lname, size_t llen)
 {
     size_t i;
-    for (i = 0; i < ctx->n; i++)
-        if (name_is(&ctx->hs[i], lname))
-            return &ctx->hs[i];
+    for (i = 0; i < n; i++)
+        if (name_is(&hs[i], lname, llen))
+            return &hs[i];
     return NULL;
 }
 
 /* Sets the value of lname, adding the header when it is not there. */
-static void put_hdr(sign_ctx *ctx, const char *lname, const char *value)
+static void put_hdr(hdr *hs, size_t *n, const char *lname, const char *value, size_t vlen)
 {
-    hdr *h = find_hdr(ctx, lname);
+    size_t llen = strlen(lname);
+    hdr *h = find_hdr(hs, *n, lname, llen);
     if (h == NULL) {
-        h = &ctx->hs[ctx->n++];
+        h = &hs[(*n)++];
         h->name = lname;
-        h->namelen = strlen(lname);
+        h->namelen = llen;
         h->skip = 0;
     }
     h->value = value;
-    h->valuelen = strlen(value);
+    h->valuelen = vlen;
+}
+
+/* Fills hs from the request's headers, names lower-cased into names. */
+static void read_headers(const vp_sign_req *req, hdr *hs, wbuf *names)
+{
+    size_t i, k;
+    for (i = 0; i < req->n_headers; i++) {
+        const vp_header *g = &req->headers[i];
+        hdr *h = &hs[i];
+        h->name = names->p;
+        for (k = 0; k < g->name_len; k++)
+            put_c(names, lower(g->name[k]));
+        h->namelen = (size_t)(names->p - h->name);
+        h->value = g->value;
+        h->valuelen = g->value_len;
+        h->skip = memchr(g->name, '_', g->name_len) != NULL || name_is(h, "authorization", 13);
+    }
+}
+
+/* Refuses two names that differ only in case. hs must be sorted. */
+static int check_duplicates(const hdr *hs, size_t n, vp_signed *out)
+{
+    size_t i;
+    for (i = 1; i < n; i++)
+        if (cmp_hdr(&hs[i - 1], &hs[i]) == 0)
+            return fail_header(out, "header '", hs[i].name, hs[i].namelen,
+                               "' is given twice (names are case-insensitive)");
+    return VP_SIGN_OK;
 }
 
 /* Chooses the date: cred.date, else the request's X-Sdk-Date, else now. */
-static void choose_date(lua_State *L, sign_ctx *ctx)
+static int choose_date(const vp_cred *cred, hdr *hs, size_t n, vp_signed *out)
 {
-    hdr *h = find_hdr(ctx, "x-sdk-date");
-    if (ctx->cred->date != NULL) {
-        ctx->date = ctx->cred->date;
+    hdr *h = find_hdr(hs, n, "x-sdk-date", 10);
+    if (cred->date != NULL) {
+        memcpy(out->date, cred->date, DATE_LEN + 1);
     } else if (h != NULL) {
         if (!date_ok(h->value, h->valuelen))
-            vp_raise(L, VP_EINVAL, "sign: header X-Sdk-Date must be YYYYMMDDTHHMMSSZ (UTC)");
-        ctx->date = h->value;
+            return fail(out, VP_SIGN_EINVAL, "header X-Sdk-Date must be YYYYMMDDTHHMMSSZ (UTC)");
+        memcpy(out->date, h->value, DATE_LEN);
+        out->date[DATE_LEN] = '\0';
     } else {
-        vp_sdk_date_now(ctx->now);
-        ctx->date = ctx->now;
+        sdk_date_now(out->date);
     }
+    return VP_SIGN_OK;
 }
 
 static void trim(const char **s, size_t *len)
@@ -491,275 +794,257 @@ static void trim(const char **s, size_t *len)
         (*len)--;
 }
 
-/* Pushes the canonical headers (with their final "\n") and then the signed
- * header list. hs must be sorted. */
-static void push_canonical_headers(lua_State *L, const sign_ctx *ctx)
+/* The canonical headers, each with its "\n"; *date_at is where the value
+ * of X-Sdk-Date goes. hs must be sorted. */
+static void put_canonical_headers(wbuf *w, const hdr *hs, size_t n, char **date_at)
 {
-    luaL_Buffer b;
     size_t i;
-    int first = 1;
-    luaL_buffinit(L, &b);
-    for (i = 0; i < ctx->n; i++) {
-        const char *v = ctx->hs[i].value;
-        size_t vlen = ctx->hs[i].valuelen;
-        if (ctx->hs[i].skip)
+    for (i = 0; i < n; i++) {
+        const char *v = hs[i].value;
+        size_t vlen = hs[i].valuelen;
+        if (hs[i].skip)
             continue;
         trim(&v, &vlen);
-        luaL_addlstring(&b, ctx->hs[i].name, ctx->hs[i].namelen);
-        luaL_addchar(&b, ':');
-        luaL_addlstring(&b, v, vlen);
-        luaL_addchar(&b, '\n');
+        put(w, hs[i].name, hs[i].namelen);
+        put_c(w, ':');
+        if (name_is(&hs[i], "x-sdk-date", 10))
+            *date_at = w->p;
+        put(w, v, vlen);
+        put_c(w, '\n');
     }
-    luaL_pushresult(&b);
-    luaL_buffinit(L, &b);
-    for (i = 0; i < ctx->n; i++) {
-        if (ctx->hs[i].skip)
+}
+
+/* The signed header list ("a;b;c"). hs must be sorted. */
+static void put_signed_names(wbuf *w, const hdr *hs, size_t n)
+{
+    size_t i;
+    int first = 1;
+    for (i = 0; i < n; i++) {
+        if (hs[i].skip)
             continue;
         if (!first)
-            luaL_addchar(&b, ';');
-        luaL_addlstring(&b, ctx->hs[i].name, ctx->hs[i].namelen);
+            put_c(w, ';');
+        put(w, hs[i].name, hs[i].namelen);
         first = 0;
     }
-    luaL_pushresult(&b);
 }
 
-/* ---- the request table --------------------------------------------------- */
+/* ---- the scratch block ---------------------------------------------------- */
 
-/* Checks req and pushes its method, url, headers (or nil) and body. */
-static void read_request(lua_State *L, int req)
+/* What one signature works in. */
+typedef struct scratch {
+    hdr *hs;        /* the request's headers, X-Sdk-Date and X-Security-Token */
+    qpair *qs;      /* the query's pairs */
+    wbuf names;     /* the lower-cased names */
+    wbuf decoded;   /* the decoded query */
+    wbuf canon;     /* the canonical request */
+    char *canon_start;
+    char *block;    /* all of the above */
+    size_t size;
+    int heap;       /* block was malloc'd */
+} scratch;
+
+/* total += n, saturating (the plan then fails as too large). */
+static void add_size(size_t *total, size_t n)
 {
-    const char *m;
-    size_t i, len;
-    if (lua_type(L, req) != LUA_TTABLE)
-        vp_raise(L, VP_EINVAL, "sign: request must be a table");
-    lua_getfield(L, req, "method");
-    if (lua_type(L, -1) != LUA_TSTRING)
-        vp_raise(L, VP_EINVAL, "sign: request.method must be a string");
-    m = lua_tolstring(L, -1, &len);
-    if (len == 0 || len > 32)
-        vp_raise(L, VP_EINVAL, "sign: request.method must be an upper-case HTTP method");
-    for (i = 0; i < len; i++)
-        if (m[i] < 'A' || m[i] > 'Z')
-            vp_raise(L, VP_EINVAL, "sign: request.method must be an upper-case HTTP method");
-    lua_getfield(L, req, "url");
-    if (lua_type(L, -1) != LUA_TSTRING)
-        vp_raise(L, VP_EINVAL, "sign: request.url must be a string");
-    lua_getfield(L, req, "headers");
-    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TTABLE)
-        vp_raise(L, VP_EINVAL, "sign: request.headers must be a table");
-    lua_getfield(L, req, "body");
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_pushliteral(L, "");
-    } else if (lua_type(L, -1) != LUA_TSTRING) {
-        vp_raise(L, VP_EINVAL, "sign: request.body must be a string or nil");
-    }
+    *total = *total > (size_t)-1 - n ? (size_t)-1 : *total + n;
 }
 
-static size_t count_entries(lua_State *L, int t)
+static void mul_add(size_t *total, size_t n, size_t k)
 {
-    size_t n = 0;
-    if (t == 0)
-        return 0;
-    lua_pushnil(L);
-    while (lua_next(L, t) != 0) {
-        n++;
-        lua_pop(L, 1);
+    add_size(total, n > (size_t)-1 / k ? (size_t)-1 : n * k);
+}
+
+static wbuf slice(char **at, size_t n)
+{
+    wbuf w;
+    w.p = *at;
+    w.end = *at + n;
+    w.full = 0;
+    *at += n;
+    return w;
+}
+
+/* Sizes the scratch for req and lays it out, in stack (STACK_SCRATCH bytes,
+ * aligned) when it fits. Returns VP_SIGN_OK or VP_SIGN_ENOMEM. */
+static int scratch_open(scratch *s, void *stack, const vp_sign_req *req, const vp_cred *cred, const url_parts *u)
+{
+    size_t i, nh = req->n_headers + 2, nq = 1, names = 0, canon = 0, total = 0;
+    char *at;
+    for (i = 0; i < u->querylen; i++)
+        nq += u->query[i] == '&';
+    for (i = 0; i < req->n_headers; i++) {
+        add_size(&names, req->headers[i].name_len);
+        /* "name:value\n" in the headers, "name;" in the signed list */
+        add_size(&canon, 2 * req->headers[i].name_len + req->headers[i].value_len + 3);
     }
+    add_size(&canon, sizeof "x-sdk-date:\n" + DATE_LEN + sizeof "x-sdk-date;");
+    if (cred->security_token != NULL)
+        add_size(&canon, sizeof "x-security-token:\n" + strlen(cred->security_token) + sizeof "x-security-token;");
+    add_size(&canon, req->method_len + 64 + 8); /* method, body hash, the "\n"s */
+    mul_add(&canon, u->pathlen + 1, 3);
+    mul_add(&canon, u->querylen, 3);
+    mul_add(&canon, nq, 2); /* '=' and '&' per pair */
+    mul_add(&total, nh, sizeof(hdr));
+    mul_add(&total, nq, sizeof(qpair));
+    add_size(&total, names);
+    add_size(&total, u->querylen);
+    add_size(&total, canon);
+    s->heap = total > STACK_SCRATCH;
+    s->block = s->heap ? (total == (size_t)-1 ? NULL : malloc(total)) : stack;
+    s->size = total;
+    if (s->block == NULL)
+        return VP_SIGN_ENOMEM;
+    /* hdr and qpair hold pointers and sizes: both arrays stay aligned */
+    s->hs = (hdr *)(void *)s->block;
+    s->qs = (qpair *)(void *)(s->block + nh * sizeof(hdr));
+    at = s->block + nh * sizeof(hdr) + nq * sizeof(qpair);
+    s->names = slice(&at, names);
+    s->decoded = slice(&at, u->querylen);
+    s->canon_start = at;
+    s->canon = slice(&at, canon);
+    return VP_SIGN_OK;
+}
+
+/* Cleanses the canonical request (it holds header values, the security
+ * token among them) and frees. The rest holds names, the URL's query and
+ * pointers. */
+static void scratch_close(scratch *s)
+{
+    if (s->block == NULL)
+        return;
+    OPENSSL_cleanse(s->canon_start, (size_t)(s->canon.p - s->canon_start));
+    if (s->heap)
+        free(s->block);
+    s->block = NULL;
+}
+
+/* ---- signing -------------------------------------------------------------- */
+
+size_t vp_sign_auth_size(const vp_sign_req *req, const vp_cred *cred)
+{
+    size_t i, n = sizeof ALGORITHM " Access=" + sizeof ", SignedHeaders=" + sizeof ", Signature=" + 64;
+    add_size(&n, sizeof "x-sdk-date;x-security-token;");
+    add_size(&n, cred->ak != NULL ? strlen(cred->ak) : 0);
+    for (i = 0; i < req->n_headers; i++)
+        add_size(&n, req->headers[i].name_len + 1);
     return n;
 }
 
-/* Raises when two header names differ only in case. hs must be sorted. */
-static void check_duplicates(lua_State *L, const sign_ctx *ctx)
+/* The headers of s sorted and checked, date and token put in. */
+static int prepare_headers(scratch *s, size_t *n, const vp_sign_req *req, const vp_cred *cred, vp_signed *out)
 {
-    size_t i;
-    for (i = 1; i < ctx->n; i++)
-        if (cmp_hdr(&ctx->hs[i - 1], &ctx->hs[i]) == 0)
-            vp_raise(L, VP_EINVAL, "sign: header '%s' is given twice (names are case-insensitive)",
-                     ctx->hs[i].name);
-}
-
-/* Pushes hex(sha256(canonical request)). Stack: method url headers body. */
-static void push_request_hash(lua_State *L, int base, const sign_ctx *ctx)
-{
-    const url_parts *u = &ctx->url;
-    size_t len;
-    const char *body;
-    char hex[65];
-    int top = lua_gettop(L);
-    lua_pushvalue(L, base);
-    lua_pushliteral(L, "\n");
-    push_canonical_uri(L, u->path, u->pathlen);
-    lua_pushliteral(L, "\n");
-    push_canonical_query(L, u->query, u->querylen);
-    lua_pushliteral(L, "\n");
-    push_canonical_headers(L, ctx); /* canonical headers, signed names */
-    lua_pushliteral(L, "\n");
-    lua_insert(L, -2);
-    lua_pushliteral(L, "\n");
-    body = lua_tolstring(L, base + 3, &len);
-    vp_sha256_hex(body, len, hex);
-    lua_pushstring(L, hex);
-    lua_concat(L, lua_gettop(L) - top);
-    body = lua_tolstring(L, -1, &len); /* now the canonical request */
-    vp_sha256_hex(body, len, hex);
-    lua_pop(L, 1);
-    lua_pushstring(L, hex);
-}
-
-/* Pushes the signed names alone (same list as in the canonical request). */
-static void push_signed_names(lua_State *L, const sign_ctx *ctx)
-{
-    push_canonical_headers(L, ctx);
-    lua_remove(L, -2);
-}
-
-/* Pushes the Authorization value. The hash of the canonical request is on top. */
-static void push_authorization(lua_State *L, const sign_ctx *ctx)
-{
-    char sig[65];
-    const char *sts;
-    size_t len;
-    int ok;
-    lua_pushfstring(L, ALGORITHM "\n%s\n%s", ctx->date, lua_tostring(L, -1));
-    sts = lua_tolstring(L, -1, &len);
-    ok = hmac_sha256_hex(ctx->cred->sk, strlen(ctx->cred->sk), sts, len, sig);
-    lua_pop(L, 2);
-    if (!ok)
-        vp_raise(L, VP_EINVAL, "sign: HMAC-SHA256 failed in libcrypto");
-    push_signed_names(L, ctx);
-    lua_pushfstring(L, ALGORITHM " Access=%s, SignedHeaders=%s, Signature=%s", ctx->cred->ak,
-                    lua_tostring(L, -1), sig);
-    lua_remove(L, -2);
-}
-
-/* ---- the output table ---------------------------------------------------- */
-
-/* Name under which the copy holds lname: the user's spelling, or dflt. */
-static void push_out_key(lua_State *L, int headers, const char *lname, const char *dflt)
-{
-    if (headers != 0) {
-        lua_pushnil(L);
-        while (lua_next(L, headers) != 0) {
-            lua_pop(L, 1);
-            if (lua_type(L, -1) == LUA_TSTRING) {
-                size_t klen;
-                const char *k = lua_tolstring(L, -1, &klen);
-                if (klen == strlen(lname) && has_prefix_ci(k, lname))
-                    return; /* the key is on the stack */
-            }
-        }
-    }
-    lua_pushstring(L, dflt);
-}
-
-/* Pushes the copy of req.headers with date, token and Authorization set.
- * The Authorization value is on top of the stack (and is consumed). */
-static void push_output(lua_State *L, const sign_ctx *ctx)
-{
-    int auth = lua_gettop(L), out;
-    lua_newtable(L);
-    out = lua_gettop(L);
-    if (ctx->headers != 0) {
-        lua_pushnil(L);
-        while (lua_next(L, ctx->headers) != 0) {
-            size_t klen;
-            const char *k = lua_tolstring(L, -2, &klen);
-            if (klen == 13 && has_prefix_ci(k, "authorization")) {
-                lua_pop(L, 1);
-                continue;
-            }
-            lua_pushvalue(L, -2);
-            lua_insert(L, -2);
-            lua_rawset(L, out);
-        }
-    }
-    push_out_key(L, ctx->headers, "x-sdk-date", "X-Sdk-Date");
-    lua_pushstring(L, ctx->date);
-    lua_rawset(L, out);
-    if (ctx->cred->security_token != NULL) {
-        push_out_key(L, ctx->headers, "x-security-token", "X-Security-Token");
-        lua_pushstring(L, ctx->cred->security_token);
-        lua_rawset(L, out);
-    }
-    lua_pushvalue(L, auth);
-    lua_setfield(L, out, "Authorization");
-    lua_remove(L, auth);
-}
-
-void vp_sign_push(lua_State *L, int req_idx, const vp_cred *cred)
-{
-    sign_ctx ctx;
-    int base, top = lua_gettop(L);
-    size_t n, len;
-    const char *url, *why;
-    req_idx = vp_absindex(L, req_idx);
-    /* The canonical request is concatenated from ~12 stack pieces on top of
-     * ~10 working slots: more than the LUA_MINSTACK a C function is given. */
-    luaL_checkstack(L, 40, "vpcep.sign");
-    check_cred(L, cred);
-    read_request(L, req_idx);
-    base = top + 1; /* method, url, headers, body */
-    memset(&ctx, 0, sizeof ctx);
-    url = lua_tolstring(L, base + 1, &len);
-    why = split_url(url, len, &ctx.url);
-    if (why != NULL)
-        vp_raise(L, VP_EINVAL, "sign: request.url %s", why);
-    ctx.cred = cred;
-    ctx.headers = lua_istable(L, base + 2) ? base + 2 : 0;
-    n = count_entries(L, ctx.headers) + 2; /* room for date and token */
-    ctx.hs = (hdr *)lua_newuserdata(L, n * sizeof *ctx.hs);
-    lua_newtable(L);
-    ctx.anchor = lua_gettop(L);
-    read_headers(L, &ctx);
-    qsort(ctx.hs, ctx.n, sizeof *ctx.hs, cmp_hdr);
-    check_duplicates(L, &ctx);
-    choose_date(L, &ctx);
-    put_hdr(&ctx, "x-sdk-date", ctx.date);
+    int rc;
+    read_headers(req, s->hs, &s->names);
+    *n = req->n_headers;
+    sort_hdrs(s->hs, *n);
+    if ((rc = check_duplicates(s->hs, *n, out)) != VP_SIGN_OK || (rc = choose_date(cred, s->hs, *n, out)) != VP_SIGN_OK)
+        return rc;
+    put_hdr(s->hs, n, "x-sdk-date", out->date, DATE_LEN);
     if (cred->security_token != NULL)
-        put_hdr(&ctx, "x-security-token", cred->security_token);
-    qsort(ctx.hs, ctx.n, sizeof *ctx.hs, cmp_hdr);
-    push_request_hash(L, base, &ctx);
-    push_authorization(L, &ctx);
-    push_output(L, &ctx);
-    lua_replace(L, top + 1);
-    lua_settop(L, top + 1);
+        put_hdr(s->hs, n, "x-security-token", cred->security_token, strlen(cred->security_token));
+    sort_hdrs(s->hs, *n);
+    return VP_SIGN_OK;
 }
 
-/* ---- vpcep.sign(req, cred) ----------------------------------------------- */
-
-/* Pushes cred[field] and returns it, or NULL when nil (then nil is pushed). */
-static const char *cred_field(lua_State *L, int cred, const char *field, int optional)
+/* Writes the canonical request to s->canon; the signed list is at
+ * [*signed_at, +*signed_len), the date's value at *date_at. Returns 0 when
+ * libcrypto failed. */
+static int put_canonical_request(vp_signer *signer, scratch *s, size_t n, const vp_sign_req *req,
+                                 const url_parts *u, const char **signed_at, size_t *signed_len, char **date_at)
 {
-    size_t len;
-    const char *s;
-    lua_getfield(L, cred, field);
-    if (lua_isnil(L, -1)) {
-        if (!optional)
-            vp_raise(L, VP_EINVAL, "sign: credentials need %s", field);
-        return NULL;
-    }
-    if (lua_type(L, -1) != LUA_TSTRING)
-        vp_raise(L, VP_EINVAL, "sign: credentials.%s must be a string", field);
-    s = lua_tolstring(L, -1, &len);
-    if (strlen(s) != len)
-        vp_raise(L, VP_EINVAL, "sign: credentials.%s must not contain NUL", field);
-    return s;
-}
-
-int vp_l_sign(lua_State *L)
-{
-    vp_cred cred;
-    lua_settop(L, 2);
-    if (lua_type(L, 1) != LUA_TTABLE)
-        return vp_raise(L, VP_EINVAL, "sign: request must be a table");
-    if (lua_type(L, 2) != LUA_TTABLE)
-        return vp_raise(L, VP_EINVAL, "sign: credentials must be a table");
-    /* Each field stays on the stack (3..6), so its pointer stays valid. */
-    cred.ak = cred_field(L, 2, "ak", 0);
-    cred.sk = cred_field(L, 2, "sk", 0);
-    cred.security_token = cred_field(L, 2, "security_token", 1);
-    cred.date = cred_field(L, 2, "date", 1);
-    vp_sign_push(L, 1, &cred);
+    wbuf *w = &s->canon;
+    char body_hash[65];
+    if (req->body_len == 0)
+        memcpy(body_hash, empty_sha256, sizeof body_hash);
+    else if (!sha256_hex(signer, req->body, req->body_len, body_hash))
+        return 0;
+    put(w, req->method, req->method_len);
+    put_c(w, '\n');
+    put_canonical_uri(w, u->path, u->pathlen);
+    put_c(w, '\n');
+    put_canonical_query(w, u->query, u->querylen, s->qs, &s->decoded);
+    put_c(w, '\n');
+    put_canonical_headers(w, s->hs, n, date_at);
+    put_c(w, '\n');
+    *signed_at = w->p;
+    put_signed_names(w, s->hs, n);
+    *signed_len = (size_t)(w->p - *signed_at);
+    put_c(w, '\n');
+    put(w, body_hash, 64);
     return 1;
+}
+
+/* "SDK-HMAC-SHA256 Access=<ak>, SignedHeaders=<list>, Signature=<sig>". */
+static int put_authorization(char *auth, size_t cap, const char *ak, const char *names, size_t names_len,
+                             const char *sig, vp_signed *out)
+{
+    wbuf w;
+    w.p = auth;
+    w.end = auth + cap;
+    w.full = 0;
+    put(&w, ALGORITHM " Access=", sizeof ALGORITHM " Access=" - 1);
+    put(&w, ak, strlen(ak));
+    put(&w, ", SignedHeaders=", sizeof ", SignedHeaders=" - 1);
+    put(&w, names, names_len);
+    put(&w, ", Signature=", sizeof ", Signature=" - 1);
+    put(&w, sig, 64);
+    put_c(&w, '\0');
+    if (w.full)
+        return fail(out, VP_SIGN_ESIZE, "the Authorization buffer is too small");
+    out->auth_len = (size_t)(w.p - auth) - 1;
+    return VP_SIGN_OK;
+}
+
+/* Hashes the canonical request and signs the string to sign with the SK. */
+static int sign_canonical(vp_signer *signer, const scratch *s, const vp_cred *cred, const char *date,
+                          const char *date_at, char sig[65])
+{
+    char sts[sizeof ALGORITHM "\n" + DATE_LEN + 1 + 64];
+    size_t alen = sizeof ALGORITHM "\n" - 1;
+    size_t stable = date_at != NULL ? (size_t)(date_at - s->canon_start) : 0;
+    memcpy(sts, ALGORITHM "\n", alen);
+    memcpy(sts + alen, date, DATE_LEN);
+    sts[alen + DATE_LEN] = '\n';
+    return canonical_sha256_hex(signer, cred->key, s->canon_start, (size_t)(s->canon.p - s->canon_start), stable,
+                                sts + alen + DATE_LEN + 1) &&
+           hmac_sha256_hex(signer, cred, sts, sizeof sts - 1, sig);
+}
+
+int vp_sign(vp_signer *signer, const vp_sign_req *req, const vp_cred *cred, char *auth, size_t auth_cap,
+            vp_signed *out)
+{
+    union {
+        hdr h;
+        qpair q;
+        char bytes[STACK_SCRATCH];
+    } stack;
+    scratch s;
+    url_parts u;
+    const char *why, *names = NULL;
+    char sig[65], *date_at = NULL;
+    size_t n = 0, names_len = 0;
+    int rc;
+    out->why[0] = '\0';
+    out->auth_len = 0;
+    if ((rc = vp_sign_check_cred(cred, out)) != VP_SIGN_OK ||
+        (rc = vp_sign_check_method(req->method, req->method_len, out)) != VP_SIGN_OK)
+        return rc;
+    if ((why = split_url(req->url, req->url_len, &u)) != NULL)
+        return fail(out, VP_SIGN_EINVAL, why);
+    if ((rc = check_headers(req, out)) != VP_SIGN_OK)
+        return rc;
+    if (scratch_open(&s, &stack, req, cred, &u) != VP_SIGN_OK)
+        return fail(out, VP_SIGN_ENOMEM, "out of memory");
+    rc = prepare_headers(&s, &n, req, cred, out);
+    if (rc == VP_SIGN_OK && !put_canonical_request(signer, &s, n, req, &u, &names, &names_len, &date_at))
+        rc = fail(out, VP_SIGN_ECRYPTO, "SHA-256 failed in libcrypto");
+    if (rc == VP_SIGN_OK && (s.names.full || s.decoded.full || s.canon.full))
+        rc = fail(out, VP_SIGN_ESIZE, "the scratch was sized too small"); /* a bug, never the input's fault */
+    if (rc == VP_SIGN_OK && !sign_canonical(signer, &s, cred, out->date, date_at, sig))
+        rc = fail(out, VP_SIGN_ECRYPTO, "SHA-256 or HMAC-SHA256 failed in libcrypto");
+    if (rc == VP_SIGN_OK)
+        rc = put_authorization(auth, auth_cap, cred->ak, names, names_len, sig, out);
+    scratch_close(&s);
+    return rc;
 }

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 #include "common.h"
+#include "sockets.h"
 #include "transport.h"
 
 /* An easy handle and what it was last given, so that an exchange sets
@@ -30,6 +32,7 @@ struct vp_transport {
     int n_idle, cap_idle;
     vp_handle **busy;   /* handles in the multi handle now */
     int in_flight, cap_busy;
+    vp_socks socks;     /* every socket the handles above have open */
 };
 
 double vp_now(void)
@@ -113,6 +116,122 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 }
 #undef KEEP
 
+/* ---- stale answers on kept connections ------------------------------------
+ *
+ * A server or proxy that writes a second, unasked-for answer after the
+ * real one leaves it unread on the kept-alive connection; libcurl 7.88
+ * reuses such a connection (its liveness check drops only a closed one)
+ * and reads those old bytes as the answer to the next request: the answer
+ * to another endpoint's request, credited to this one. libcurl does notice
+ * extra bytes that arrive with the answer itself (it closes the connection
+ * then), so what is left is bytes that arrived after it.
+ *
+ * So: every socket the handles open is followed (on_sockopt, on_close),
+ * and an HTTP/1.x connection that has carried an exchange is marked idle
+ * (note_idle). libcurl calls on_prereq once it has picked the connection
+ * of the next request, before anything is sent on it: any byte waiting on
+ * an idle connection then can only be stale, so the request is aborted
+ * there. libcurl closes a connection whose transfer a callback aborted,
+ * and the request goes out once more on a new connection (resend), in
+ * what is left of its time. Nothing had been sent, so this is safe for a
+ * POST too, and is not a retry. HTTP/2 connections are not checked: the
+ * server may send frames at any time on them, and their answers are tied
+ * to streams, so an old one cannot pass for a new one. Bytes that arrive
+ * after the request went out cannot be told from the answer by any
+ * client; the endpoint id check (vp_answer_is_about) catches those when
+ * they name another endpoint. */
+
+static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose)
+{
+    if (purpose == CURLSOCKTYPE_IPCXN)
+        vp_socks_add(&((struct vp_transport *)ud)->socks, fd);
+    return CURL_SOCKOPT_OK;
+}
+
+static int on_close(void *ud, curl_socket_t fd)
+{
+    vp_socks_remove(&((struct vp_transport *)ud)->socks, fd);
+    return close(fd);
+}
+
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    vp_xfer *x = ud;
+    vp_sock *k;
+    (void)primary_ip;
+    (void)local_ip;
+    if (x == NULL || x->tp == NULL)
+        return CURL_PREREQFUNC_OK;
+    k = vp_socks_find(&x->tp->socks, local_port, primary_port);
+    if (k == NULL)
+        return CURL_PREREQFUNC_OK;
+    x->sock = k->fd;
+    x->sock_serial = k->serial;
+    if (!k->idle_h1)
+        return CURL_PREREQFUNC_OK; /* new, or HTTP/2 */
+    k->idle_h1 = 0;
+    if (!vp_sock_unread(k->fd))
+        return CURL_PREREQFUNC_OK;
+    x->stale = 1;
+    return CURL_PREREQFUNC_ABORT;
+}
+
+/* After an exchange that went well: its connection, when HTTP/1.x and
+ * still open, now waits idle in libcurl's cache. */
+static void note_idle(vp_xfer *x, CURL *e)
+{
+    long version = 0;
+    vp_sock *k;
+    if (x->result != CURLE_OK || x->sock == CURL_SOCKET_BAD)
+        return;
+    k = vp_socks_get(&x->tp->socks, x->sock, x->sock_serial);
+    if (k != NULL && curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version) == CURLE_OK &&
+        (version == CURL_HTTP_VERSION_1_0 || version == CURL_HTTP_VERSION_1_1))
+        k->idle_h1 = 1;
+}
+
+/* An answer header over libcurl's limits: a line over CURL_MAX_HTTP_HEADER
+ * (100 KiB), which libcurl 7.88 reports as CURLE_OUT_OF_MEMORY (later
+ * versions as CURLE_TOO_LARGE), or headers over 300 KiB in all, which it
+ * reports as CURLE_RECV_ERROR "Too large response headers". The first is
+ * told from memory really running out by when it happened, after the
+ * request went out and before any byte of the body, and by an allocation
+ * larger than that limit still succeeding now. */
+static void note_header_limit(vp_xfer *x, CURL *e)
+{
+    long sent = 0;
+    curl_off_t body = -1;
+    void *probe;
+    x->header_too_large = 0;
+#if LIBCURL_VERSION_NUM >= 0x080600
+    if (x->result == CURLE_TOO_LARGE) {
+        x->header_too_large = 1;
+        return;
+    }
+#endif
+    if (x->result == CURLE_RECV_ERROR) {
+        x->header_too_large = strncmp(x->errbuf, "Too large response headers", 26) == 0;
+        return;
+    }
+    if (x->result != CURLE_OUT_OF_MEMORY || x->out_of_memory)
+        return;
+    curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent);
+    curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &body);
+    if (sent <= 0 || body != 0)
+        return;
+    probe = malloc(2 * CURL_MAX_HTTP_HEADER);
+    x->header_too_large = probe != NULL;
+    free(probe);
+}
+
+/* What libcurl leaves to be read once a transfer has ended. */
+static void note_end(vp_xfer *x, CURL *e)
+{
+    note_idle(x, e);
+    if (x->result != CURLE_OK)
+        note_header_limit(x, e);
+}
+
 static char *dup_or_null(const char *s, int *failed)
 {
     char *d = s != NULL ? strdup(s) : NULL;
@@ -188,8 +307,10 @@ void vp_transport_free(struct vp_transport *tp)
     free(tp->idle);
     free(tp->busy);
     curl_multi_cleanup(tp->multi);
-    /* last: the handles above used it */
+    /* last: the handles above used it (closing its connections calls
+     * on_close, which reads tp->socks) */
     curl_share_cleanup(tp->share);
+    vp_socks_free(&tp->socks);
     free(tp->cafile);
     free(tp->proxy);
     free(tp);
@@ -230,6 +351,7 @@ void vp_xfer_failure(const vp_xfer *x, vp_failure *f)
     f->why = x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(x->result);
     f->cut = 0;
     f->too_large = x->too_large;
+    f->header_too_large = x->header_too_large;
     switch (x->result) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
@@ -272,7 +394,7 @@ void vp_xfer_failure(const vp_xfer *x, vp_failure *f)
         f->why = "out of memory while reading the answer";
         f->cut = 0;
     }
-    if (x->too_large) {
+    if (x->too_large || x->header_too_large) {
         f->code = VP_EBADRESP;
         f->cut = 0;
     }
@@ -316,6 +438,11 @@ static vp_handle *handle_new(struct vp_transport *tp)
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+    SET(CURLOPT_SOCKOPTDATA, (void *)tp);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, on_close);
+    SET(CURLOPT_CLOSESOCKETDATA, (void *)tp);
+    SET(CURLOPT_PREREQFUNCTION, on_prereq);
     /* one connection cache for the single-call handle and the pool */
     SET(CURLOPT_SHARE, tp->share);
     if (rc != CURLE_OK) {
@@ -339,6 +466,7 @@ static CURLcode set_exchange(vp_handle *h, vp_xfer *x, double seconds, double co
         SET(CURLOPT_WRITEDATA, x);
         SET(CURLOPT_HEADERDATA, x);
         SET(CURLOPT_ERRORBUFFER, x->errbuf);
+        SET(CURLOPT_PREREQDATA, (void *)x);
         h->x = rc == CURLE_OK ? x : NULL;
     }
     if (h->headers != x->headers) {
@@ -373,39 +501,78 @@ static CURLcode set_exchange(vp_handle *h, vp_xfer *x, double seconds, double co
     return rc;
 }
 
-#undef SET
 
 /* Makes h forget its transfer, which may be freed before h is used again
  * (libcurl may write an error message while it closes a connection). */
 static void handle_forget(vp_handle *h)
 {
     curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(h->easy, CURLOPT_PREREQDATA, NULL);
     h->x = NULL;
 }
 
-/* Clears what the last exchange left in x. */
-static void xfer_reset(const struct vp_transport *tp, vp_xfer *x)
+/* Clears what the last exchange left in x, for one of `seconds`. */
+static void xfer_reset(struct vp_transport *tp, vp_xfer *x, double seconds)
 {
     x->status = 0;
     x->answer.len = 0;
-    x->too_large = x->out_of_memory = 0;
+    x->too_large = x->out_of_memory = x->header_too_large = 0;
     x->errbuf[0] = x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
     x->max_body = tp->opts.max_body;
+    x->tp = tp;
+    x->until = vp_now() + seconds;
+    x->sock = CURL_SOCKET_BAD;
+    x->stale = x->resent = 0;
+}
+
+/* Readies h to send x once more after on_prereq found its connection
+ * stale: on a new connection, in what is left of its time. */
+static CURLcode set_resend(vp_handle *h, vp_xfer *x, double connect_timeout)
+{
+    CURL *e = h->easy;
+    CURLcode rc = CURLE_OK;
+    double left = x->until - vp_now();
+    x->stale = 0;
+    x->resent = 1;
+    x->sock = CURL_SOCKET_BAD;
+    x->errbuf[0] = '\0';
+    SET(CURLOPT_FRESH_CONNECT, 1L);
+    SET(CURLOPT_TIMEOUT_MS, ms(left));
+    SET(CURLOPT_CONNECTTIMEOUT_MS, ms(connect_timeout < left ? connect_timeout : left));
+    h->timeout_ms = h->connect_ms = -1; /* set for the resend: set again next time */
+    return rc;
+}
+
+#undef SET
+
+/* curl_easy_perform, and once more on a new connection when the kept one
+ * libcurl picked was stale (see on_prereq). */
+static CURLcode perform(struct vp_transport *tp, vp_handle *h, vp_xfer *x)
+{
+    CURLcode rc = curl_easy_perform(h->easy);
+    if (rc == CURLE_ABORTED_BY_CALLBACK && x->stale) {
+        rc = set_resend(h, x, tp->opts.connect_timeout);
+        if (rc == CURLE_OK)
+            rc = curl_easy_perform(h->easy);
+        curl_easy_setopt(h->easy, CURLOPT_FRESH_CONNECT, 0L);
+    }
+    return rc;
 }
 
 void vp_xfer_perform(struct vp_transport *tp, vp_xfer *x, double seconds, int kept)
 {
     CURLcode rc;
-    xfer_reset(tp, x);
+    xfer_reset(tp, x, seconds);
     if (tp->single == NULL && (tp->single = handle_new(tp)) == NULL) {
         x->result = CURLE_OUT_OF_MEMORY;
         return;
     }
     rc = set_exchange(tp->single, x, seconds, tp->opts.connect_timeout);
     if (rc == CURLE_OK)
-        rc = curl_easy_perform(tp->single->easy);
+        rc = perform(tp, tp->single, x);
     x->result = rc;
     curl_easy_getinfo(tp->single->easy, CURLINFO_RESPONSE_CODE, &x->status);
+    note_end(x, tp->single->easy);
     /* The client's kept transfer lives as long as the handle does (the
      * client frees the transport first); any other must be forgotten. */
     if (rc != CURLE_OK || !kept)
@@ -464,7 +631,7 @@ int vp_xfer_start(struct vp_transport *tp, vp_xfer *x, double seconds)
 {
     CURLcode rc;
     vp_handle *h;
-    xfer_reset(tp, x);
+    xfer_reset(tp, x, seconds);
     h = take_handle(tp);
     if (h == NULL) {
         x->result = CURLE_OUT_OF_MEMORY;
@@ -484,6 +651,18 @@ int vp_xfer_start(struct vp_transport *tp, vp_xfer *x, double seconds)
     return 0;
 }
 
+/* Puts h back into the multi handle to send x once more on a new
+ * connection, its kept one having been stale (see on_prereq); 0, or -1
+ * when libcurl refused (x->result says why). */
+static int resend(struct vp_transport *tp, vp_handle *h, vp_xfer *x)
+{
+    curl_multi_remove_handle(tp->multi, h->easy);
+    x->result = set_resend(h, x, tp->opts.connect_timeout);
+    if (x->result == CURLE_OK && curl_multi_add_handle(tp->multi, h->easy) != CURLM_OK)
+        x->result = CURLE_FAILED_INIT;
+    return x->result == CURLE_OK ? 0 : -1;
+}
+
 /* Takes one finished transfer off the multi handle, or returns NULL. */
 static vp_xfer *take_done(struct vp_transport *tp)
 {
@@ -497,7 +676,12 @@ static vp_xfer *take_done(struct vp_transport *tp)
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
         x = (vp_xfer *)h->x;
         x->result = m->data.result;
+        if (x->result == CURLE_ABORTED_BY_CALLBACK && x->stale && !x->resent && resend(tp, h, x) == 0)
+            continue; /* still in flight */
         curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &x->status);
+        note_end(x, h->easy);
+        if (x->resent)
+            curl_easy_setopt(h->easy, CURLOPT_FRESH_CONNECT, 0L);
         curl_multi_remove_handle(tp->multi, h->easy);
         forget_busy(tp, h);
         handle_forget(h);

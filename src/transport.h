@@ -35,9 +35,16 @@ typedef struct vp_xfer {
     CURLcode result;
     char errbuf[CURL_ERROR_SIZE];
     int too_large, out_of_memory;
+    int header_too_large; /* an answer header over libcurl's limits (see note_header_limit) */
     long max_body;
     /* while in flight */
     struct vp_handle *handle;
+    struct vp_transport *tp;
+    double until;            /* when the exchange must end (monotonic s) */
+    curl_socket_t sock;      /* the socket it went out on (see sock_serial), or CURL_SOCKET_BAD */
+    unsigned long sock_serial;
+    int stale;  /* the kept connection picked had unread bytes: aborted before sending */
+    int resent; /* sent once more on a new connection after that */
 } vp_xfer;
 
 /* Why a transfer got no HTTP answer, in the client's terms. */
@@ -46,6 +53,7 @@ typedef struct vp_failure {
     const char *why;  /* libcurl's text, or the transport's own */
     int cut;          /* the connection broke (reset, cut answer): a new one may do better */
     int too_large;    /* the answer was larger than max_body */
+    int header_too_large; /* an answer header over libcurl's limits: the server's doing */
 } vp_failure;
 
 struct vp_transport;

@@ -7,6 +7,7 @@
 #include "json.h"
 #include "l_flow.h"
 #include "l_plan.h"
+#include "l_sign.h"
 #include "policy.h"
 #include "response.h"
 #include "sign.h"
@@ -89,6 +90,7 @@ VP_EXPORT int luaopen_vpcep(lua_State *L)
         return luaL_error(L, "vpcep: libcurl failed to initialise");
     vp_error_open(L);
     vp_json_open(L);
+    vp_signer_open(L);
     vp_client_open(L);
     vp_lplan_open(L);
     vp_lflow_open(L);

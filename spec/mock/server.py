@@ -158,6 +158,9 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "vpcep-mock/1.0"
     timeout = 300
+    hold_answer = False  # send() keeps the answer in last_sent instead of writing it
+    last_sent = b""      # the bytes of the last answer send() built
+    list_fault = None    # the rule whose list_total / list_cycle shapes this list answer
 
     def version_string(self):
         return self.server_version
@@ -234,6 +237,10 @@ class Handler(BaseHTTPRequestHandler):
         self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
             self._headers_buffer.append(body)
+        self.last_sent = b"".join(self._headers_buffer)
+        if self.hold_answer:
+            self._headers_buffer = []
+            return
         self.flush_headers()
 
     def send_json(self, status, doc, headers=None):
@@ -278,6 +285,9 @@ class Handler(BaseHTTPRequestHandler):
     # -- dispatch ------------------------------------------------------------
     def dispatch(self):
         self.request_id = new_request_id()
+        self.hold_answer = False
+        self.last_sent = b""
+        self.list_fault = None
         body = self.read_body()
         target = self.path
         if target.startswith("http://") or target.startswith("https://"):
@@ -299,13 +309,42 @@ class Handler(BaseHTTPRequestHandler):
             STATE.requests += 1
 
         rule = self.match_fault(path, query, body)
-        if rule is not None:
-            if self.apply_fault(rule):
-                return
-        delay = STATE.config.get("delay_ms") or 0
-        if delay:
-            time.sleep(delay / 1000.0)
-        self.api(path, query, body)
+        extra = rule is not None and rule.get("extra") not in (None, False)
+        self.hold_answer = extra and bool(rule.get("extra_same_write"))
+        if rule is None or not self.apply_fault(rule, query):
+            delay = STATE.config.get("delay_ms") or 0
+            if delay:
+                time.sleep(delay / 1000.0)
+            self.api(path, query, body)
+        if extra:
+            self.send_extra(rule)
+
+    def send_extra(self, rule):
+        """After the answer, one more complete answer nobody asked for, on
+        the same kept-alive connection: a copy of the answer (extra = true),
+        the one given (an object, like answer), or raw bytes (a string)."""
+        same_write, real = self.hold_answer, self.last_sent
+        if rule["extra"] is True:
+            extra = real
+        elif isinstance(rule["extra"], str):
+            extra = rule["extra"].encode("latin-1")
+        else:
+            self.hold_answer = True
+            self.send_answer(rule["extra"])
+            extra = self.last_sent
+        self.hold_answer = False
+        if same_write:
+            data = real + extra
+        else:
+            time.sleep((rule.get("extra_delay_ms", 100) or 0) / 1000.0)
+            data = extra
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError:
+            pass
+        with STATE.lock:
+            rule["_extra_sent"] = rule.get("_extra_sent", 0) + 1
 
     # -- faults --------------------------------------------------------------
     def endpoint_of(self, query, body):
@@ -341,7 +380,7 @@ class Handler(BaseHTTPRequestHandler):
                 return rule
         return None
 
-    def apply_fault(self, rule):
+    def apply_fault(self, rule, query=""):
         """Returns True when the request has been answered (or the socket closed)."""
         if rule.get("delay_ms"):
             time.sleep(rule["delay_ms"] / 1000.0)
@@ -389,21 +428,41 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, head + "x" * pad + tail)
             return True
         if "answer" in rule:
-            ans = rule["answer"] or {}
-            if "body" in ans:
-                body = ans["body"]
-                if isinstance(body, str):
-                    try:
-                        body = body.encode("latin-1")
-                    except UnicodeEncodeError:
-                        body = body.encode("utf-8")
-            elif "json" in ans:
-                body = json.dumps(ans["json"])
-            else:
-                body = b""
-            self.send(int(ans.get("status", 200)), body, ans.get("headers") or {})
+            self.send_answer(rule["answer"])
             return True
+        if rule.get("list_endless") is not None:
+            return self.endless_page(rule, int(rule["list_endless"]), query)
+        if rule.get("list_total") is not None or rule.get("list_cycle") is not None:
+            self.list_fault = rule
         return False
+
+    def send_answer(self, ans):
+        ans = ans or {}
+        if "body" in ans:
+            body = ans["body"]
+            if isinstance(body, str):
+                try:
+                    body = body.encode("latin-1")
+                except UnicodeEncodeError:
+                    body = body.encode("utf-8")
+        elif "json" in ans:
+            body = json.dumps(ans["json"])
+        else:
+            body = b""
+        self.send(int(ans.get("status", 200)), body, ans.get("headers") or {})
+
+    def endless_page(self, rule, n, query):
+        """A list page of n connections never listed before, whose
+        total_count always promises one more (none with list_total false)."""
+        q = dict(parse_qsl(query, keep_blank_values=True))
+        offset = int(q["offset"]) if q.get("offset", "").isdigit() else 0
+        conns = [State.public(STATE.make_conn({"id": "endless-%d" % (offset + i)}, offset + i))
+                 for i in range(n)]
+        doc = {"connections": conns, "total_count": offset + n + 1}
+        if rule.get("list_total") is False:
+            del doc["total_count"]
+        self.send_json(200, doc)
+        return True
 
     # -- auth ----------------------------------------------------------------
     def authenticate(self, project_id, body):
@@ -565,7 +624,15 @@ class Handler(BaseHTTPRequestHandler):
             key = "updated_at" if q.get("sort_key") == "update_at" else "created_at"
             conns.sort(key=lambda c: c[key], reverse=q.get("sort_dir", "desc") == "desc")
         total = len(conns)
-        self.send_json(200, {"connections": conns[offset:offset + limit], "total_count": total})
+        lf = self.list_fault or {}
+        if lf.get("list_cycle") and limit > 0:
+            offset %= int(lf["list_cycle"]) * limit
+        doc = {"connections": conns[offset:offset + limit], "total_count": total}
+        if lf.get("list_total") is False:
+            del doc["total_count"]
+        elif lf.get("list_total") is not None:
+            doc["total_count"] = lf["list_total"]
+        self.send_json(200, doc)
 
     # -- UpdateEndpointConnectionsDesc -----------------------------------------
     def describe_api(self, m, body):
@@ -647,8 +714,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {"ok": True, "rules": n})
             if cmd == ("GET", "/_mock/faults"):
                 with STATE.lock:
-                    out = [{k: v for k, v in r.items() if k not in ("_left", "_hits")}
-                           | {"left": r["_left"], "hits": r.get("_hits", 0)} for r in STATE.faults]
+                    out = [{k: v for k, v in r.items() if k not in ("_left", "_hits", "_extra_sent")}
+                           | {"left": r["_left"], "hits": r.get("_hits", 0),
+                              "extra_sent": r.get("_extra_sent", 0)} for r in STATE.faults]
                 return self.send_json(200, {"rules": out})
             if cmd == ("POST", "/_mock/faults/clear"):
                 with STATE.lock:
