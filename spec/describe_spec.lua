@@ -237,10 +237,7 @@ describe("client:describe", function()
       assert.equal("vpcep.bad_response", err.code)
     end)
 
-    -- NEEDS THE ANSWER'S ID CHECK IN src/ (being added separately): until it
-    -- is merged, describe takes the answer's first connection whatever its
-    -- id, and this spec fails.
-    it("[needs the connection id check in src/] an answer about another connection is vpcep.bad_response",
+    it("an answer about another connection is vpcep.bad_response, credited to the one asked for",
       function()
         service { "e1", "e2" }
         mock:fault { match = { method = "PUT" }, answer = { status = 200,
