@@ -1118,6 +1118,15 @@ describe("vpcep command", function()
 
   describe("reconcile interrupted (a child process: the interpreter's own Ctrl-C)", function()
     local socket = require "socket"
+    -- Ctrl-C becomes the error "interrupted!" in the stock interpreters
+    -- (lua.c, luajit.c); the sanitizer runner of `make check` has no handler.
+    local function stock_interpreter()
+      if os.getenv("VPCEP_UNDER_TOOL") then
+        pending("needs the stock interpreter's SIGINT handler (not the sanitizer runner)")
+        return false
+      end
+      return true
+    end
 
     -- Starts the command in the background: its pid file, and a function
     -- that waits for its end and returns its exit code, stdout and stderr.
@@ -1168,6 +1177,7 @@ describe("vpcep command", function()
     end
 
     it("during a round: what was sent ends whole, exit 130; the next run finishes the rest, once", function()
+      if not stock_interpreter() then return end
       mock:fault { match = { method = "POST" }, times = 0, delay_ms = 200 }
       local pid, finish = start(ARGS)
       until_true(function() return posts() >= 1 end)
@@ -1194,6 +1204,7 @@ describe("vpcep command", function()
     end)
 
     it("between rounds: the wait ends at once, exit 130", function()
+      if not stock_interpreter() then return end
       local pid, finish, outf = start(ARGS)
       until_true(function() return (read_file(outf) or ""):find("reconcile: 5 connection", 1, true) ~= nil end)
       os.execute("kill -INT " .. pid())
