@@ -47,7 +47,7 @@ build = {
    modules = {
       vpcep = {
          sources = {
-            "src/buf.c", "src/cli.c", "src/client.c", "src/errors.c", "src/exact.c", "src/json.c", "src/l_plan.c", "src/l_sign.c", "src/options.c", "src/plan.c", "src/policy.c",
+            "src/buf.c", "src/cli.c", "src/client.c", "src/errors.c", "src/exact.c", "src/json.c", "src/l_flow.c", "src/l_plan.c", "src/l_sign.c", "src/options.c", "src/plan.c", "src/policy.c",
             "src/regions.c", "src/request.c", "src/response.c", "src/scheduler.c",
             "src/sign.c", "src/sockets.c", "src/text.c", "src/transport.c", "src/uv.c", "src/validate.c", "src/vpcep.c",
          },
@@ -60,6 +60,7 @@ build = {
       ["vpcep.resty"] = "lua/vpcep/resty.lua",
       ["vpcep.resty.http"] = "lua/vpcep/resty/http.lua",
       ["vpcep.uv"] = "lua/vpcep/uv.lua",
+      ["vpcep.reconcile"] = "lua/vpcep/reconcile.lua",
    },
    install = { bin = { vpcep = "bin/vpcep" } },
 }

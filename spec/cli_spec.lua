@@ -205,11 +205,11 @@ local function shared_cases(runner)
   local vpcep = runner.run
 
   describe("help", function()
-    it("--help names the four commands and exits 0", function()
+    it("--help names the five commands and exits 0", function()
       local rc, out, err = vpcep({ "--help" })
       assert.are.equal(0, rc)
       assert.are.equal("", err)
-      for _, c in ipairs({ "accept", "reject", "list", "approve-pending" }) do
+      for _, c in ipairs({ "accept", "reject", "list", "approve-pending", "reconcile" }) do
         assert.matches("vpcep " .. c:gsub("%-", "%%-") .. " %-%-service SID", out)
       end
       assert.matches("--token-file", out, 1, true)
@@ -221,6 +221,7 @@ local function shared_cases(runner)
         reject = "Usage: vpcep reject --service SID",
         list = "Usage: vpcep list --service SID",
         ["approve-pending"] = "Usage: vpcep approve-pending --service SID",
+        reconcile = "Usage: vpcep reconcile --service SID",
       }
       for c, usage in pairs(want) do
         local rc, out, err = vpcep({ c, "--help" })
@@ -492,6 +493,282 @@ local function shared_cases(runner)
     end)
   end)
 
+  describe("reconcile", function()
+    -- pending: p1, p2 of dA; p3 of dB; p4 of dC; and e9 accepted of dB
+    local function seed_domains()
+      mock:reset()
+      mock:service { endpoints = { { id = "p1", domain_id = "dA" }, { id = "p2", domain_id = "dA" },
+        { id = "p3", domain_id = "dB" }, { id = "p4", domain_id = "dC" },
+        { id = "e9", domain_id = "dB", status = "accepted" } } }
+    end
+    local POLICY = { "--accept-domain", "dA", "--reject-domain", "dB" }
+    local function args(...)
+      local t = { "reconcile", "--service", SID }
+      for _, list in ipairs({ ... }) do
+        for _, x in ipairs(list) do t[#t + 1] = x end
+      end
+      return t
+    end
+    local function writes()
+      local t = {}
+      for _, e in ipairs(mock:log()) do
+        if e.method ~= "GET" then t[#t + 1] = e.method .. " " .. (e.method == "POST"
+          and json.decode(e.body).action .. " " .. json.decode(e.body).endpoints[1]
+          or json.decode(e.body).connections[1].id) end
+      end
+      table.sort(t)
+      return t
+    end
+    local function json_lines(text)
+      local t = {}
+      for _, l in ipairs(lines(text)) do t[#t + 1] = json.decode(l) end
+      return t
+    end
+    before_each(seed_domains)
+
+    it("accepts --accept-domain, rejects --reject-domain, leaves the rest: a line each, exit 0", function()
+      local rc, out, err = vpcep(args(POLICY))
+      assert.are.equal(0, rc, err)
+      assert.are.equal("", err)
+      local l = lines(out)
+      assert.are.equal(5, #l)
+      assert.matches("^p1%s+dA%s+accept%s+accepted%s+domain dA is in accept_domains$", l[1])
+      assert.matches("^p3%s+dB%s+reject%s+rejected%s+domain dB is in reject_domains$", l[3])
+      assert.matches("^p4%s+dC%s+leave%s+left%s+domain dC is in no list$", l[4])
+      assert.matches("^reconcile: 4 connection%(s%): 2 accepted, 1 rejected, 1 left, 0 failed", l[5])
+      assert.are.same({ "POST receive p1", "POST receive p2", "POST reject p3" }, writes())
+      assert.are.equal("pendingAcceptance", mock:by_id().p4.status)
+    end)
+
+    it("--reject-others rejects every other domain; alone it rejects everything pending", function()
+      local rc = vpcep(args({ "--accept-domain", "dA", "--reject-others" }))
+      assert.are.equal(0, rc)
+      assert.are.same({ "POST receive p1", "POST receive p2", "POST reject p3", "POST reject p4" }, writes())
+      seed_domains()
+      rc = vpcep(args({ "--reject-others" }))
+      assert.are.equal(0, rc)
+      assert.are.same({ "POST reject p1", "POST reject p2", "POST reject p3", "POST reject p4" }, writes())
+    end)
+
+    it("--policy FILE.lua: a function with its reasons, or a table", function()
+      local file = tmp()
+      write_file(file, [[
+        local wanted = { p2 = true, p4 = true }
+        return function(conn)
+          if wanted[conn.id] then return "accept", "listed by id " .. conn.id end
+          if conn.domain_id == "dB" then return "reject", "dB is gone" end
+        end]])
+      local rc, out = vpcep(args({ "--policy", file, "--json" }))
+      assert.are.equal(0, rc)
+      local doc = json.decode(out)
+      assert.are.same({ 2, 1, 1, 0 }, { doc.accepted, doc.rejected, doc.left, doc.failed })
+      assert.are.equal("listed by id p2", doc.plan[2].reason)
+      assert.are.same({ "POST receive p2", "POST receive p4", "POST reject p3" }, writes())
+      seed_domains()
+      write_file(file, 'return { reject_domains = { "dC" }, otherwise = "leave" }')
+      rc = vpcep(args({ "--policy", file }))
+      assert.are.equal(0, rc)
+      assert.are.same({ "POST reject p4" }, writes())
+      os.remove(file)
+    end)
+
+    it("a policy that raises fails that connection alone, exit 1", function()
+      local file = tmp()
+      write_file(file, 'return function(c) if c.id == "p2" then error("no idea about p2") end return "accept" end')
+      local rc, out = vpcep(args({ "--policy", file }))
+      os.remove(file)
+      assert.are.equal(1, rc)
+      assert.matches("\np2%s+dA%s+error%s+failed%s+vpcep.policy: the policy raised an error: [^\n]*no idea about p2",
+        out)
+      assert.matches("1 failed", out, 1, true)
+      assert.are.same({ "POST receive p1", "POST receive p3", "POST receive p4" }, writes())
+    end)
+
+    it("--dry-run prints the plan (id, domain, action, reason) and sends nothing but the list read", function()
+      local rc, out, err = vpcep(args(POLICY, { "--dry-run", "--describe" }))
+      assert.are.equal(0, rc, err)
+      local l = lines(out)
+      assert.matches("^# vpcep reconcile: dry run", l[1])
+      assert.matches("^p1%s+dA%s+accept%s+domain dA is in accept_domains$", l[2])
+      assert.matches("^p4%s+dC%s+leave%s+domain dC is in no list$", l[5])
+      assert.matches("would accept 2, reject 1, leave 1; 0 failed", l[6], 1, true)
+      local log = mock:log()
+      assert.are.equal(1, #log)
+      assert.are.equal("GET", log[1].method)
+      rc, out = vpcep(args(POLICY, { "--dry-run", "--json" }))
+      assert.are.equal(0, rc)
+      local doc = json.decode(out)
+      assert.is_true(doc.dry_run)
+      assert.are.equal("planned", doc.plan[1].outcome)
+      assert.are.equal(2, doc.accepted)
+      assert.are.same({}, writes())
+    end)
+
+    it("--describe writes each reason with the time before acting", function()
+      local rc = vpcep(args(POLICY, { "--describe" }))
+      assert.are.equal(0, rc)
+      local s = mock:by_id()
+      assert.matches("^vpcep reconcile %d+%-%d+%-%d+T[%d:]+Z: accept: domain dA is in accept_domains$",
+        s.p1.description)
+      assert.matches(": reject: domain dB is in reject_domains$", s.p3.description)
+      assert.are.equal("", s.p4.description)
+      assert.are.same({ "POST receive p1", "POST receive p2", "POST reject p3", "PUT p1", "PUT p2", "PUT p3" },
+        writes())
+    end)
+
+    it("--json gives the report; a connection that failed is exit 1 with its error", function()
+      mock:fault { match = { method = "POST", endpoint = "p2" }, answer = { status = 404,
+        json = { error_code = "EndPoint.0005", error_msg = "The requested resource does not exist." } } }
+      local rc, out = vpcep(args(POLICY, { "--json", "--retries", "0" }))
+      assert.are.equal(1, rc)
+      local doc = json.decode(out)
+      assert.are.same({ 1, 1, 1, 1 }, { doc.accepted, doc.rejected, doc.left, doc.failed })
+      assert.are.equal("EndPoint.0005", doc.plan[2].error.code)
+      assert.matches("^%x+$", doc.plan[2].error.request_id)
+      assert.are.equal("accepted", doc.plan[1].connection.status)
+      assert.matches('"marker_id":%d+', out)
+    end)
+
+    it("--status looks at other statuses; --wait waits for each connection to settle", function()
+      local rc, out = vpcep(args({ "--reject-domain", "dB", "--status", "accepted", "--json" }))
+      assert.are.equal(0, rc)
+      local doc = json.decode(out)
+      assert.are.equal(1, #doc.plan)
+      assert.are.equal("e9", doc.plan[1].id)
+      assert.are.equal("rejected", mock:by_id().e9.status)
+      mock:config { transition_ms = 200 }
+      rc, out = vpcep(args({ "--accept-domain", "dA", "--wait", "30", "--json" }))
+      assert.are.equal(0, rc)
+      assert.are.equal("accepted", json.decode(out).plan[1].connection.status)
+    end)
+
+    it("--log appends one JSON line per decision and per action, without a secret", function()
+      local file = tmp()
+      mock:fault { match = { method = "POST", endpoint = "p2" }, answer = { status = 500,
+        json = { error_code = "EndPoint.0500", error_msg = "broken" } } }
+      local rc = vpcep(args(POLICY, { "--describe", "--log", file, "--retries", "0" }))
+      assert.are.equal(1, rc)
+      local entries = json_lines(read_file(file))
+      -- 4 decisions; 3 descriptions and 3 actions for the three acted on
+      assert.are.equal(10, #entries)
+      local seen = {}
+      for _, e in ipairs(entries) do
+        assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", e.time)
+        assert.are.equal(SID, e.service)
+        assert.is_string(e.id)
+        assert.is_string(e.domain)
+        assert.is_string(e.reason)
+        seen[e.event .. " " .. e.action .. " " .. e.id] = e
+      end
+      assert.are.equal("left", seen["decision leave p4"].outcome)
+      assert.are.equal("described", seen["action describe p1"].outcome)
+      assert.are.equal("accepted", seen["action accept p1"].outcome)
+      assert.are.equal("rejected", seen["action reject p3"].outcome)
+      local failed = seen["action accept p2"]
+      assert.are.equal("failed", failed.outcome)
+      assert.are.equal("EndPoint.0500", failed.error_code)
+      assert.matches("^%x+$", failed.request_id)
+      assert.are.equal(500, failed.http_status)
+      helper.no_secret { D.token } (read_file(file))
+      -- appended, never replaced
+      seed_domains()
+      vpcep(args(POLICY, { "--dry-run", "--log", file }))
+      entries = json_lines(read_file(file))
+      assert.are.equal(14, #entries)
+      assert.is_true(entries[14].dry_run)
+      assert.are.equal("decision", entries[14].event)
+      os.remove(file)
+    end)
+
+    it("--watch runs three rounds across an outage; the failed round is said and logged, exit 1", function()
+      local file = tmp()
+      mock:faults {
+        -- round 1: p2's accept fails, so it is still pending afterwards
+        { match = { method = "POST", endpoint = "p2" }, answer = { status = 500,
+          json = { error_code = "EndPoint.0500", error_msg = "broken" } } },
+        -- round 1's list goes through; round 2's meets the outage; round 3's goes through
+        { match = { method = "GET" }, delay_ms = 1 },
+        { match = { method = "GET" }, answer = { status = 503, json = { error_code = "APIGW.0201",
+          error_msg = "service unavailable" } } },
+      }
+      local rc, out, err = vpcep(args(POLICY, { "--watch", "0.2", "--rounds", "3", "--json", "--log", file,
+        "--retries", "0" }))
+      assert.are.equal(1, rc)
+      local docs = json_lines(out)
+      assert.are.equal(3, #docs)
+      assert.are.equal(1, docs[1].round)
+      assert.are.same({ 1, 1, 1, 1 }, { docs[1].accepted, docs[1].rejected, docs[1].left, docs[1].failed })
+      assert.are.equal(2, docs[2].round)
+      assert.are.equal(503, docs[2].error.status)
+      assert.are.equal(3, docs[3].round)
+      -- round 3 finished what round 1 left: p2 accepted, and p4 still left
+      assert.are.same({ 1, 0, 1, 0 }, { docs[3].accepted, docs[3].rejected, docs[3].left, docs[3].failed })
+      assert.are.equal("p2", docs[3].plan[1].id)
+      assert.matches("reconcile: round 2 failed: 503 APIGW.0201", err, 1, true)
+      assert.are.equal("accepted", mock:by_id().p2.status)
+      local gets, rounds = 0, {}
+      for _, e in ipairs(mock:log()) do if e.method == "GET" then gets = gets + 1 end end
+      assert.are.equal(3, gets)
+      for _, e in ipairs(json_lines(read_file(file))) do
+        if e.event == "round" then rounds[#rounds + 1] = e end
+      end
+      assert.are.equal(1, #rounds)
+      assert.are.equal(2, rounds[1].round)
+      assert.are.equal("failed", rounds[1].outcome)
+      assert.are.equal("APIGW.0201", rounds[1].error_code)
+      os.remove(file)
+    end)
+
+    it("--watch prints each round under a heading; exit 0 when every round worked", function()
+      local rc, out = vpcep(args(POLICY, { "--watch", "0.2", "--rounds", "2" }))
+      assert.are.equal(0, rc)
+      assert.matches("^# round 1, %d+%-[^\n]*Z\n", out)
+      assert.matches("\n# round 2, ", out)
+      assert.matches("reconcile: 1 connection%(s%): 0 accepted, 0 rejected, 1 left, 0 failed", out)
+    end)
+
+    local bad = {
+      { {}, "give a policy" },
+      { { "--policy", "/nonexistent/policy.lua" }, "cannot load the policy file" },
+      { { "--policy", "/nonexistent/policy.lua", "--accept-domain", "dA" }, "--policy goes alone" },
+      { { "--accept-domain", "dA", "--reject-domain", "dA" }, "in both accept_domains and reject_domains" },
+      { { "--accept-domain", "dA", "--watch", "0" }, "--watch needs a number above 0" },
+      { { "--accept-domain", "dA", "--watch", "soon" }, "--watch needs a number" },
+      { { "--accept-domain", "dA", "--rounds", "2" }, "--rounds goes with --watch" },
+      { { "--accept-domain", "dA", "--watch", "1", "--rounds", "1.5" }, "--rounds needs a whole number" },
+      { { "--accept-domain", "dA", "--status", "sleeping" }, "opts.statuses[1]" },
+      { { "--accept-domain", "dA", "--log", "/nonexistent/dir/log" }, "cannot open the log file" },
+      { { "--accept-domain", "dA", "--domain", "dB" }, "--domain does not apply to reconcile" },
+      { { "--accept-domain", "dA", "--wait", "-1" }, "--wait needs a number" },
+      { { "--accept-domain", "dA", "extra" }, "unexpected argument 'extra'" },
+    }
+    for _, case in ipairs(bad) do
+      it("bad usage: " .. table.concat(case[1], " "), function()
+        local rc, out, err = vpcep(args(case[1]))
+        assert.are.equal(2, rc, err)
+        assert.are.equal("", out)
+        assert.matches(case[2], err, 1, true)
+        assert.are.equal(1, #lines(err))
+        assert.are.equal(0, api_requests())
+      end)
+    end
+
+    it("bad usage: a policy file that does not parse, raises, or returns no policy", function()
+      local file = tmp()
+      for _, case in ipairs({ { "return function(", "cannot load the policy file" },
+        { "error('broken file')", "raised an error: " }, { "return 42", "must return a function or a table" },
+        { "return { accept_domain = {} }", "policy.accept_domain is not a policy key" } }) do
+        write_file(file, case[1])
+        local rc, out, err = vpcep(args({ "--policy", file }))
+        assert.are.equal(2, rc, err)
+        assert.are.equal("", out)
+        assert.matches(case[2], err, 1, true)
+      end
+      os.remove(file)
+      assert.are.equal(0, api_requests())
+    end)
+  end)
+
   describe("--dry-run", function()
     it("prints curl lines with the token masked, sends nothing, and the lines work", function()
       local rc, out, err = vpcep({ "accept", "--service", SID, "--dry-run", "e1", "e4" })
@@ -684,6 +961,8 @@ local function shared_cases(runner)
           { "reject", "--service", SID, "--dry-run", "--json", "e1" },
           { "approve-pending", "--service", SID, "--dry-run", "--json" },
           { "accept", "--service", SID, "--bogus", "e1" }, { "list", "--service", "bad id" },
+          { "reconcile", "--service", SID, "--accept-domain", "dA", "--reject-others", "--describe" },
+          { "reconcile", "--service", SID, "--accept-domain", "dA", "--dry-run", "--json" },
         }) do
           mock:reset()
           seed_basic()
@@ -695,7 +974,7 @@ local function shared_cases(runner)
         end
       end
       os.remove(bad_token)
-      assert.are.equal(40, runs)
+      assert.are.equal(48, runs)
     end)
   end)
 
@@ -837,6 +1116,106 @@ describe("vpcep command", function()
       assert.are.equal("", io_.stdout.text())
       assert.are.equal("vpcep: no build for " .. helper.this_lua .. " (found " .. dir .. "/o/" .. other
         .. "); run: make LUA=" .. helper.this_lua .. " O=" .. dir .. "/o\n", io_.stderr.text())
+    end)
+  end)
+
+  describe("reconcile interrupted (a child process: the interpreter's own Ctrl-C)", function()
+    local socket = require "socket"
+    -- Ctrl-C becomes the error "interrupted!" in the stock interpreters
+    -- (lua.c, luajit.c); the sanitizer runner of `make check` has no handler.
+    local function stock_interpreter()
+      if os.getenv("VPCEP_UNDER_TOOL") then
+        pending("needs the stock interpreter's SIGINT handler (not the sanitizer runner)")
+        return false
+      end
+      return true
+    end
+
+    -- Starts the command in the background: its pid file, and a function
+    -- that waits for its end and returns its exit code, stdout and stderr.
+    local function start(args)
+      local pidf, rcf, outf, errf = tmp(), tmp(), tmp(), tmp()
+      local line = command(args) .. " </dev/null >" .. q(outf) .. " 2>" .. q(errf) .. " & echo $! >" .. q(pidf)
+        .. "; wait $!; echo $? >" .. q(rcf)
+      os.execute("sh -c " .. q(line) .. " >/dev/null 2>&1 &")
+      local function pid()
+        local p
+        repeat p = tonumber(read_file(pidf) or "") socket.sleep(0.02) until p
+        return p
+      end
+      local function finish()
+        -- a guard against a child that ignored the interrupt, not a measure of speed
+        local deadline = socket.gettime() + 30
+        while not tonumber(read_file(rcf) or "") and socket.gettime() < deadline do socket.sleep(0.05) end
+        local rc = tonumber(read_file(rcf) or "")
+        if not rc then os.execute("kill -9 " .. pid() .. " 2>/dev/null") end
+        local out, err = read_file(outf), read_file(errf)
+        for _, f in ipairs({ pidf, rcf, outf, errf }) do os.remove(f) end
+        return rc, out, err
+      end
+      return pid, finish, outf
+    end
+
+    local function until_true(f)
+      local deadline = socket.gettime() + 30
+      while not f() do
+        assert(socket.gettime() < deadline, "the child never got there")
+        socket.sleep(0.02)
+      end
+    end
+
+    local ARGS = { "reconcile", "--service", SID, "--accept-domain", "dA", "--reject-domain", "dB",
+      "--watch", "60", "--concurrency", "1" }
+
+    before_each(function()
+      mock:reset()
+      mock:service { endpoints = { { id = "p1", domain_id = "dA" }, { id = "p2", domain_id = "dA" },
+        { id = "p3", domain_id = "dA" }, { id = "p4", domain_id = "dB" }, { id = "p5", domain_id = "dB" } } }
+    end)
+
+    local function posts()
+      local n = 0
+      for _, e in ipairs(mock:log()) do if e.method == "POST" then n = n + 1 end end
+      return n
+    end
+
+    it("during a round: what was sent ends whole, exit 130; the next run finishes the rest, once", function()
+      if not stock_interpreter() then return end
+      mock:fault { match = { method = "POST" }, times = 0, delay_ms = 200 }
+      local pid, finish = start(ARGS)
+      until_true(function() return posts() >= 1 end)
+      os.execute("kill -INT " .. pid())
+      local rc, _, err = finish()
+      assert.are.equal(130, rc)
+      assert.matches("vpcep: interrupted", err, 1, true)   -- the command said it, not the shell
+      local done = {}
+      for id, c in pairs(mock:by_id()) do
+        local want = id <= "p3" and "accepted" or "rejected"
+        assert.is_true(c.status == want or c.status == "pendingAcceptance", id .. " " .. c.status)
+        if c.status == want then done[id] = true end
+      end
+      local before = posts()
+      mock:clear_faults()
+      local rc2 = run_shell(command({ "reconcile", "--service", SID, "--accept-domain", "dA",
+        "--reject-domain", "dB" }))
+      assert.are.equal(0, rc2)
+      for id, c in pairs(mock:by_id()) do assert.are.equal(id <= "p3" and "accepted" or "rejected", c.status) end
+      -- the second run sent an action only for what the first had not done
+      local n = 0
+      for _ in pairs(done) do n = n + 1 end
+      assert.are.equal(5 - n, posts() - before)
+    end)
+
+    it("between rounds: the wait ends at once, exit 130", function()
+      if not stock_interpreter() then return end
+      local pid, finish, outf = start(ARGS)
+      until_true(function() return (read_file(outf) or ""):find("reconcile: 5 connection", 1, true) ~= nil end)
+      os.execute("kill -INT " .. pid())
+      local rc, out, err = finish()
+      assert.are.equal(130, rc)
+      assert.matches("vpcep: interrupted", err, 1, true)
+      assert.matches("3 accepted, 2 rejected, 0 left, 0 failed", out, 1, true)
+      assert.is_nil(out:find("# round 2", 1, true))
     end)
   end)
 

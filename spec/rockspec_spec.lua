@@ -64,9 +64,10 @@ describe_rocks("rockspec", function()
     assert.matches('_POSIX_C_SOURCE=200809L', text, 1, true)
   end)
 
-  it("installs the command: vpcep.cli from lua/ and bin/vpcep", function()
+  it("installs the command and the Lua part of the module: vpcep.cli, vpcep.reconcile and bin/vpcep", function()
     local text = assert(read(ROCKSPEC))
     assert.matches('%["vpcep%.cli"%]%s*=%s*"lua/vpcep/cli%.lua"', text)
+    assert.matches('%["vpcep%.reconcile"%]%s*=%s*"lua/vpcep/reconcile%.lua"', text)
     assert.matches('install%s*=%s*{%s*bin%s*=%s*{%s*vpcep%s*=%s*"bin/vpcep"%s*}', text)
   end)
 
@@ -175,6 +176,11 @@ describe_rocks("rockspec", function()
       assert.are.equal(2, helper.json.decode(out).total_count)
       assert.are.equal("accepted", mock:by_id()["ep-cli"].status)
       assert.are.equal("pendingAcceptance", mock:by_id()["ep-other"].status)
+      -- client:reconcile finds the installed vpcep.reconcile
+      ok, out = run(env .. "reconcile --service " .. q(helper.defaults.service_id) .. " --reject-others")
+      assert.is_true(ok, out)
+      assert.matches("^ep%-other%s+d0%s+reject%s+rejected%s", out)
+      assert.are.equal("rejected", mock:by_id()["ep-other"].status)
     end)
 
     it("the child fails when the tree is not on its path (the test can tell)", function()

@@ -5,6 +5,7 @@
 #include "client.h"
 #include "errors.h"
 #include "json.h"
+#include "l_flow.h"
 #include "l_plan.h"
 #include "l_sign.h"
 #include "policy.h"
@@ -56,6 +57,7 @@ static const luaL_Reg functions[] = {
     {"sign", vp_l_sign},
     {"is_error", l_is_error},
     VP_CLI_FUNCTIONS
+    VP_FLOW_FUNCTIONS
     {NULL, NULL},
 };
 
@@ -92,6 +94,7 @@ VP_EXPORT int luaopen_vpcep(lua_State *L)
     vp_signer_open(L);
     vp_client_open(L);
     vp_lplan_open(L);
+    vp_lflow_open(L);
     lua_newtable(L);
     vp_setfuncs(L, functions, 0);
     vp_uv_open(L, lua_gettop(L));

@@ -90,7 +90,7 @@ end
 ----------------------------------------------------------------------------
 -- The command line
 
-local COMMANDS = { "accept", "reject", "list", "approve-pending" }
+local COMMANDS = { "accept", "reject", "list", "approve-pending", "reconcile" }
 
 -- { flag, ARGNAME (nil for a switch), help }
 local SETTINGS = {
@@ -156,6 +156,37 @@ local SPECS = {
       { "--dry-run", nil, "list (that sends a read-only request), then print the accept requests as curl "
         .. "command lines instead of sending them (the token or signature is masked)" } },
   },
+  reconcile = {
+    usage = "Usage: vpcep reconcile --service SID [--accept-domain D]... [--reject-domain D]... "
+      .. "[--reject-others] [--policy FILE.lua] [--describe] [--dry-run] [--json] [--watch SECONDS] [--log FILE]",
+    summary = "decide each pending connection by a policy, then accept or reject in bulk:\n"
+      .. "vpcep reconcile --service SID --accept-domain D... [--reject-others]",
+    description = "Lists the connections of the service SID that are pendingAcceptance (or in each --status), "
+      .. "decides each by the policy (--accept-domain, --reject-domain and --reject-others, or --policy FILE), "
+      .. "then accepts and rejects in bulk. A connection of no listed domain is left pending unless "
+      .. "--reject-others. Prints one line per connection (id, domain, action, outcome, reason), then a "
+      .. "summary.\n\n"
+      .. "The policy file of --policy is Lua that returns a function (conn) -> \"accept\", \"reject\" or nil "
+      .. "[, reason], or a table { accept_domains = {...}, reject_domains = {...}, otherwise = \"leave\" or "
+      .. "\"reject\" }. A policy that raises (or answers anything else) fails that connection alone.\n\n"
+      .. "With --watch SECONDS it runs a round, waits SECONDS, and runs the next, until interrupted (or "
+      .. "--rounds N); a round that fails is reported and the next still runs. Each round reads the "
+      .. "credentials again.",
+    options = { SERVICE,
+      { "--accept-domain", "DOMAIN_ID", "accept connections of this domain (repeatable)", repeatable = true },
+      { "--reject-domain", "DOMAIN_ID", "reject connections of this domain (repeatable)", repeatable = true },
+      { "--reject-others", nil, "reject connections of any other domain (default: leave them pending)" },
+      { "--policy", "FILE", "a Lua file returning the policy (a function or a table); not with the domain flags" },
+      { "--status", "STATUS", "look at connections in this status (repeatable; default pendingAcceptance)",
+        repeatable = true },
+      { "--describe", nil, "write each decision's reason, with the time, into the connection's description "
+        .. "(before its action)" },
+      { "--wait", "SECONDS", WAIT_HELP:format("acting", "") },
+      { "--dry-run", nil, "decide and print the plan (id, domain, action, reason); sends nothing but list reads" },
+      { "--watch", "SECONDS", "run a round every SECONDS (after the last one ended) until interrupted" },
+      { "--rounds", "N", "with --watch: stop after N rounds" },
+      { "--log", "FILE", "append one JSON line per decision and per action to FILE (never a secret)" } },
+  },
 }
 
 local MAIN_EPILOG = [[
@@ -210,7 +241,8 @@ end
 -- The parser, and its command parsers by name.
 local function new_parser()
   local p = layout(argparse(PROG)):usage("Usage: vpcep COMMAND [OPTIONS]")
-    :description("Accept, reject and list the connections of a Huawei Cloud VPC Endpoint service.")
+    :description("Accept, reject and list the connections of a Huawei Cloud VPC Endpoint service, "
+      .. "by hand or by a policy (reconcile).")
     :epilog(MAIN_EPILOG):require_command(false):command_target("command")
   p:group("Options", help_flag(p), p:flag("--version", "print the version"))
   add_settings(p)
@@ -413,7 +445,7 @@ local function marker_text(v)
   return nil
 end
 
-local ARRAY_KEYS = { connections = true, error = true, results = true, requests = true }
+local ARRAY_KEYS = { connections = true, error = true, results = true, requests = true, plan = true }
 
 -- A JSON encoder for what this command prints: strings go through cjson;
 -- numbers are exact; marker_id is written as a JSON integer even when the
@@ -796,21 +828,17 @@ RUN.list = function(ctx, client, cmd)
   return EXIT_OK
 end
 
--- The pending connections of the wanted domains (all when none is given):
--- their ids, and how many pending ones were left out.
-local function pending_ids(list, domains)
-  local want
-  if #domains > 0 then
-    want = {}
-    for _, d in ipairs(domains) do want[d] = true end
-  end
+-- approve-pending is reconcile's decision with an accept policy (the given
+-- domains, or every one), made as a dry run: the ids to accept, and how many
+-- pending ones were left out.
+local ACCEPT_ALL = function() return "accept", "approve-pending accepts every pending connection" end
+
+local function pending_ids(client, sid, domains)
+  local policy = #domains > 0 and { accept_domains = domains } or ACCEPT_ALL
+  local report = client:reconcile(sid, policy, { dry_run = true })
   local ids, skipped = {}, 0
-  for _, c in ipairs(list) do
-    if c.status == "pendingAcceptance" and (not want or want[tostring(c.domain_id)]) then
-      ids[#ids + 1] = c.id
-    else
-      skipped = skipped + 1
-    end
+  for _, e in ipairs(report.plan) do
+    if e.action == "accept" then ids[#ids + 1] = e.id else skipped = skipped + 1 end
   end
   return ids, skipped
 end
@@ -819,8 +847,7 @@ RUN["approve-pending"] = function(ctx, client, cmd)
   local a = ctx.args
   no_extra(ctx, cmd)
   number_flag(cmd, a.wait, "--wait")
-  local list = client:connections(a.service, { status = "pendingAcceptance" })
-  local ids, skipped = pending_ids(list, a.domain or {})
+  local ids, skipped = pending_ids(client, a.service, a.domain or {})
   if #ids == 0 then
     if a.json then
       write(ctx, encode({ action = cmd, service_id = a.service, total = 0, succeeded = 0,
@@ -835,6 +862,236 @@ RUN["approve-pending"] = function(ctx, client, cmd)
   end
   if a.dry_run then return dry_run(ctx, client, "receive", a.service, ids, cmd) end
   return bulk(ctx, client, "receive", a.service, ids, cmd, { skipped = skipped })
+end
+
+----------------------------------------------------------------------------
+-- reconcile: a policy, rounds, the plan's lines, and the log
+
+local function say_err(ctx, line)
+  ctx.out:flush()
+  ctx.err:write(PROG, ": ", line, "\n")
+end
+
+-- The policy of the flags, or of --policy FILE (a Lua file returning a
+-- function or a table; reconcile checks the table).
+local function cli_policy(cmd, a)
+  local accept, reject = a.accept_domain or {}, a.reject_domain or {}
+  if a.policy then
+    if #accept > 0 or #reject > 0 or a.reject_others then
+      usage(cmd, "--policy goes alone: not with --accept-domain, --reject-domain or --reject-others")
+    end
+    local chunk, why = loadfile(a.policy)
+    if not chunk then usage(cmd, "cannot load the policy file: %s", (tostring(why):gsub("\n.*", ""))) end
+    local ok, p = pcall(chunk)
+    if not ok then usage(cmd, "the policy file %s raised an error: %s", a.policy, tostring(p)) end
+    if type(p) ~= "function" and type(p) ~= "table" then
+      usage(cmd, "the policy file %s must return a function or a table, got %s", a.policy, type(p))
+    end
+    return p
+  end
+  if #accept == 0 and #reject == 0 and not a.reject_others then
+    usage(cmd, "give a policy: --accept-domain, --reject-domain, --reject-others or --policy FILE")
+  end
+  return { accept_domains = accept, reject_domains = reject, otherwise = a.reject_others and "reject" or "leave" }
+end
+
+local function cli_reconcile_opts(cmd, a)
+  local wait = number_flag(cmd, a.wait, "--wait")
+  local statuses = a.status and #a.status > 0 and a.status or nil
+  return { dry_run = a.dry_run or nil, describe = a.describe or nil, wait = wait ~= 0 and wait or nil,
+    statuses = statuses }
+end
+
+local function utc_now()
+  return os.date("!%Y-%m-%dT%H:%M:%SZ")
+end
+
+-- The log file (--log): one JSON object per line, appended and flushed one
+-- at a time, so an interrupted run loses nothing it did. Texts in it come
+-- from error objects, which never hold a secret.
+local function open_log(cmd, path)
+  if not path then return nil end
+  local f, why = io.open(path, "a")
+  if not f then usage(cmd, "cannot open the log file: %s", why) end
+  return f
+end
+
+local function log_line(ctx, t)
+  if not ctx.log then return end
+  t.time, t.service = utc_now(), ctx.args.service
+  ctx.log:write(encode(t), "\n")
+  ctx.log:flush()
+end
+
+local function error_fields(t, e)
+  if e then
+    t.error_code, t.error, t.request_id, t.http_status = e.code, e.message, e.request_id, e.status
+  end
+  return t
+end
+
+-- Its lines for one plan entry: the decision, and each request made for it.
+local function log_entry(ctx, e, is_dry)
+  local base = { id = e.id, domain = e.domain_id, reason = e.reason }
+  local function line(t)
+    for k, v in pairs(base) do if t[k] == nil then t[k] = v end end
+    log_line(ctx, t)
+  end
+  local settled = e.action == "leave" or e.action == "error" or e.outcome == "planned"
+  line(error_fields({ event = "decision", action = e.action, status = e.status, dry_run = is_dry or nil,
+    outcome = settled and e.outcome or nil }, e.action == "error" and e.error or nil))
+  if e.described ~= nil then
+    line(error_fields({ event = "action", action = "describe", outcome = e.described and "described" or "failed",
+      description = e.description }, not e.described and e.error or nil))
+  end
+  if (e.action == "accept" or e.action == "reject") and e.described ~= false and e.outcome ~= "planned" then
+    line(error_fields({ event = "action", action = e.action, outcome = e.outcome,
+      status = e.connection and e.connection.status or nil }, e.outcome == "failed" and e.error or nil))
+  end
+end
+
+local function entry_detail(e)
+  local x = e.error
+  if not x then return tostring(e.reason) end
+  local extra = {}
+  if x.status then extra[#extra + 1] = "HTTP " .. tostring(x.status) end
+  if x.request_id then extra[#extra + 1] = "request_id=" .. tostring(x.request_id) end
+  local detail = (e.action == "error" and "" or tostring(e.reason) .. "; ") .. tostring(x.code) .. ": "
+    .. tostring(x.message)
+  return detail .. (#extra > 0 and " (" .. table.concat(extra, ", ") .. ")" or "")
+end
+
+local function print_plan(ctx, report)
+  local idw, dw = 2, 6
+  for _, e in ipairs(report.plan) do
+    idw = math.max(idw, #tostring(e.id))
+    dw = math.max(dw, #tostring(e.domain_id or "-"))
+  end
+  for _, e in ipairs(report.plan) do
+    local line = pad(e.id, idw) .. "  " .. pad(e.domain_id or "-", dw) .. "  " .. pad(e.action, 6) .. "  "
+    if not report.dry_run or e.outcome == "failed" then line = line .. pad(e.outcome, 8) .. "  " end
+    write(ctx, line, entry_detail(e), "\n")
+  end
+end
+
+local function summary(report, elapsed)
+  local n = #report.plan
+  if report.dry_run then
+    return string.format("reconcile (dry run, nothing was sent): %d connection(s): would accept %d, reject %d, "
+      .. "leave %d; %d failed\n", n, report.accepted, report.rejected, report.left, report.failed)
+  end
+  return string.format("reconcile: %d connection(s): %d accepted, %d rejected, %d left, %d failed (%s)\n", n,
+    report.accepted, report.rejected, report.left, report.failed, duration(elapsed))
+end
+
+local function report_json(ctx, report, round)
+  local plan = {}
+  for i, e in ipairs(report.plan) do
+    plan[i] = { id = e.id, domain_id = e.domain_id, status = e.status, action = e.action, reason = e.reason,
+      outcome = e.outcome, described = e.described, description = e.description, connection = e.connection,
+      error = e.error and error_table(ctx.vpcep, e.error) or nil }
+  end
+  return { service_id = report.service_id, dry_run = report.dry_run, round = round, plan = plan,
+    accepted = report.accepted, rejected = report.rejected, left = report.left, failed = report.failed }
+end
+
+-- Prints a round's report (as text or JSON) and logs it.
+local function show_report(ctx, report, round, elapsed)
+  local a = ctx.args
+  for _, e in ipairs(report.plan) do log_entry(ctx, e, report.dry_run) end
+  if a.json then
+    write(ctx, encode(report_json(ctx, report, round)), "\n")
+  else
+    if round then write(ctx, string.format("# round %d, %s\n", round, utc_now())) end
+    if report.dry_run then write(ctx, "# vpcep reconcile: dry run, the plan follows; nothing was sent.\n") end
+    print_plan(ctx, report)
+    write(ctx, summary(report, elapsed))
+  end
+  ctx.out:flush()
+end
+
+-- A round that failed as a whole (nothing was acted on): said on stderr,
+-- in --json on stdout too, and in the log.
+local function show_round_failure(ctx, err, round)
+  local vpcep = ctx.vpcep
+  local e = vpcep.is_error(err) and err or { code = "usage", message = tostring(err.msg or err) }
+  log_line(ctx, error_fields({ event = "round", round = round, outcome = "failed" }, e))
+  if ctx.args.json then write(ctx, encode({ round = round, error = error_table(vpcep, err) }), "\n") end
+  local text = vpcep.is_error(err) and tostring(err):gsub("^vpcep: ", "") or tostring(err.msg or err)
+  say_err(ctx, string.format("reconcile: round %d failed: %s", round, text))
+end
+
+-- One round: ok (nothing failed), or raises what failed it as a whole.
+local function one_round(ctx, client, policy, opts, round)
+  local t0 = now()
+  local ok, res = pcall(client.reconcile, client, ctx.args.service, policy, opts)
+  if not ok and not (ctx.vpcep.is_error(res) and res.report) then error(res, 0) end
+  show_report(ctx, ok and res or res.report, round, now() - t0)
+  return ok
+end
+
+local function watch_settings(cmd, a)
+  local every = number_flag(cmd, a.watch, "--watch", 0)
+  if every == 0 then usage(cmd, "--watch needs a number above 0, got '%s'", a.watch) end
+  local rounds = number_flag(cmd, a.rounds, "--rounds", 0)
+  if rounds and (rounds ~= math.floor(rounds) or rounds < 1) then
+    usage(cmd, "--rounds needs a whole number above 0")
+  end
+  if rounds and not every then usage(cmd, "--rounds goes with --watch") end
+  if every and every > 86400 then usage(cmd, "--watch needs at most 86400 seconds") end
+  return every, rounds
+end
+
+-- --watch: a round, a pause, the next round, until interrupted or
+-- --rounds. Each round after the first makes a new client (credentials
+-- read again). A round that fails is reported and the next still runs; bad
+-- usage stops the first round.
+local function watch(ctx, client, cmd, policy, opts, every, rounds)
+  local failed, round = false, 0
+  while true do
+    round = round + 1
+    local ok, res = pcall(function()
+      if round > 1 then
+        client:close()
+        client = new_client(ctx, cmd, ctx.args)
+      end
+      return one_round(ctx, client, policy, opts, round)
+    end)
+    if not ok then
+      local usage_err = getmetatable(res) == UsageError
+        or (ctx.vpcep.is_error(res) and res.code == "vpcep.invalid_argument" and res.status == nil)
+      if not usage_err and not ctx.vpcep.is_error(res) then error(res, 0) end   -- an interrupt, a bug
+      if round == 1 and usage_err then error(res, 0) end
+      show_round_failure(ctx, res, round)
+    end
+    failed = failed or not (ok and res)
+    if rounds and round >= rounds then break end
+    ctx.vpcep._sleep(every)
+  end
+  client:close()
+  return failed and EXIT_FAILED or EXIT_OK
+end
+
+RUN.reconcile = function(ctx, client, cmd)
+  local a = ctx.args
+  no_extra(ctx, cmd)
+  local policy = cli_policy(cmd, a)
+  local opts = cli_reconcile_opts(cmd, a)
+  local every, rounds = watch_settings(cmd, a)
+  ctx.log = open_log(cmd, a.log)
+  local ok, rc = pcall(function()
+    if every then return watch(ctx, client, cmd, policy, opts, every, rounds) end
+    local done, res = pcall(one_round, ctx, client, policy, opts, nil)
+    if done then return res and EXIT_OK or EXIT_FAILED end
+    if ctx.vpcep.is_error(res) and not (res.code == "vpcep.invalid_argument" and res.status == nil) then
+      log_line(ctx, error_fields({ event = "round", outcome = "failed" }, res))
+    end
+    error(res, 0)
+  end)
+  if ctx.log then ctx.log:close() end
+  ctx.log = nil
+  if not ok then error(rc, 0) end
+  return rc
 end
 
 ----------------------------------------------------------------------------
@@ -902,11 +1159,6 @@ local function run(ctx, argv)
   local ok, rc = pcall(RUN[cmd], ctx, client, cmd)
   client:close()
   return invalid_is_usage(ctx, cmd, ok, rc)
-end
-
-local function say_err(ctx, line)
-  ctx.out:flush()
-  ctx.err:write(PROG, ": ", line, "\n")
 end
 
 -- What a failure of run() prints, and the exit status.

@@ -39,6 +39,8 @@ BASE_TIME = datetime.datetime(2024, 1, 1, 0, 0, 0, tzinfo=datetime.timezone.utc)
 FIELDS = ("id", "marker_id", "created_at", "updated_at", "domain_id", "status", "description")
 
 API_RE = re.compile(r"^/v1/([^/?]+)/vpc-endpoint-services/([^/?]+)/connections(/action)?$")
+DESC_RE = re.compile(r"^/v1/([^/?]+)/vpc-endpoint-services/([^/?]+)/connections/description$")
+DESC_MAX = 512  # bytes of UTF-8, the service's cap on a description
 
 QUIET = False
 
@@ -519,6 +521,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- the service ---------------------------------------------------------
     def api(self, path, query, body):
+        d = DESC_RE.match(path)
+        if d:
+            return self.describe_api(d, body)
         m = API_RE.match(path)
         is_action = bool(m and m.group(3))
         if not m or (is_action and self.command != "POST") or (not is_action and self.command != "GET"):
@@ -628,6 +633,48 @@ class Handler(BaseHTTPRequestHandler):
         elif lf.get("list_total") is not None:
             doc["total_count"] = lf["list_total"]
         self.send_json(200, doc)
+
+    # -- UpdateEndpointConnectionsDesc -----------------------------------------
+    def describe_api(self, m, body):
+        """PUT .../connections/description {"connections":[{"id","description"}]}
+        -> 200 {"connections":[conn, ...]}, validated as the service does."""
+        if self.command != "PUT":
+            return self.flat_error(404, "APIGW.0101",
+                                   "The API does not exist or has not been published in the environment")
+        project_id, service_id = unquote(m.group(1)), unquote(m.group(2))
+        if not self.authenticate(project_id, body):
+            return
+        bad = lambda what: self.flat_error(400, "EndPoint.0001", "Invalid parameter: %s" % what)  # noqa: E731
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return bad("Content-Type must be application/json")
+        try:
+            doc = json.loads(body.decode("utf-8"))
+        except Exception:
+            return bad("request body is not valid JSON")
+        items = doc.get("connections") if isinstance(doc, dict) else None
+        if not isinstance(items, list) or not items:
+            return bad("connections")
+        for it in items:
+            if not isinstance(it, dict) or not isinstance(it.get("id"), str) or it["id"] == "":
+                return bad("connections.id")
+            text = it.get("description")
+            if not isinstance(text, str) or len(text.encode("utf-8")) > DESC_MAX:
+                return bad("connections.description")
+            if "<" in text or ">" in text:
+                return bad("connections.description must not contain '<' or '>'")
+        with STATE.lock:
+            svc = STATE.services.get((project_id, service_id))
+            if svc is None or any(it["id"] not in svc for it in items):
+                return self.flat_error(404, "EndPoint.0005", "The requested resource does not exist.")
+            out = []
+            for it in items:
+                c = svc[it["id"]]
+                State.settle(c)
+                c["description"] = it["description"]
+                c["updated_at"] = now_iso()
+                out.append(State.public(c))
+        self.send_json(200, {"connections": out})
 
     # -- control API -----------------------------------------------------------
     def control(self, path, query, body):
