@@ -276,22 +276,8 @@ static int l_client_carrier(lua_State *L)
     return 1;
 }
 
-/* vpcep._error(code, message) -> an error object of one of the client's
- * own codes (vpcep.*), for the Lua drivers (a cancelled call, a missing
- * callback), made as every other */
-static int l_error(lua_State *L)
+void vp_uv_open(lua_State *L)
 {
-    const char *code = luaL_checkstring(L, 1);
-    const char *message = luaL_checkstring(L, 2);
-    if (strncmp(code, "vpcep.", 6) != 0)
-        vp_raise(L, VP_EINVAL, "_error: the code must be one of the client's own (vpcep.*)");
-    vp_error_push(L, code, message, 0);
-    return 1;
-}
-
-void vp_uv_open(lua_State *L, int module)
-{
-    module = vp_absindex(L, module);
     static const luaL_Reg methods[] = {
         {"start", l_start},   {"action", l_action},       {"timeout", l_timeout},
         {"cancel", l_cancel}, {"in_flight", l_in_flight}, {NULL, NULL},
@@ -316,6 +302,4 @@ void vp_uv_open(lua_State *L, int module)
     lua_pushcfunction(L, l_client_carrier);
     lua_setfield(L, -2, "_carrier");
     lua_pop(L, 2);
-    lua_pushcfunction(L, l_error);
-    lua_setfield(L, module, "_error");
 }

@@ -9,8 +9,8 @@
 VP_HIDDEN_BEGIN
 
 /* Creates the carrier metatable, adds `_carrier` to the client's methods
- * (after vp_client_open) and `_error` to the module table at `module`. */
-void vp_uv_open(lua_State *L, int module);
+ * (after vp_client_open). */
+void vp_uv_open(lua_State *L);
 
 VP_HIDDEN_END
 

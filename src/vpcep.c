@@ -97,7 +97,7 @@ VP_EXPORT int luaopen_vpcep(lua_State *L)
     vp_lflow_open(L);
     lua_newtable(L);
     vp_setfuncs(L, functions, 0);
-    vp_uv_open(L, lua_gettop(L));
+    vp_uv_open(L);
     lua_pushliteral(L, "vpcep " VPCEP_VERSION);
     lua_setfield(L, -2, "_VERSION");
     push_safe_table(L);

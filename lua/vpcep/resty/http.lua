@@ -99,6 +99,13 @@ end
 
 -- Connects, or takes a kept-alive connection, and does the TLS handshake
 -- on a new one. -> true | false, code, message
+-- Cosockets have no per-socket CA: with cafile given, say where nginx's
+-- trust comes from (both ways a refused certificate is reported).
+local function cafile_hint(req)
+  return req.verify and req.cafile and
+    "; vpcep.resty verifies against lua_ssl_trusted_certificate, which must name cafile" or ""
+end
+
 function Ex:open(req, pool_size)
   local ex = self
   ex.sock = ngx.socket.tcp()
@@ -130,9 +137,8 @@ function Ex:open(req, pool_size)
     local pok, session, herr = pcall(ex.sock.sslhandshake, ex.sock, false, sni, req.verify and true or false)
     if not pok or not session then
       ex.sock:close()
-      local hint = req.verify and req.cafile and
-        "; vpcep.resty verifies against lua_ssl_trusted_certificate, which must name cafile" or ""
-      return failed(pok and herr or session, "vpcep.tls", "TLS handshake with " .. where .. " failed" .. hint)
+      return failed(pok and herr or session, "vpcep.tls", "TLS handshake with " .. where .. " failed"
+        .. cafile_hint(req))
     end
     ex.tls_fresh = true
   end
@@ -383,7 +389,8 @@ local function try(req, pool_size, deadline, new)
     if ex.tls_fresh and err == "closed" then
       -- lua-nginx-module has reported a refused certificate this way: a
       -- handshake that "succeeded" on a connection already closed
-      return false, "vpcep.tls", "TLS handshake with " .. host .. ":" .. port .. " failed (closed)"
+      return false, "vpcep.tls", "TLS handshake with " .. host .. ":" .. port .. " failed" .. cafile_hint(req)
+        .. " (closed)"
     end
     return failed(err, "vpcep.transport", "cannot send the request to " .. host, ex.reused)
   end
