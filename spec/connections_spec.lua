@@ -9,27 +9,14 @@ local HAS_INTEGERS = math.type ~= nil
 
 local capture = helper.raised
 
-local function paths(log)
-  local t = {}
-  for i, e in ipairs(log) do
-    assert.equal("GET", e.method)
-    t[i] = e.path
-  end
-  return t
-end
+local paths = helper.get_paths
 
 describe("client:connections", function()
   local mock, c
-
-  setup(function()
-    mock = helper.start()
-    c = helper.client(mock, { retries = 0 })
-  end)
-  teardown(function()
-    c:close()
-    mock:stop()
-  end)
-  before_each(function() mock:reset() end)
+  local hooks = helper.mock_and_client({ retries = 0 }, function(m, client) mock, c = m, client end)
+  setup(hooks.setup)
+  teardown(hooks.teardown)
+  before_each(hooks.before_each)
 
   it("follows pages of 1000 over 2500 connections and returns them all with total_count", function()
     mock:seed(2500)

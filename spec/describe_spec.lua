@@ -19,16 +19,10 @@ end
 
 describe("client:describe", function()
   local mock, c
-
-  setup(function()
-    mock = helper.start()
-    c = helper.client(mock, { retries = 0 })
-  end)
-  teardown(function()
-    c:close()
-    mock:stop()
-  end)
-  before_each(function() mock:reset() end)
+  local hooks = helper.mock_and_client({ retries = 0 }, function(m, client) mock, c = m, client end)
+  setup(hooks.setup)
+  teardown(hooks.teardown)
+  before_each(hooks.before_each)
 
   local function service(ids)
     mock:service { endpoints = seed(ids) }

@@ -13,27 +13,14 @@ local D = helper.defaults
 local SID = D.service_id
 local LIST_PATH = "/v1/" .. D.project_id .. "/vpc-endpoint-services/" .. SID .. "/connections"
 
-local function paths(log)
-  local t = {}
-  for i, e in ipairs(log) do
-    assert.equal("GET", e.method)
-    t[i] = e.path
-  end
-  return t
-end
+local paths = helper.get_paths
 
 describe("client:each_connection", function()
   local mock, c
-
-  setup(function()
-    mock = helper.start()
-    c = helper.client(mock, { retries = 0 })
-  end)
-  teardown(function()
-    c:close()
-    mock:stop()
-  end)
-  before_each(function() mock:reset() end)
+  local hooks = helper.mock_and_client({ retries = 0 }, function(m, client) mock, c = m, client end)
+  setup(hooks.setup)
+  teardown(hooks.teardown)
+  before_each(hooks.before_each)
 
   it("yields every connection in order, 1000 per request, and stops at total_count", function()
     mock:seed(2500)

@@ -211,6 +211,36 @@ function helper.client_opts(mock, ...)
 end
 
 -- vpcep.new(helper.client_opts(mock, ...))
+-- The hooks of a describe block that has one mock and one client for its
+-- tests, the mock reset before each; set(mock, client) receives them.
+-- (busted's setup/teardown/before_each live in the spec's environment, so
+-- the spec passes the hooks to them.)
+function helper.mock_and_client(client_opts, set)
+  local mock, c
+  return {
+    setup = function()
+      mock = helper.start()
+      c = helper.client(mock, client_opts)
+      set(mock, c)
+    end,
+    teardown = function()
+      c:close()
+      mock:stop()
+    end,
+    before_each = function() mock:reset() end,
+  }
+end
+
+-- The paths of a mock log's requests, each of which must be a GET.
+function helper.get_paths(log)
+  local t = {}
+  for i, e in ipairs(log) do
+    require("luassert").are.equal("GET", e.method)
+    t[i] = e.path
+  end
+  return t
+end
+
 function helper.client(mock, ...)
   return require("vpcep").new(helper.client_opts(mock, ...))
 end
