@@ -496,6 +496,8 @@ end
 function Mock:log() return control(self, "GET", "/_mock/log").requests end
 function Mock:clear_log() return control(self, "POST", "/_mock/log/clear", {}) end
 function Mock:stats() return control(self, "GET", "/_mock/stats") end
+-- Starts the mock's max_in_flight count again.
+function Mock:clear_stats() return control(self, "POST", "/_mock/stats/clear", {}) end
 
 local function urlenc(s)
   return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))

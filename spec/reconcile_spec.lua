@@ -429,7 +429,10 @@ describe("client:reconcile", function()
       { "dry_run that is no boolean", {}, { dry_run = 1 } },
       { "describe that is no boolean", {}, { describe = "yes" } },
       { "a negative wait", {}, { wait = -1 } },
-      { "a per-call concurrency (the client's option)", {}, { concurrency = 2 } },
+      { "concurrency 0", {}, { concurrency = 0 } },
+      { "concurrency 65", {}, { concurrency = 65 } },
+      { "concurrency 1.5", {}, { concurrency = 1.5 } },
+      { "concurrency that is no number", {}, { concurrency = "x" } },
     }
     for _, case in ipairs(cases) do
       it(case[1], function()

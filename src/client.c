@@ -239,9 +239,12 @@ vp_client *vp_client_plan(lua_State *L, const char *method, vp_plan *p, int bloc
     const char *sid = vp_check_id(L, 2, "service_id", NULL);
     vp_batch **kept = blocking ? &c->one : NULL;
     if (strcmp(method, "describe") == 0) {
-        int n = vp_check_descriptions(L, 3, 1000);
+        vp_action_opts o;
+        int n;
+        vp_check_action_opts(L, 4, &o, 1);
+        n = vp_check_descriptions(L, 3, 1000);
         lua_createtable(L, 8, 0);
-        vp_plan_describe(L, p, -1, &c->sched, kept, sid, -3, -2, n);
+        vp_plan_describe(L, p, -1, &c->sched, kept, sid, -3, -2, n, o.concurrency);
     } else if (strcmp(method, "connections") == 0) {
         int query = lua_isnoneornil(L, 3) ? 0 : 3;
         if (query != 0)
@@ -252,10 +255,10 @@ vp_client *vp_client_plan(lua_State *L, const char *method, vp_plan *p, int bloc
         vp_action_opts o;
         int n;
         const char *action = strcmp(method, "accept") == 0 ? "receive" : "reject";
-        vp_check_action_opts(L, 4, &o);
+        vp_check_action_opts(L, 4, &o, 0);
         n = vp_check_endpoints(L, 3, o.max_endpoints);
         lua_createtable(L, 8, 0);
-        vp_plan_action(L, p, -1, &c->sched, kept, action, sid, -2, n, o.wait);
+        vp_plan_action(L, p, -1, &c->sched, kept, action, sid, -2, n, o.wait, o.concurrency);
     }
     return c;
 }

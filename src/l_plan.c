@@ -117,7 +117,7 @@ static int l_next(lua_State *L)
             continue;
         }
         now = vp_now();
-        slots = p->s->concurrency - b->running;
+        slots = vp_batch_slots(p->s, b, b->running);
         k = vp_batch_ready(b, now, slots, ready, (int)(sizeof ready / sizeof ready[0]));
         if (k == 0) {
             lua_pushliteral(L, "wait");

@@ -63,10 +63,11 @@ static void new_batch(lua_State *L, vp_plan *p, int n, enum vp_kind kind, vp_bui
         p->b = vp_batch_one(p->kept, kind, build, ud);
         if (p->b == NULL)
             vp_raise_oom(L);
-        return;
+    } else {
+        p->b = vp_batch_push(L, n, kind, build, ud);
+        set_slot(L, p, SLOT_BATCH);
     }
-    p->b = vp_batch_push(L, n, kind, build, ud);
-    set_slot(L, p, SLOT_BATCH);
+    p->b->concurrency = p->concurrency;
 }
 
 /* Copies s into out (cap bytes), cut if longer: ids were checked to fit. */
@@ -93,10 +94,11 @@ static void plan_init(vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, e
 /* ---- accept / reject, and opts.wait ---------------------------------------- */
 
 void vp_plan_action(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, const char *action,
-                    const char *sid, int ids_idx, int n, double wait)
+                    const char *sid, int ids_idx, int n, double wait, int concurrency)
 {
     ids_idx = vp_absindex(L, ids_idx);
     plan_init(p, vp_absindex(L, tab), s, kept, VP_PLAN_ACTION, sid);
+    p->concurrency = concurrency;
     copy_id(p->action, sizeof p->action, action);
     p->spec.action = p->action;
     p->spec.service_id = p->sid;
@@ -113,11 +115,12 @@ void vp_plan_action(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_bat
 }
 
 void vp_plan_describe(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, const char *sid,
-                      int ids_idx, int items_idx, int n)
+                      int ids_idx, int items_idx, int n, int concurrency)
 {
     ids_idx = vp_absindex(L, ids_idx);
     items_idx = vp_absindex(L, items_idx);
     plan_init(p, vp_absindex(L, tab), s, kept, VP_PLAN_DESCRIBE, sid);
+    p->concurrency = concurrency;
     p->n = n;
     p->phase = PH_ACTION; /* one batch, failures as accept's; no waiting */
     lua_pushvalue(L, ids_idx);

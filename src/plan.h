@@ -36,17 +36,19 @@ typedef struct vp_plan {
     int listed, pages;
     int one_page; /* query.limit or query.offset given: exactly that page */
     double list_deadline;
+    int concurrency; /* of every batch of the call; 0 = the client's */
 } vp_plan;
 
 /* Starts the plan of accept/reject ("receive"/"reject") over the checked
  * endpoint ids at ids_idx (n of them), then opts.wait seconds of polling
- * when wait > 0. tab: a new table for the plan's values. */
+ * when wait > 0. tab: a new table for the plan's values. concurrency: at
+ * most that many requests out at once (0: the client's). */
 void vp_plan_action(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, const char *action,
-                    const char *sid, int ids_idx, int n, double wait);
+                    const char *sid, int ids_idx, int n, double wait, int concurrency);
 /* Starts the plan of describe: one request per {id=, description=} item
  * of the array at items_idx, the ids (same order) at ids_idx. */
 void vp_plan_describe(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, const char *sid,
-                      int ids_idx, int items_idx, int n);
+                      int ids_idx, int items_idx, int n, int concurrency);
 /* Starts the plan of a listing (every page) with the checked query at
  * query_idx (0: none). */
 void vp_plan_list(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, const char *sid,

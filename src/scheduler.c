@@ -37,6 +37,12 @@ static void batch_init(vp_batch *b, int n, enum vp_kind kind, vp_build_fn build,
     b->build = build;
     b->build_ud = ud;
     b->deadline_cap = 0;
+    b->concurrency = 0;
+}
+
+int vp_batch_slots(const vp_sched *s, const vp_batch *b, int in_flight)
+{
+    return (b->concurrency > 0 ? b->concurrency : s->concurrency) - in_flight;
 }
 
 vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind, vp_build_fn build, const void *ud)
@@ -286,7 +292,7 @@ static void protected(lua_State *L, run_ctx *ctx, lua_CFunction f, int i)
 static void start_ready(lua_State *L, run_ctx *ctx)
 {
     int ready[64], k, j;
-    int slots = ctx->s->concurrency - vp_transport_in_flight(ctx->s->tp);
+    int slots = vp_batch_slots(ctx->s, ctx->b, vp_transport_in_flight(ctx->s->tp));
     k = vp_batch_ready(ctx->b, vp_now(), slots, ready, (int)(sizeof ready / sizeof ready[0]));
     for (j = 0; j < k; j++) {
         vp_op *op = &ctx->b->ops[ready[j]];
@@ -335,7 +341,7 @@ void vp_batch_run(lua_State *L, const vp_sched *s, vp_batch *b, int kept, int re
         start_ready(L, &ctx);
         if (b->left == 0)
             break;
-        slots = s->concurrency - vp_transport_in_flight(s->tp);
+        slots = vp_batch_slots(s, b, vp_transport_in_flight(s->tp));
         if (vp_transport_in_flight(s->tp) == 0) {
             /* all waiting to retry: sleep until the first may go */
             vp_sleep(vp_batch_wake(b, vp_now(), slots));

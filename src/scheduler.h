@@ -45,6 +45,7 @@ typedef struct vp_batch {
     vp_build_fn build;
     const void *build_ud;
     double deadline_cap; /* when > 0, no try runs past it (monotonic s) */
+    int concurrency;     /* tries out at once; 0 = the client's (vp_sched's) */
     int left;            /* operations not done yet */
     int running;         /* operations whose try is out */
     vp_op ops[1];
@@ -61,6 +62,9 @@ void vp_batch_one_done(vp_batch *one);
 void vp_batch_one_free(vp_batch **slot);
 /* ---- the operations' tries, doing no I/O (for every driver) ----------- */
 
+/* How many more tries of b may go out with in_flight out already (the
+ * batch's own concurrency, else the client's). */
+int vp_batch_slots(const vp_sched *s, const vp_batch *b, int in_flight);
 /* Writes to out the (0-based) operations that may start a try now, at
  * most `slots` and cap of them; returns how many. */
 int vp_batch_ready(const vp_batch *b, double now, int slots, int *out, int cap);

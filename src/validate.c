@@ -188,10 +188,14 @@ int vp_check_endpoints(lua_State *L, int idx, int max)
     return n;
 }
 
-void vp_check_action_opts(lua_State *L, int idx, vp_action_opts *o)
+/* The most requests a call may have in flight, as vpcep.new's concurrency. */
+#define MAX_CONCURRENCY 64
+
+void vp_check_action_opts(lua_State *L, int idx, vp_action_opts *o, int describe)
 {
     o->wait = 0;
     o->max_endpoints = MAX_ENDPOINTS;
+    o->concurrency = 0;
     if (lua_isnoneornil(L, idx))
         return;
     if (lua_type(L, idx) != LUA_TTABLE)
@@ -200,7 +204,13 @@ void vp_check_action_opts(lua_State *L, int idx, vp_action_opts *o)
     while (lua_next(L, idx) != 0) {
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
         long long v;
-        if (strcmp(k, "wait") == 0) {
+        if (strcmp(k, "concurrency") == 0) {
+            if (!vp_isintegral(L, -1, &v) || v < 1 || v > MAX_CONCURRENCY)
+                vp_raise(L, VP_EINVAL, "opts.concurrency must be an integer in 1..%d", MAX_CONCURRENCY);
+            o->concurrency = (int)v;
+        } else if (describe) {
+            vp_raise(L, VP_EINVAL, "unknown option opts.%s (known: concurrency)", k);
+        } else if (strcmp(k, "wait") == 0) {
             if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0 && lua_tonumber(L, -1) <= 86400))
                 vp_raise(L, VP_EINVAL, "opts.wait must be a number of seconds in 0..86400");
             o->wait = lua_tonumber(L, -1);
@@ -209,7 +219,7 @@ void vp_check_action_opts(lua_State *L, int idx, vp_action_opts *o)
                 vp_raise(L, VP_EINVAL, "opts.max_endpoints must be an integer in 1..1000000");
             o->max_endpoints = (int)v;
         } else {
-            vp_raise(L, VP_EINVAL, "unknown option opts.%s (known: wait, max_endpoints)", k);
+            vp_raise(L, VP_EINVAL, "unknown option opts.%s (known: wait, max_endpoints, concurrency)", k);
         }
         lua_pop(L, 1);
     }

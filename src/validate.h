@@ -27,13 +27,15 @@ int vp_check_endpoints(lua_State *L, int idx, int max);
  * the ids, and {id=, description=} items. Returns how many. */
 int vp_check_descriptions(lua_State *L, int idx, int max);
 
-/* The options of accept/reject. */
+/* The options of accept/reject (describe takes only concurrency). */
 typedef struct vp_action_opts {
     double wait; /* seconds, 0 = no waiting */
     int max_endpoints;
+    int concurrency; /* requests in flight at once for this call; 0 = the client's */
 } vp_action_opts;
-/* Reads and checks the opts table at idx (nil: the defaults). */
-void vp_check_action_opts(lua_State *L, int idx, vp_action_opts *o);
+/* Reads and checks the opts table at idx (nil: the defaults); describe:
+ * only concurrency is an option. */
+void vp_check_action_opts(lua_State *L, int idx, vp_action_opts *o, int describe);
 /* Checks an action name: "receive" or "reject". */
 const char *vp_check_action(lua_State *L, int idx);
 

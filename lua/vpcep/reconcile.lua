@@ -235,12 +235,12 @@ local function check_options(opts)
   if w ~= nil and not (type(w) == "number" and w >= 0 and w <= 86400) then
     einval("opts.wait must be a number of seconds in 0..86400")
   end
-  if opts.concurrency ~= nil then
-    -- accept/reject/describe take their concurrency from the client alone
-    einval("opts.concurrency is not supported per call yet: set concurrency in vpcep.new")
+  local n = opts.concurrency
+  if n ~= nil and not (is_integer(n) and n >= 1 and n <= 64) then
+    einval("opts.concurrency must be an integer in 1..64")
   end
   return { statuses = check_statuses(opts.statuses), dry_run = opts.dry_run == true,
-    describe = opts.describe == true, wait = w ~= nil and w > 0 and w or nil }
+    describe = opts.describe == true, wait = w ~= nil and w > 0 and w or nil, concurrency = n }
 end
 
 ----------------------------------------------------------------------------
@@ -406,7 +406,7 @@ end
 -- Writes the reason of each entry to act on into its description (one
 -- describe call per 1000); an entry whose description failed is failed,
 -- and its action is not sent.
-local function describe_all(client, sid, plan, results)
+local function describe_all(client, sid, plan, results, concurrency)
   local stamp = os.date("!%Y-%m-%dT%H:%M:%SZ")
   local ks = to_act(plan, "accept")
   for _, k in ipairs(to_act(plan, "reject")) do ks[#ks + 1] = k end
@@ -420,7 +420,7 @@ local function describe_all(client, sid, plan, results)
       at[e.id] = ks[j]
     end
     table.sort(ids, byte_less)
-    local ok, res = call(client, "describe", sid, texts)
+    local ok, res = call(client, "describe", sid, texts, { concurrency = concurrency })
     for j, id in ipairs(ids) do
       local k = at[id]
       local r = (not ok and res.results) and res.results[j] or nil
@@ -448,13 +448,14 @@ local function bulk_failure(err, r, id, wait)
 end
 
 -- Sends action (accept or reject) for every entry still to act with it:
--- one bulk call (concurrent inside, as the client's concurrency says).
-local function act(client, sid, plan, results, action, wait)
+-- one bulk call (concurrent inside, as opts.concurrency or else the
+-- client's concurrency says).
+local function act(client, sid, plan, results, action, wait, concurrency)
   local ks = to_act(plan, action)
   if #ks == 0 then return end
   local ids = {}
   for j, k in ipairs(ks) do ids[j] = plan[k].id end
-  local o = { max_endpoints = #ids, wait = wait }
+  local o = { max_endpoints = #ids, wait = wait, concurrency = concurrency }
   local ok, res = call(client, action, sid, ids, o)
   for j, k in ipairs(ks) do
     local r = ok and res[j] or (not ok and res.results and res.results[j]) or nil
@@ -511,9 +512,9 @@ function M.reconcile(client, sid, policy, opts)
       if e.outcome == nil then e.outcome = "planned" end
     end
   else
-    if o.describe then describe_all(client, sid, plan, results) end
-    act(client, sid, plan, results, "accept", o.wait)
-    act(client, sid, plan, results, "reject", o.wait)
+    if o.describe then describe_all(client, sid, plan, results, o.concurrency) end
+    act(client, sid, plan, results, "accept", o.wait, o.concurrency)
+    act(client, sid, plan, results, "reject", o.wait, o.concurrency)
   end
   local report = { service_id = sid, dry_run = o.dry_run, plan = plan, results = results }
   count(report)

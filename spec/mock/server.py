@@ -59,6 +59,8 @@ class State:
         self.stats_lock = threading.Lock()
         self.connections_opened = 0
         self.requests = 0
+        self.in_flight = 0       # API requests being answered now
+        self.max_in_flight = 0   # the most at once since the last reset
         self.marker_seq = 100000000000
         self.reset()
 
@@ -69,6 +71,8 @@ class State:
             self.log = []
             self.config = dict(DEFAULT_CONFIG)
             self.auth = dict(DEFAULT_AUTH)
+        with self.stats_lock:
+            self.max_in_flight = self.in_flight
 
     def next_marker(self):
         with self.lock:
@@ -307,7 +311,15 @@ class Handler(BaseHTTPRequestHandler):
             })
         with STATE.stats_lock:
             STATE.requests += 1
+            STATE.in_flight += 1
+            STATE.max_in_flight = max(STATE.max_in_flight, STATE.in_flight)
+        try:
+            self.answer_api(path, query, body)
+        finally:
+            with STATE.stats_lock:
+                STATE.in_flight -= 1
 
+    def answer_api(self, path, query, body):
         rule = self.match_fault(path, query, body)
         extra = rule is not None and rule.get("extra") not in (None, False)
         self.hold_answer = extra and bool(rule.get("extra_same_write"))
@@ -740,10 +752,16 @@ class Handler(BaseHTTPRequestHandler):
                         State.settle(c)
                         out.append(State.public(c))
                 return self.send_json(200, {"connections": out})
+            if cmd == ("POST", "/_mock/stats/clear"):
+                with STATE.stats_lock:
+                    STATE.max_in_flight = STATE.in_flight
+                return self.send_json(200, {"ok": True})
             if cmd == ("GET", "/_mock/stats"):
                 with STATE.stats_lock:
                     return self.send_json(200, {"connections_opened": STATE.connections_opened,
-                                                "requests": STATE.requests})
+                                                "requests": STATE.requests,
+                                                "in_flight": STATE.in_flight,
+                                                "max_in_flight": STATE.max_in_flight})
         except Abort:
             raise
         except Exception as e:  # a bad control call is the test's bug: say so
