@@ -11,6 +11,9 @@ local helper = require "spec.helper"
 local socket = require "socket"
 local vpcep = require "vpcep"
 
+-- the checkout's Lua part (the blocking client's reconcile), whatever --lpath busted was given
+package.path = helper.spec_dir .. "/../lua/?.lua;" .. package.path
+
 local q = helper.shell_quote
 local json = helper.json
 local D = helper.defaults
@@ -704,6 +707,193 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
       want = blocking(o, "accept", SID, "ep-0000")
       assert.are.equal("vpcep.connect", out.err.code)
       assert.are.same(err_shape(want.err), err_shape(out.err))
+    end)
+  end)
+
+  describe("reconcile, each_connection, describe and opts.concurrency", function()
+    -- Pending connections of dA (a1..a3) and dB (b1, b2), one accepted of dA.
+    local function seed()
+      mock:service { endpoints = {
+        { id = "a1", domain_id = "dA" }, { id = "a2", domain_id = "dA" }, { id = "a3", domain_id = "dA" },
+        { id = "b1", domain_id = "dB" }, { id = "b2", domain_id = "dB" },
+        { id = "old", domain_id = "dA", status = "accepted" } } }
+    end
+
+    -- What the mock was asked to write: { [id] = "receive" | "reject" | "describe" ... }, and how many.
+    local function writes()
+      local by_id, n = {}, 0
+      for _, e in ipairs(mock:log()) do
+        if e.method ~= "GET" then
+          local doc = json.decode(e.body)
+          local id = e.method == "POST" and doc.endpoints[1] or doc.connections[1].id
+          by_id[id] = (by_id[id] and by_id[id] .. "," or "") .. (doc.action or "describe")
+          n = n + 1
+        end
+      end
+      return by_id, n
+    end
+
+    local function outcomes(report)
+      local t = {}
+      for _, e in ipairs(report.plan) do t[e.id] = e.outcome end
+      return t
+    end
+
+    it("a table policy: accepts dA, rejects the others, as the plan says", function()
+      seed()
+      local out = call(opts_for(mock), "reconcile", SID, { accept_domains = { "dA" }, otherwise = "reject" })
+      assert.is_true(out.ok, json.encode(out))
+      local r = out.report
+      assert.are.same({ 3, 2, 0, 0 }, { r.accepted, r.rejected, r.left, r.failed })
+      assert.are.same({ a1 = "accepted", a2 = "accepted", a3 = "accepted", b1 = "rejected", b2 = "rejected" },
+        outcomes(r))
+      local state = mock:by_id()
+      for _, id in ipairs({ "a1", "a2", "a3" }) do assert.are.equal("accepted", state[id].status) end
+      for _, id in ipairs({ "b1", "b2" }) do assert.are.equal("rejected", state[id].status) end
+      local w, n = writes()
+      assert.are.same({ a1 = "receive", a2 = "receive", a3 = "receive", b1 = "reject", b2 = "reject" }, w)
+      assert.are.equal(5, n)
+      -- the blocking client plans the same from the same state
+      seed()
+      local c = vpcep.new(opts_for(mock))
+      local report = c:reconcile(SID, { accept_domains = { "dA" }, otherwise = "reject" }, { dry_run = true })
+      c:close()
+      local want = {}
+      for i, e in ipairs(report.plan) do want[i] = { id = e.id, action = e.action, reason = e.reason } end
+      local got = {}
+      for i, e in ipairs(r.plan) do got[i] = { id = e.id, action = e.action, reason = e.reason } end
+      assert.are.same(want, got)
+    end)
+
+    it("a policy function with reasons, and describe: each reason written before its action", function()
+      seed()
+      local policy = { lua = [[return function(conn)
+        if conn.id == "a2" then return "reject", "a2 is retired" end
+        if conn.domain_id == "dA" then return "accept", "ours" end
+      end]] }
+      local out = call(opts_for(mock), "reconcile", SID, policy, { describe = true })
+      assert.is_true(out.ok, json.encode(out))
+      local r = out.report
+      assert.are.same({ 2, 1, 2, 0 }, { r.accepted, r.rejected, r.left, r.failed })
+      assert.are.same({ a1 = "accepted", a2 = "rejected", a3 = "accepted", b1 = "left", b2 = "left" }, outcomes(r))
+      local w = writes()
+      assert.are.same({ a1 = "describe,receive", a2 = "describe,reject", a3 = "describe,receive" }, w)
+      local state = mock:by_id()
+      assert.matches(": reject: a2 is retired$", state.a2.description)
+      assert.matches(": accept: ours$", state.a1.description)
+      assert.are.equal("pendingAcceptance", state.b1.status)
+    end)
+
+    it("a dry run sends nothing but list reads", function()
+      seed()
+      local out = call(opts_for(mock), "reconcile", SID, { accept_domains = { "dA" }, otherwise = "reject" },
+        { dry_run = true, describe = true })
+      assert.is_true(out.ok, json.encode(out))
+      assert.is_true(out.report.dry_run)
+      assert.are.same({ 3, 2, 0 }, { out.report.accepted, out.report.rejected, out.report.failed })
+      for _, e in ipairs(out.report.plan) do assert.are.equal("planned", e.outcome) end
+      local _, n = writes()
+      assert.are.equal(0, n)
+      assert.is_true(#mock:log() >= 1)
+      for _, c in ipairs(mock:state()) do
+        if c.id ~= "old" then assert.are.equal("pendingAcceptance", c.status) end
+      end
+    end)
+
+    it("a failure fails that connection alone and raises with err.report; a safe client returns it", function()
+      seed()
+      mock:fault { match = { method = "POST", endpoint = "a2" }, answer = { status = 404,
+        json = { error_code = "EndPoint.0005", error_msg = "gone" } } }
+      local policy = { lua = [[return function(conn)
+        if conn.id == "b1" then error("cannot decide b1") end
+        if conn.domain_id == "dA" then return "accept" end
+      end]] }
+      local out = call(opts_for(mock), "reconcile", SID, policy)
+      assert.is_false(out.ok)
+      local r = out.err.report
+      assert.is_table(r, json.encode(out))
+      assert.are.same({ 2, 0, 1, 2 }, { r.accepted, r.rejected, r.left, r.failed })
+      local o = outcomes(r)
+      assert.are.same({ a1 = "accepted", a2 = "failed", a3 = "accepted", b1 = "failed", b2 = "left" }, o)
+      assert.are.equal(2, out.err.failed)
+      local codes = {}
+      for _, e in ipairs(r.plan) do codes[e.id] = e.error end
+      assert.are.equal("EndPoint.0005", codes.a2)
+      assert.are.equal("vpcep.policy", codes.b1)
+      assert.are.equal("accepted", mock:by_id().a3.status)
+      -- the safe client: nil, err, the same report
+      seed()
+      mock:fault { match = { method = "POST", endpoint = "a2" }, answer = { status = 404,
+        json = { error_code = "EndPoint.0005", error_msg = "gone" } } }
+      local _, sout = request(nginx.port, "POST", "/call", { client = opts_for(mock), safe = true,
+        method = "reconcile", args = { SID, policy }, nargs = 2 })
+      assert.is_true(sout.safe_nil, json.encode(sout))
+      assert.are.same({ 2, 0, 1, 2 }, { sout.err.report.accepted, sout.err.report.rejected, sout.err.report.left,
+        sout.err.report.failed })
+      -- bad input: refused before anything is sent, raised or returned
+      mock:clear_log()
+      out = call(opts_for(mock), "reconcile", SID, { otherwise = "accept" })
+      assert.are.equal("vpcep.invalid_argument", out.err.code)
+      local _, bad = request(nginx.port, "POST", "/call", { client = opts_for(mock), safe = true,
+        method = "reconcile", args = { SID, { accept_domains = "dA" } }, nargs = 2 })
+      assert.is_true(bad.safe_nil)
+      assert.are.equal("vpcep.invalid_argument", bad.err.code)
+      assert.are.equal(0, #mock:log())
+    end)
+
+    it("each_connection: lazy pages of query.limit, every connection once, in order", function()
+      mock:seed(2500)
+      local out = call(opts_for(mock), "each_connection", SID, { limit = 1000 })
+      assert.is_true(out.ok, json.encode(out))
+      assert.are.equal(2500, #out.results)
+      local ids = helper.ids(2500)
+      for i = 1, 2500 do assert.are.equal(ids[i], out.results[i].id) end
+      local paths = helper.get_paths(mock:log())
+      assert.are.equal(3, #paths)
+      for k, path in ipairs(paths) do
+        assert.matches("offset=" .. (k - 1) * 1000, path)
+        assert.matches("limit=1000", path)
+      end
+      -- a page that fails raises from the loop; a bad query is refused before sending
+      mock:fault { match = { method = "GET", path_contains = "offset=1000" }, answer = { status = 404,
+        json = { error_code = "EndPoint.0005", error_msg = "gone" } } }
+      out = call(opts_for(mock), "each_connection", SID, { limit = 1000 })
+      assert.is_false(out.ok)
+      assert.are.equal("EndPoint.0005", out.err.code)
+      mock:clear_log()
+      out = call(opts_for(mock), "each_connection", SID, { limit = 0 })
+      assert.are.equal("vpcep.invalid_argument", out.err.code)
+      out = call(opts_for(mock), "each_connection", SID, { colour = "red" })
+      assert.are.equal("vpcep.invalid_argument", out.err.code)
+      assert.are.equal(0, #mock:log())
+    end)
+
+    it("opts.concurrency: at most that many requests out at once, for accept, describe and reconcile", function()
+      local ids = mock:seed(10)
+      mock:config { delay_ms = 150 }
+      local most = {}
+      local texts = {}
+      for _, id in ipairs(ids) do texts[id] = "t " .. id end
+      local calls = {
+        { "accept", SID, ids, { concurrency = 2 } },
+        { "describe", SID, texts, { concurrency = 2 } },
+        { "reconcile", SID, { accept_domains = { "d0" } }, { statuses = { "accepted" }, concurrency = 2 } },
+        { "reject", SID, ids },
+      }
+      for k, args in ipairs(calls) do
+        mock:clear_stats()
+        local out = call(opts_for(mock, { concurrency = 8 }), unpack(args))
+        assert.is_true(out.ok, json.encode(out))
+        most[k] = mock:stats().max_in_flight
+      end
+      assert.are.same({ 2, 2 }, { most[1], most[2] })
+      -- (the accepted ones are accepted already: the reconcile only lists)
+      assert.are.equal(1, most[3])
+      assert.is_true(most[4] > 2, "the client's concurrency gave only " .. most[4])
+      mock:clear_log()
+      local out = call(opts_for(mock), "accept", SID, ids, { concurrency = 65 })
+      assert.are.equal("vpcep.invalid_argument", out.err.code)
+      assert.are.equal(0, #mock:log())
     end)
   end)
 

@@ -49,8 +49,20 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
+-- A client whose methods never raise, only return nil, err (vpcep.uv's
+-- coroutine adapter), is called without pcall: Lua 5.1 cannot yield across
+-- one, and the adapter's methods yield.
+local function never_raises(client)
+  return type(client) == "table" and rawget(client, "_never_raises") == true
+end
+
 local function call(client, method, ...)
-  local r = pack(pcall(client[method], client, ...))
+  local r
+  if never_raises(client) then
+    r = pack(true, client[method](client, ...))
+  else
+    r = pack(pcall(client[method], client, ...))
+  end
   if r[1] and r[2] == nil and vpcep.is_error(r[3]) then return false, r[3] end
   if not r[1] and not vpcep.is_error(r[2]) then error(r[2], 0) end
   return unpack(r, 1, r.n)
@@ -79,8 +91,10 @@ local function check_listing(client, sid, query)
     einval("query.offset must be an integer of 0 or more")
   end
   q.limit, q.offset = q.limit or PAGE, q.offset or 0
-  if type(client) == "userdata" then
-    local ok, err = pcall(client.plan, client, "connections", sid, q)
+  -- the C client, or the one a host's client (vpcep.resty, vpcep.uv) wraps
+  local core = type(client) == "userdata" and client or type(client) == "table" and rawget(client, "_core")
+  if core then
+    local ok, err = pcall(core.plan, core, "connections", sid, q)
     if not ok then error(err, 0) end
   else
     vpcep._check_id(sid, "service_id")
@@ -373,7 +387,12 @@ local function decide_all(client, sid, fn, statuses)
   local plan, results, seen, wanted = {}, {}, {}, {}
   for _, s in ipairs(statuses) do wanted[s] = true end
   for _, status in ipairs(statuses) do
-    for conn in M.each_connection(client, sid, { status = status }) do
+    -- a while loop, not a generic for: on Lua 5.1 a coroutine cannot yield
+    -- from inside a for's iterator (vpcep.uv's adapter yields in it)
+    local next_conn = M.each_connection(client, sid, { status = status })
+    while true do
+      local conn = next_conn()
+      if conn == nil then break end
       local id = type(conn) == "table" and conn.id or nil
       -- a connection met twice (it moved between pages or statuses) is decided once
       if type(conn) == "table" and wanted[conn.status] and not (type(id) == "string" and seen[id]) then

@@ -5,6 +5,8 @@
 --   local vpcep = require "vpcep.resty"
 --   local client = vpcep.new { region = "cn-north-4", project_id = ..., token = ... }
 --   local conns = client:accept(service_id, { id1, id2 }, { wait = 60 })
+--   local report = client:reconcile(service_id, { accept_domains = { ... } })
+--   for conn in client:each_connection(service_id) do ... end
 --
 -- Each call is the C module's plan (client:plan, the state machine the
 -- blocking client runs, with every retry, back-off, deadline, wait poll and
@@ -20,6 +22,7 @@ if type(ngx) ~= "table" or not ngx.socket then
 end
 
 local vpcep = require "vpcep"
+local flow = require "vpcep.reconcile"
 local semaphore = require "ngx.semaphore"
 local http = require "vpcep.resty.http"
 
@@ -184,8 +187,23 @@ function Client:connections(service_id, query)
   return drive(self, "connections", service_id, query)
 end
 
-function Client:describe(service_id, descriptions)
-  return drive(self, "describe", service_id, descriptions)
+function Client:describe(service_id, descriptions, opts)
+  return drive(self, "describe", service_id, descriptions, opts)
+end
+
+-- The methods above are synchronous in the light thread that calls them,
+-- so the blocking client's Lua part (vpcep.reconcile) runs over them as it
+-- is: the same pages, policies, plan, report and errors.
+--   for conn in client:each_connection(sid [, query]) do ... end
+function Client:each_connection(service_id, query)
+  check_phase("each_connection")
+  return flow.each_connection(self, service_id, query)
+end
+
+-- client:reconcile(sid, policy [, opts]) -> report, or raises (err.report)
+function Client:reconcile(service_id, policy, opts)
+  check_phase("reconcile")
+  return flow.reconcile(self, service_id, policy, opts)
 end
 
 -- No I/O: the C client's own.
@@ -213,7 +231,10 @@ end
 
 local SafeClient = {}
 SafeClient.__index = SafeClient
-for _, name in ipairs({ "accept", "reject", "connections", "describe", "prepare" }) do
+-- (each_connection: a bad call returns nil, err; a page that fails during
+-- the loop raises, as the blocking safe client's)
+for _, name in ipairs({ "accept", "reject", "connections", "describe", "prepare", "each_connection",
+                        "reconcile" }) do
   SafeClient[name] = safely(Client[name])
 end
 SafeClient.close = Client.close
@@ -227,7 +248,8 @@ local function new(opts, mt)
       .. " (cosockets go through a proxy with HTTP CONNECT only)")
   end
   local n = type(opts) == "table" and tonumber(opts.concurrency) or DEFAULT_CONCURRENCY
-  return setmetatable({ c = c, pool_size = n, runs = setmetatable({}, { __mode = "k" }) }, mt)
+  -- _core: the C client, which vpcep.reconcile asks to check a listing's arguments
+  return setmetatable({ c = c, _core = c, pool_size = n, runs = setmetatable({}, { __mode = "k" }) }, mt)
 end
 
 -- vpcep.resty.new(opts): the blocking client's options; validates, connects nowhere.

@@ -60,7 +60,13 @@ class State:
         self.connections_opened = 0
         self.requests = 0
         self.in_flight = 0       # API requests being answered now
-        self.max_in_flight = 0   # the most at once since the last reset
+        # Of the API requests that arrived since the last reset or
+        # stats/clear (an epoch), how many are being answered now and the
+        # most at once: a request left hanging by an earlier test is not
+        # counted.
+        self.epoch = 0
+        self.epoch_in_flight = 0
+        self.max_in_flight = 0
         self.marker_seq = 100000000000
         self.reset()
 
@@ -71,8 +77,13 @@ class State:
             self.log = []
             self.config = dict(DEFAULT_CONFIG)
             self.auth = dict(DEFAULT_AUTH)
+        self.new_epoch()
+
+    def new_epoch(self):
         with self.stats_lock:
-            self.max_in_flight = self.in_flight
+            self.epoch += 1
+            self.epoch_in_flight = 0
+            self.max_in_flight = 0
 
     def next_marker(self):
         with self.lock:
@@ -312,12 +323,16 @@ class Handler(BaseHTTPRequestHandler):
         with STATE.stats_lock:
             STATE.requests += 1
             STATE.in_flight += 1
-            STATE.max_in_flight = max(STATE.max_in_flight, STATE.in_flight)
+            STATE.epoch_in_flight += 1
+            STATE.max_in_flight = max(STATE.max_in_flight, STATE.epoch_in_flight)
+            epoch = STATE.epoch
         try:
             self.answer_api(path, query, body)
         finally:
             with STATE.stats_lock:
                 STATE.in_flight -= 1
+                if epoch == STATE.epoch:
+                    STATE.epoch_in_flight -= 1
 
     def answer_api(self, path, query, body):
         rule = self.match_fault(path, query, body)
@@ -753,8 +768,7 @@ class Handler(BaseHTTPRequestHandler):
                         out.append(State.public(c))
                 return self.send_json(200, {"connections": out})
             if cmd == ("POST", "/_mock/stats/clear"):
-                with STATE.stats_lock:
-                    STATE.max_in_flight = STATE.in_flight
+                STATE.new_epoch()
                 return self.send_json(200, {"ok": True})
             if cmd == ("GET", "/_mock/stats"):
                 with STATE.stats_lock:

@@ -21,9 +21,41 @@ local function shape(err)
       t.results[i] = resty.is_error(r) and { error = shape(r) } or r
     end
   end
+  if err.report then t.report = M.report_shape(err.report) end
   return t
 end
 M.shape = shape
+
+-- A reconcile report as JSON takes it: its counts, and each plan entry's
+-- id, action, reason, outcome and error code.
+function M.report_shape(r)
+  local plan = {}
+  for i, e in ipairs(r.plan) do
+    plan[i] = { id = e.id, domain_id = e.domain_id, action = e.action, reason = e.reason, outcome = e.outcome,
+                described = e.described, error = e.error and e.error.code }
+  end
+  return { plan = plan, accepted = r.accepted, rejected = r.rejected, left = r.left, failed = r.failed,
+           dry_run = r.dry_run, service_id = r.service_id }
+end
+
+-- each_connection's loop, run here: the connections it gave, in order.
+local function drain(client, ...)
+  local next_conn, err = client:each_connection(...)
+  if not next_conn then return nil, err end -- a safe client's bad call
+  local got = {}
+  for conn in next_conn do got[#got + 1] = conn end
+  return got
+end
+
+-- The spec's arguments, with each { lua = "chunk" } made the function the
+-- chunk returns (a policy function, which JSON cannot carry).
+local function functions_in(args, n)
+  for i = 1, n do
+    local a = args[i]
+    if type(a) == "table" and type(a.lua) == "string" then args[i] = assert(loadstring(a.lua))() end
+  end
+  return args
+end
 
 -- Made in init_by_lua (see M.init): proof that new does no I/O.
 M.made_in_init = nil
@@ -55,12 +87,15 @@ local function run(doc)
     client = c
   end
   if doc.close_first then client:close() end
-  local f = client[doc.method]
-  local res = { pcall(f, client, unpack(doc.args or {}, 1, doc.nargs or #(doc.args or {}))) }
+  local f = doc.method == "each_connection" and drain or client[doc.method]
+  local nargs = doc.nargs or #(doc.args or {})
+  local res = { pcall(f, client, unpack(functions_in(doc.args or {}, nargs), 1, nargs)) }
   ngx.update_time()
   local out = { t0 = t0, t1 = ngx.now() }
   if doc.safe and res[1] and res[2] == nil then
     out.ok, out.safe_nil, out.err = false, true, shape(res[3])
+  elseif res[1] and doc.method == "reconcile" then
+    out.ok, out.report = true, M.report_shape(res[2])
   elseif res[1] then
     out.ok, out.results, out.total = true, res[2], res[3]
   else
