@@ -6,6 +6,9 @@
 local helper = require "spec.helper"
 local vpcep = require "vpcep"
 
+-- the checkout's Lua part (vpcep.reconcile), whatever --lpath busted was given
+package.path = helper.spec_dir .. "/../lua/?.lua;" .. package.path
+
 local have_luv, uv = pcall(require, "luv")
 local describe_uv = have_luv and describe or function(name) pending(name .. ": luv is not installed for this Lua") end
 
@@ -332,6 +335,239 @@ describe_uv("vpcep.uv (luv)", function()
     collectgarbage()
     collectgarbage()
     assert.is_nil(next(gone))
+  end)
+
+  describe("reconcile and each_connection (vpcep.reconcile in a coroutine)", function()
+    -- Pending connections of dA (a1..a3) and dB (b1, b2), one accepted of dA.
+    local function seed()
+      mock:service { endpoints = {
+        { id = "a1", domain_id = "dA" }, { id = "a2", domain_id = "dA" }, { id = "a3", domain_id = "dA" },
+        { id = "b1", domain_id = "dB" }, { id = "b2", domain_id = "dB" },
+        { id = "old", domain_id = "dA", status = "accepted" } } }
+    end
+
+    local function outcomes(report)
+      local t = {}
+      for _, e in ipairs(report.plan) do t[e.id] = e.outcome end
+      return t
+    end
+
+    -- What the mock was asked to write: { [id] = "receive" | "reject" | "describe", ... joined }, and how many.
+    local function writes()
+      local by_id, n = {}, 0
+      for _, e in ipairs(mock:log()) do
+        if e.method ~= "GET" then
+          local doc = helper.json.decode(e.body)
+          local id = e.method == "POST" and doc.endpoints[1] or doc.connections[1].id
+          by_id[id] = (by_id[id] and by_id[id] .. "," or "") .. (doc.action or "describe")
+          n = n + 1
+        end
+      end
+      return by_id, n
+    end
+
+    it("a table policy: returns before the callback, which gets the report; pending() counts it once", function()
+      seed()
+      mock:config { delay_ms = 50 }
+      local c = client()
+      local got
+      c:reconcile(SID, { accept_domains = { "dA" }, otherwise = "reject" }, function(...)
+        got = { n = select("#", ...), ... }
+      end)
+      assert.is_nil(got)
+      assert.are.equal(1, c:pending())
+      local saw_pending = {}
+      assert.is_true(run_until(function()
+        if got == nil then saw_pending[c:pending()] = true end
+        return got ~= nil
+      end))
+      assert.are.same({ [1] = true }, saw_pending) -- never 0 before the end, never the inner calls counted
+      assert.are.equal(0, c:pending())
+      assert.is_nil(got[2])
+      local r = got[1]
+      assert.are.same({ 3, 2, 0, 0 }, { r.accepted, r.rejected, r.left, r.failed })
+      assert.are.same({ a1 = "accepted", a2 = "accepted", a3 = "accepted", b1 = "rejected", b2 = "rejected" },
+        outcomes(r))
+      local w, n = writes()
+      assert.are.same({ a1 = "receive", a2 = "receive", a3 = "receive", b1 = "reject", b2 = "reject" }, w)
+      assert.are.equal(5, n)
+      local state = mock:by_id()
+      assert.are.equal("accepted", state.a3.status)
+      assert.are.equal("rejected", state.b2.status)
+      -- the blocking client plans the same
+      seed()
+      local b = helper.client(mock)
+      local want = b:reconcile(SID, { accept_domains = { "dA" }, otherwise = "reject" }, { dry_run = true })
+      b:close()
+      for i, e in ipairs(want.plan) do
+        assert.are.same({ e.id, e.action, e.reason }, { r.plan[i].id, r.plan[i].action, r.plan[i].reason })
+      end
+      c:close()
+    end)
+
+    it("a policy function with describe; a dry run sends only list reads", function()
+      seed()
+      local c = client()
+      local got = call(c, "reconcile", SID, function(conn)
+        if conn.id == "a2" then return "reject", "retired" end
+        if conn.domain_id == "dA" then return "accept", "ours" end
+      end, { describe = true })
+      assert.is_nil(got[2], tostring(got[2]))
+      assert.are.same({ a1 = "accepted", a2 = "rejected", a3 = "accepted", b1 = "left", b2 = "left" },
+        outcomes(got[1]))
+      assert.are.same({ a1 = "describe,receive", a2 = "describe,reject", a3 = "describe,receive" }, (writes()))
+      assert.matches(": reject: retired$", mock:by_id().a2.description)
+      mock:reset()
+      seed()
+      got = call(c, "reconcile", SID, { accept_domains = { "dA" }, otherwise = "reject" },
+        { dry_run = true, describe = true })
+      assert.is_nil(got[2])
+      assert.are.same({ 3, 2 }, { got[1].accepted, got[1].rejected })
+      local _, n = writes()
+      assert.are.equal(0, n)
+      assert.is_true(#mock:log() >= 1)
+      c:close()
+    end)
+
+    it("failures: that connection alone, the callback gets (nil, err) with err.report; bad input too", function()
+      seed()
+      mock:fault { match = { method = "POST", endpoint = "a2" }, answer = { status = 404,
+        json = { error_code = "EndPoint.0005", error_msg = "gone" } } }
+      local c = client()
+      local got = call(c, "reconcile", SID, function(conn)
+        if conn.id == "b1" then error("cannot decide b1") end
+        if conn.domain_id == "dA" then return "accept" end
+      end)
+      assert.is_nil(got[1])
+      local err = got[2]
+      assert.is_true(vpcep.is_error(err))
+      assert.are.equal(2, err.failed)
+      local r = err.report
+      assert.are.same({ 2, 0, 1, 2 }, { r.accepted, r.rejected, r.left, r.failed })
+      assert.are.same({ a1 = "accepted", a2 = "failed", a3 = "accepted", b1 = "failed", b2 = "left" }, outcomes(r))
+      assert.are.equal("accepted", mock:by_id().a3.status)
+      -- bad input reaches the callback, nothing sent; a missing callback raises at once
+      mock:clear_log()
+      got = call(c, "reconcile", SID, { otherwise = "accept" })
+      assert.are.equal("vpcep.invalid_argument", got[2].code)
+      got = call(c, "reconcile", SID, {}, { concurrency = 0 })
+      assert.are.equal("vpcep.invalid_argument", got[2].code)
+      got = call(c, "reconcile", "bad/id", {})
+      assert.are.equal("vpcep.invalid_argument", got[2].code)
+      assert.are.equal(0, #mock:log())
+      helper.einval(c.reconcile, c, SID, {})
+      helper.einval(c.each_connection, c, SID, function() end)
+      helper.einval(c.reconcile, {}, SID, {}, function() end)
+      c:close()
+    end)
+
+    it("each_connection: every connection once, in order, one page at a time; on_done(n, nil)", function()
+      mock:seed(2500)
+      local c = client()
+      local seen, pages_at = {}, {}
+      local done
+      c:each_connection(SID, { limit = 1000 }, function(conn)
+        seen[#seen + 1] = conn.id
+        pages_at[#seen] = #mock:log() -- how many pages were asked when this one came
+      end, function(...) done = { n = select("#", ...), ... } end)
+      assert.is_true(run_until(function() return done ~= nil end))
+      assert.are.same({ 2500, nil }, { done[1], done[2] })
+      assert.are.same(helper.ids(2500), seen)
+      -- lazily: the second page was asked only after the first page's connections
+      assert.are.same({ 1, 1, 2, 2, 3 }, { pages_at[1], pages_at[1000], pages_at[1001], pages_at[2000],
+        pages_at[2001] })
+      local paths = helper.get_paths(mock:log())
+      assert.are.equal(3, #paths)
+      -- the query may be left out (pages of 1000)
+      mock:clear_log()
+      local count = 0
+      done = nil
+      c:each_connection(SID, function() count = count + 1 end, function(...) done = { ... } end)
+      assert.is_true(run_until(function() return done ~= nil end))
+      assert.are.same({ 2500, 2500 }, { done[1], count })
+      assert.are.equal(3, #mock:log())
+      c:close()
+    end)
+
+    it("each_connection: on_conn returning false stops; one raising, or a page failing, ends in on_done(nil, err)",
+      function()
+        mock:seed(1500)
+        local c = client()
+        local count, done = 0, nil
+        c:each_connection(SID, { limit = 500 }, function()
+          count = count + 1
+          if count == 3 then return false end
+        end, function(...) done = { ... } end)
+        assert.is_true(run_until(function() return done ~= nil end))
+        assert.are.same({ 3, 3 }, { count, done[1] })
+        assert.are.equal(1, #mock:log()) -- no second page
+        done = nil
+        c:each_connection(SID, { limit = 500 }, function(conn)
+          if conn.id == "ep-0007" then error("on_conn broke") end
+        end, function(...) done = { n = select("#", ...), ... } end)
+        assert.is_true(run_until(function() return done ~= nil end))
+        assert.is_nil(done[1])
+        assert.matches("on_conn broke", tostring(done[2]))
+        mock:fault { match = { method = "GET", path_contains = "offset=500" }, answer = { status = 404,
+          json = { error_code = "EndPoint.0005", error_msg = "gone" } } }
+        count, done = 0, nil
+        c:each_connection(SID, { limit = 500 }, function() count = count + 1 end, function(...) done = { ... } end)
+        assert.is_true(run_until(function() return done ~= nil end))
+        assert.are.equal(500, count)
+        assert.is_nil(done[1])
+        assert.are.equal("EndPoint.0005", done[2].code)
+        mock:clear_log()
+        done = nil
+        c:each_connection(SID, { limit = 0 }, function() end, function(...) done = { ... } end)
+        assert.is_true(run_until(function() return done ~= nil end))
+        assert.are.equal("vpcep.invalid_argument", done[2].code)
+        assert.are.equal(0, #mock:log())
+        assert.are.same({}, reported)
+        c:close()
+      end)
+
+    it("close() during a reconcile: its callback once, with the error of the call it was making", function()
+      seed()
+      mock:config { delay_ms = 2000 }
+      local c = client()
+      local calls, last = 0, nil
+      c:reconcile(SID, { accept_domains = { "dA" } }, function(report, err)
+        calls = calls + 1
+        last = { report, err }
+      end)
+      assert.is_true(run_until(function() return #mock:log() >= 1 end))
+      c:close()
+      assert.is_true(run_until(function() return calls > 0 end))
+      uv.run("nowait")
+      assert.are.equal(1, calls)
+      assert.is_nil(last[1])
+      assert.are.equal("vpcep.cancelled", last[2].code)
+      assert.are.equal(0, c:pending())
+    end)
+
+    it("opts.concurrency: at most that many out at once, in accept, describe and reconcile", function()
+      local ids = mock:seed(10)
+      mock:config { delay_ms = 150 }
+      local c = client { concurrency = 8 }
+      local texts = {}
+      for _, id in ipairs(ids) do texts[id] = "t " .. id end
+      local most = {}
+      local runs = {
+        { "accept", SID, ids, { concurrency = 2 } },
+        { "describe", SID, texts, { concurrency = 3 } },
+        { "reconcile", SID, { otherwise = "reject" }, { statuses = { "accepted" }, concurrency = 2 } },
+        { "reconcile", SID, { accept_domains = { "d0" } }, { statuses = { "rejected" } } },
+      }
+      for k, args in ipairs(runs) do
+        mock:clear_stats()
+        local got = call(c, unpack(args))
+        assert.is_nil(got[2], tostring(got[2]))
+        most[k] = mock:stats().max_in_flight
+      end
+      assert.are.same({ 2, 3, 2 }, { most[1], most[2], most[3] })
+      assert.is_true(most[4] > 3, "the client's concurrency gave only " .. most[4])
+      c:close()
+    end)
   end)
 
   it("vpcep._error makes error objects like the client's own", function()

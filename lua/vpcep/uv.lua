@@ -6,8 +6,19 @@
 --   client:accept(sid, ids [, opts], function(conns, err) end)
 --   client:reject(sid, ids [, opts], function(conns, err) end)
 --   client:connections(sid [, query], function(list, err, total) end)
---   client:describe(sid, { [id] = "text" }, function(conns, err) end)
+--   client:describe(sid, { [id] = "text" } [, opts], function(conns, err) end)
+--   client:reconcile(sid, policy [, opts], function(report, err) end)
+--   client:each_connection(sid [, query], function(conn) end, function(n, err) end)
 --   client:close()        -- calls in flight: callback(nil, err), err.code "vpcep.cancelled"
+--
+-- reconcile and each_connection are the blocking client's Lua part
+-- (vpcep.reconcile) run in a coroutine over the calls above, which yields
+-- while each call is out and resumes in its callback. each_connection
+-- calls on_conn(conn) for every connection, one page fetched at a time (the
+-- next only once on_conn has seen the last one's connections); on_conn
+-- returning false stops the walk. on_done(n, nil) follows, n the count of
+-- connections given to on_conn, or on_done(nil, err): the listing's error
+-- object, or what on_conn raised (the walk stops there).
 --
 -- The callback is always the last argument, and its error always the
 -- second parameter: (result, nil [, more results]) or (nil, err), err the
@@ -95,6 +106,8 @@ function M.new(opts, host)
     _calls = {},    -- plan -> call { op, cb, timer }
     _queue = {},    -- calls to step again
     _due = {},      -- callbacks to run on the loop's next turn (no schedule)
+    _flows = {},    -- coroutine -> true: reconcile and each_connection running
+    _flow_callbacks = setmetatable({}, { __mode = "k" }), -- the callbacks of their calls
     _closed = false,
   }, Client)
   self._on_curl_timer = function() self:_carry(self._carrier.timeout) end
@@ -298,6 +311,131 @@ Client.connections = method("connections")
 Client.describe = method("describe")
 
 ---------------------------------------------------------------------------
+-- reconcile and each_connection: vpcep.reconcile in a coroutine.
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+-- The blocking-style client vpcep.reconcile takes, for code running in a
+-- coroutine: each method starts the uv call and yields until its callback
+-- calls resume(), then returns the results, or nil, err. It never raises
+-- (reconcile.lua calls such a client without pcall, which Lua 5.1 cannot
+-- yield across).
+local function blocking_view(self, resume)
+  local view = { _never_raises = true, _core = self._c }
+  local function wrap(name)
+    return function(_, ...)
+      local n = select("#", ...)
+      local args = { ... }
+      local got, waiting
+      local cb = function(...)
+        got = pack(...)
+        if waiting then
+          waiting = false
+          resume()
+        end
+      end
+      self._flow_callbacks[cb] = true
+      args[n + 1] = cb
+      self[name](self, unpack(args, 1, n + 1))
+      if not got then -- (the callback always comes later; this is for when it did not)
+        waiting = true
+        coroutine.yield()
+      end
+      if got[2] ~= nil then return nil, got[2] end
+      return got[1], got[3]
+    end
+  end
+  for _, name in ipairs({ "accept", "reject", "connections", "describe" }) do view[name] = wrap(name) end
+  return view
+end
+
+-- Runs body(view) in a coroutine; done(results...) or done(nil, err) once
+-- it ends, through the client's callbacks (its error ends the coroutine:
+-- no pcall inside it, which Lua 5.1 could not yield across). Counted by
+-- pending() meanwhile.
+function Client:_flow(body, done)
+  local flows = self._flows
+  local co
+  local function resume()
+    local ok, r = coroutine.resume(co)
+    if coroutine.status(co) ~= "dead" then return end
+    flows[co] = nil
+    if ok then
+      self:_callback(done, r, r.n)
+    else
+      self:_callback(done, { nil, r }, 2)
+    end
+  end
+  local view = blocking_view(self, resume)
+  co = coroutine.create(function() return pack(body(view)) end)
+  flows[co] = true
+  resume()
+end
+
+local flow_module -- vpcep.reconcile, required at the first call
+
+-- The callback at the end of the arguments (raises when it is missing, as
+-- every method does), and the arguments before it (as a table with n).
+local function split_callback(self, name, nfuncs, ...)
+  if getmetatable(self) ~= Client then
+    error(einval("expected a vpcep.uv client (use client:" .. name .. "(...), with a colon)"), 3)
+  end
+  local n = select("#", ...)
+  local args = { ... }
+  for k = n - nfuncs + 1, n do
+    if k < 1 or type(args[k]) ~= "function" then
+      error(einval(name .. (nfuncs == 1 and ": the last argument must be the callback, a function"
+        or ": the last two arguments must be functions (on_conn, on_done)")), 3)
+    end
+  end
+  args.n = n - nfuncs
+  return args, args[n - nfuncs + 1], args[n]
+end
+
+-- Loads vpcep.reconcile, or hands done the error (as the blocking
+-- client's vpcep.not_installed) and returns nil.
+local function need_flow(self, name, done)
+  if not flow_module then
+    local ok, m = pcall(require, "vpcep.reconcile")
+    if not ok then
+      self:_callback(done, { nil, core._error("vpcep.not_installed", "client:" .. name
+        .. " is written in Lua: the module vpcep.reconcile (lua/vpcep/reconcile.lua) is not on package.path") }, 2)
+      return nil
+    end
+    flow_module = m
+  end
+  return flow_module
+end
+
+-- client:reconcile(sid, policy [, opts], function(report, err) end)
+function Client:reconcile(...)
+  local args, cb = split_callback(self, "reconcile", 1, ...)
+  local flow = need_flow(self, "reconcile", cb)
+  if not flow then return end
+  self:_flow(function(view) return flow.reconcile(view, unpack(args, 1, args.n)) end, cb)
+end
+
+-- client:each_connection(sid [, query], on_conn, on_done)
+function Client:each_connection(...)
+  local args, on_conn, on_done = split_callback(self, "each_connection", 2, ...)
+  local flow = need_flow(self, "each_connection", on_done)
+  if not flow then return end
+  self:_flow(function(view)
+    local next_conn = flow.each_connection(view, unpack(args, 1, args.n))
+    local n = 0
+    -- (a while loop: Lua 5.1 cannot yield from inside a for's iterator)
+    while true do
+      local conn = next_conn()
+      if conn == nil then return n end
+      n = n + 1
+      local ok, more = pcall(on_conn, conn)
+      if not ok then error(more, 0) end
+      if more == false then return n end
+    end
+  end, on_done)
+end
+
+---------------------------------------------------------------------------
 -- Closing.
 
 -- Ends every call with err (nil: vpcep.cancelled) and frees every handle.
@@ -333,7 +471,11 @@ end
 -- How many calls are running (not yet handed to their callback).
 function Client:pending()
   local n = 0
-  for _ in pairs(self._calls) do n = n + 1 end
+  -- a reconcile or each_connection counts once, not its calls
+  for _, call in pairs(self._calls) do
+    if not self._flow_callbacks[call.cb] then n = n + 1 end
+  end
+  for _ in pairs(self._flows) do n = n + 1 end
   return n
 end
 
