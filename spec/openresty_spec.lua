@@ -1033,7 +1033,7 @@ describe_nginx("examples/openresty (vpcep.resty: /approve and the approver timer
     local prefix = helper.tmpdir()
     local port = helper.free_port()
     local ok, text = run("sh examples/openresty/render.sh " .. table.concat({ q(prefix), port, q(mock.url),
-      q(D.project_id), q(so_dir .. "/?.so"), q(SID2), "0.2", "d-ok" }, " "))
+      q(D.project_id), q(so_dir .. "/?.so"), q(SID2), "0.2", "d-ok", "reject" }, " "))
     assert(ok, text)
     nginx = launch(prefix, port, "VPCEP_TOKEN=" .. q(D.token))
   end)
@@ -1084,28 +1084,59 @@ describe_nginx("examples/openresty (vpcep.resty: /approve and the approver timer
     assert.are.equal(0, sent)
   end)
 
-  it("the approver timer accepts the pending connections of the accounts it trusts, and no other", function()
+  it("the approver timer reconciles: accepts the accounts it trusts, rejects the other, each once", function()
     local state
     for _ = 1, 1000 do -- until the timer has done it (bounded by count)
       state = mock:by_id(D.project_id, SID2)
-      if state.p1.status == "accepted" and state.p2.status == "accepted" then break end
+      if state.p1.status == "accepted" and state.p2.status == "accepted" and state.x1.status == "rejected" then
+        break
+      end
       socket.sleep(0.02)
     end
     assert.are.equal("accepted", state.p1.status, read(nginx.errlog))
     assert.are.equal("accepted", state.p2.status)
-    -- further rounds have listed again since, and still left x1 alone
-    local rounds = 0
+    assert.are.equal("rejected", state.x1.status)
+    -- further rounds have listed again since (reconcile's pending listing),
+    -- and acted on nothing more: one action per connection
+    local lists, actions
     for _ = 1, 1000 do
-      rounds = 0
+      lists, actions = 0, {}
       for _, r in ipairs(mock:log()) do
-        if r.method == "GET" and r.path:find(SID2, 1, true) then rounds = rounds + 1 end
+        if r.path:find(SID2, 1, true) then
+          if r.method == "GET" then
+            assert.matches("status=pendingAcceptance", r.path)
+            lists = lists + 1
+          elseif r.method == "POST" then
+            local doc = json.decode(r.body)
+            actions[#actions + 1] = doc.endpoints[1] .. "=" .. doc.action
+          end
+        end
       end
-      if rounds >= 3 then break end
+      if lists >= 3 then break end
       socket.sleep(0.02)
     end
-    assert.is_true(rounds >= 3)
-    assert.are.equal("pendingAcceptance", mock:by_id(D.project_id, SID2).x1.status)
-    assert.matches("vpcep approver: accepted 2 connection", read(nginx.errlog), 1, true)
+    assert.is_true(lists >= 3)
+    table.sort(actions)
+    assert.are.same({ "p1=receive", "p2=receive", "x1=reject" }, actions)
+    local log = read(nginx.errlog)
+    assert.matches("vpcep approver: " .. SID2 .. ": accepted 2, rejected 1, left 0, failed 0", log, 1, true)
+    assert.matches("vpcep approver: x1 (domain d-other): rejected: domain d-other is in no list (otherwise = reject)",
+      log, 1, true)
+    assert.matches("vpcep approver: p1 (domain d-ok): accepted: domain d-ok is in accept_domains", log, 1, true)
+  end)
+
+  it("a round that fails is logged and the next round goes on", function()
+    mock:service { service_id = SID2, endpoints = { { id = "n1", domain_id = "d-ok" } } }
+    mock:fault { match = { method = "GET", path_contains = SID2 }, times = 2, answer = { status = 404,
+      json = { error_code = "EndPoint.0005", error_msg = "not there yet" } } }
+    local state
+    for _ = 1, 1000 do -- until a round after the failing ones accepted it (bounded by count)
+      state = mock:by_id(D.project_id, SID2)
+      if state.n1.status == "accepted" then break end
+      socket.sleep(0.02)
+    end
+    assert.are.equal("accepted", state.n1.status, read(nginx.errlog))
+    assert.matches("vpcep approver: vpcep: 404 EndPoint.0005: not there yet", read(nginx.errlog), 1, true)
   end)
 
   it("nginx's error log holds no token and no Lua error", function()

@@ -2,8 +2,9 @@
 -- from nginx with vpcep.resty, which never blocks the worker.
 --
 --   POST /approve?service=SERVICE_ID&id=ENDPOINT_ID[&id=...]   accepts them now
---   a timer, every N seconds, accepts what is pendingAcceptance on one
---   service (only from the accounts listed, when a list is given)
+--   a timer, every N seconds, runs client:reconcile on one service: what is
+--   pendingAcceptance from the accounts listed (every account when none is)
+--   is accepted, the rest left alone or rejected; each action is logged
 --
 -- Errors are vpcep error objects. nginx logs a raised table as "unknown
 -- reason", so this code takes them as values (vpcep.resty.safe: nil, err),
@@ -73,42 +74,52 @@ function M.approve()
   return answer(200, { connections = conns })
 end
 
--- One round of the approver: the pending connections of service, those of
--- the listed accounts (domain_id) or all when none is listed, accepted in
--- one bulk call.
-local function approve_pending(service, domains)
-  local pending, err = client:connections(service, { status = "pendingAcceptance" })
-  if not pending then
-    ngx.log(ngx.ERR, "vpcep approver: cannot list: ", tostring(err))
-    return
+-- The approver's policy: accept the connections of the listed accounts
+-- (domain ids), or of every account when none is listed; the others are
+-- left alone, or rejected when others is "reject".
+local function approver_policy(domains, others)
+  if not domains then
+    return function() return "accept", "the approver accepts every account" end
   end
-  local ids = {}
-  for _, c in ipairs(pending) do
-    if not domains or domains[c.domain_id] then ids[#ids + 1] = c.id end
-  end
-  if #ids == 0 then return end
-  local conns
-  conns, err = client:accept(service, ids)
-  if not conns then
+  return { accept_domains = domains, otherwise = others == "reject" and "reject" or "leave" }
+end
+
+-- One round of the approver: client:reconcile over the service's pending
+-- connections, and a log line for each connection acted on (or failed).
+local function reconcile_round(service, policy)
+  local report, err = client:reconcile(service, policy)
+  if not report then
     ngx.log(ngx.ERR, "vpcep approver: ", tostring(err))
-    return
+    report = err.report
+    if not report then return end -- the listing failed: nothing was acted on; the next round tries again
   end
-  ngx.log(ngx.NOTICE, "vpcep approver: accepted ", #conns, " connection(s) on ", service)
+  for _, e in ipairs(report.plan) do
+    if e.outcome == "failed" then
+      ngx.log(ngx.ERR, "vpcep approver: ", tostring(e.id), " (domain ", tostring(e.domain_id), "): ", e.action,
+        " failed: ", tostring(e.error))
+    elseif e.outcome ~= "left" then
+      ngx.log(ngx.NOTICE, "vpcep approver: ", e.id, " (domain ", tostring(e.domain_id), "): ", e.outcome, ": ",
+        e.reason)
+    end
+  end
+  if report.accepted + report.rejected + report.failed > 0 then
+    ngx.log(ngx.NOTICE, string.format("vpcep approver: %s: accepted %d, rejected %d, left %d, failed %d",
+      service, report.accepted, report.rejected, report.left, report.failed))
+  end
 end
 
 -- init_worker_by_lua: every `every` seconds, in the first worker only.
--- domains: a list of account ids, or nil for every account.
-function M.start_approver(service, every, domains)
+-- domains: a list of account ids, or nil (or empty) for every account;
+-- others: "reject" to reject the connections of other accounts (default:
+-- leave them).
+function M.start_approver(service, every, domains, others)
   if ngx.worker.id() ~= 0 then return end
-  local allowed
-  if domains and #domains > 0 then
-    allowed = {}
-    for _, d in ipairs(domains) do allowed[d] = true end
-  end
+  local policy = approver_policy(domains and #domains > 0 and domains or nil, others)
+  -- cosockets work in timers (not in init_worker itself): each round runs there
   local ok, err = ngx.timer.every(every, function(premature)
     if premature or approving then return end
     approving = true
-    local fine, e = pcall(approve_pending, service, allowed)
+    local fine, e = pcall(reconcile_round, service, policy)
     approving = false
     if not fine then ngx.log(ngx.ERR, "vpcep approver: ", tostring(e)) end
   end)

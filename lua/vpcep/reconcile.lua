@@ -2,7 +2,8 @@
 -- policy, written once over a client's blocking-style methods
 -- (connections, accept, reject, describe), so that every host runs the same
 -- code: the blocking client's each_connection and reconcile methods call
--- these (src/l_flow.c), and vpcep.resty and vpcep.uv can too.
+-- these (src/l_flow.c), and so do vpcep.resty's (directly) and vpcep.uv's
+-- (in a coroutine, over a client that yields and never raises).
 --
 --   local flow = require "vpcep.reconcile"
 --   for conn in flow.each_connection(client, sid [, query]) do ... end
