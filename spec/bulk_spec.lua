@@ -162,6 +162,50 @@ describe("bulk accept/reject", function()
     end
   end)
 
+  it("each connection returned carries the request id of the answer that gave it, with wait too", function()
+    local ids = mock:seed(6)
+    local c = client()
+    -- The request id the mock answered each POST (by endpoint) and each PUT with.
+    local function answered(method)
+      local t = {}
+      for _, e in ipairs(mock:log()) do
+        if e.method == method then
+          local doc = helper.json.decode(e.body)
+          t[method == "PUT" and doc.connections[1].id or doc.endpoints[1]] = e.request_id
+        end
+      end
+      return t
+    end
+    local res = c:accept(D.service_id, { ids[1], ids[2], ids[3] })
+    local rids = answered("POST")
+    local distinct = {}
+    for i = 1, 3 do
+      assert.matches("^%x+$", res[i].request_id)
+      assert.are.equal(rids[ids[i]], res[i].request_id)
+      distinct[res[i].request_id] = true
+    end
+    assert.is_not_nil(next(distinct, next(distinct))) -- not one id for all
+    local one = c:reject(D.service_id, ids[4])
+    assert.are.equal(answered("POST")[ids[4]], one[1].request_id)
+    -- with wait, the polled connection keeps the action's request id, not a poll's
+    mock:clear_log()
+    mock:config { transition_ms = 200 }
+    res = c:accept(D.service_id, { ids[5], ids[6] }, { wait = 30 })
+    rids = answered("POST")
+    local polls = 0
+    for _, e in ipairs(mock:log()) do if e.method == "GET" then polls = polls + 1 end end
+    assert.is_true(polls >= 1)
+    for i = 1, 2 do
+      assert.are.equal("accepted", res[i].status)
+      assert.are.equal(rids[ids[4 + i]], res[i].request_id)
+    end
+    -- describe's too
+    mock:clear_log()
+    res = c:describe(D.service_id, { [ids[1]] = "x", [ids[2]] = "y" })
+    rids = answered("PUT")
+    for i = 1, 2 do assert.are.equal(rids[res[i].id], res[i].request_id) end
+  end)
+
   it("works with concurrency 1: one at a time over one connection", function()
     mock:seed(12)
     mock:config{ delay_ms = 30 }

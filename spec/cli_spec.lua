@@ -669,6 +669,20 @@ local function shared_cases(runner)
       assert.are.equal("EndPoint.0500", failed.error_code)
       assert.matches("^%x+$", failed.request_id)
       assert.are.equal(500, failed.http_status)
+      -- each request that worked: the request id of the mock's answer to it
+      local answered = {}
+      for _, r in ipairs(mock:log()) do
+        if r.method ~= "GET" then
+          local doc = json.decode(r.body)
+          local what = r.method == "PUT" and "describe" or (doc.action == "receive" and "accept" or doc.action)
+          local id = r.method == "PUT" and doc.connections[1].id or doc.endpoints[1]
+          answered[what .. " " .. id] = r.request_id
+        end
+      end
+      for _, k in ipairs({ "describe p1", "describe p2", "describe p3", "accept p1", "reject p3", "accept p2" }) do
+        assert.is_string(answered[k], k)
+        assert.are.equal(answered[k], seen["action " .. k].request_id, k)
+      end
       helper.no_secret { D.token } (read_file(file))
       -- appended, never replaced
       seed_domains()

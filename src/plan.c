@@ -221,6 +221,23 @@ static int is_timeout(lua_State *L, int err)
     return r;
 }
 
+/* The polled connection at conn takes the request id of the action's
+ * answer it replaces (results[pos]), when it has none of its own. */
+static void keep_request_id(lua_State *L, int results, int pos, int conn)
+{
+    lua_getfield(L, conn, "request_id");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_rawgeti(L, results, pos);
+        if (lua_istable(L, -1) && !vp_is_error(L, -1))
+            lua_getfield(L, -1, "request_id");
+        else
+            lua_pushnil(L);
+        lua_setfield(L, conn, "request_id");
+    }
+    lua_pop(L, 1);
+}
+
 /* Takes a poll round's answers into the results; returns how many
  * connections are still pending. */
 static int take_poll(lua_State *L, vp_plan *p)
@@ -259,6 +276,7 @@ static int take_poll(lua_State *L, vp_plan *p)
         lua_getfield(L, -1, "connections");
         lua_rawgeti(L, -1, 1);
         if (lua_istable(L, -1)) {
+            keep_request_id(L, results, pos, lua_gettop(L));
             lua_pushvalue(L, -1);
             lua_rawseti(L, results, pos);
         }

@@ -191,8 +191,16 @@ static int read_answer(lua_State *L, const vp_batch *b, vp_op *op, int asked, in
         if (!ok)
             lua_remove(L, -2);
     }
-    if (ok && b->kind != VP_LIST)
+    if (ok && b->kind != VP_LIST) {
         ok = vp_policy_take_connection(L, x->status, h.request_id);
+        /* the answer's request id on the connection it gave, for the
+         * caller's records (a list's connections have none: one id is for
+         * a whole page) */
+        if (ok && h.request_id != NULL && lua_istable(L, -1)) {
+            vp_push_capped_text(L, h.request_id, strlen(h.request_id), 128);
+            lua_setfield(L, -2, "request_id");
+        }
+    }
     return ok;
 }
 

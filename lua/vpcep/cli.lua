@@ -940,13 +940,16 @@ local function log_entry(ctx, e, is_dry)
   local settled = e.action == "leave" or e.action == "error" or e.outcome == "planned"
   line(error_fields({ event = "decision", action = e.action, status = e.status, dry_run = is_dry or nil,
     outcome = settled and e.outcome or nil }, e.action == "error" and e.error or nil))
+  -- a request that worked: the request id its answer gave; one that failed: its error's
   if e.described ~= nil then
     line(error_fields({ event = "action", action = "describe", outcome = e.described and "described" or "failed",
-      description = e.description }, not e.described and e.error or nil))
+      description = e.description, request_id = e.described_request_id }, not e.described and e.error or nil))
   end
   if (e.action == "accept" or e.action == "reject") and e.described ~= false and e.outcome ~= "planned" then
+    local conn = e.connection
     line(error_fields({ event = "action", action = e.action, outcome = e.outcome,
-      status = e.connection and e.connection.status or nil }, e.outcome == "failed" and e.error or nil))
+      status = conn and conn.status or nil, request_id = conn and conn.request_id or nil },
+      e.outcome == "failed" and e.error or nil))
   end
 end
 

@@ -443,14 +443,13 @@ local function describe_all(client, sid, plan, results, concurrency)
     local ok, res = call(client, "describe", sid, texts, { concurrency = concurrency })
     for j, id in ipairs(ids) do
       local k = at[id]
-      local r = (not ok and res.results) and res.results[j] or nil
-      if ok then
+      local r = ok and res[j] or (not ok and res.results) and res.results[j] or nil
+      if ok or not (vpcep.is_error(r) or r == nil) then
         plan[k].described = true
-      elseif vpcep.is_error(r) or r == nil then
+        plan[k].described_request_id = type(r) == "table" and r.request_id or nil
+      else
         plan[k].described = false
         fail_entry(plan[k], results, k, r or res)
-      else
-        plan[k].described = true
       end
     end
   end

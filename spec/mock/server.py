@@ -319,6 +319,7 @@ class Handler(BaseHTTPRequestHandler):
                 "headers": [[k, v] for k, v in self.headers.items()],
                 "body": body.decode("latin-1"),
                 "time": time.time(),
+                "request_id": self.request_id,
             })
         with STATE.stats_lock:
             STATE.requests += 1
