@@ -1073,14 +1073,15 @@ describe_nginx("examples/openresty (vpcep.resty: /approve and the approver timer
     assert.are.equal("nope", doc.error.endpoint)
     assert.are.equal("accepted", doc.results[1].status)
     assert.are.equal("EndPoint.0005", doc.results[2].error.code)
-    mock:clear_log()
+    -- (the log is kept whole: the approver's timer test reads it)
+    local before = #mock:log()
     status, doc = approve(SID, { "bad id!" })
     assert.are.equal(400, status)
     assert.are.equal("vpcep.invalid_argument", doc.error.code)
     status = approve(SID, { "e1" }, "GET")
     assert.are.equal(405, status)
     local sent = 0
-    for _, r in ipairs(mock:log()) do if r.path:find(SID, 1, true) then sent = sent + 1 end end
+    for k, r in ipairs(mock:log()) do if k > before and r.path:find(SID, 1, true) then sent = sent + 1 end end
     assert.are.equal(0, sent)
   end)
 
