@@ -53,6 +53,18 @@ describe("client:describe", function()
     assert.same({ e1 = "first text", e2 = "second" }, bodies)
   end)
 
+  it("describes a failed connection: its status is the connection's, not the call's outcome", function()
+    mock:service { endpoints = { { id = "f1", status = "failed" }, { id = "p1" } } }
+    local res = c:describe(D.service_id, { f1 = "why f1", p1 = "why p1" })
+    assert.equal(2, #res)
+    assert.is_false(vpcep.is_error(res[1]))
+    assert.equal("f1", res[1].id)
+    assert.equal("failed", res[1].status)
+    assert.equal("why f1", res[1].description)
+    assert.matches("^%x+$", res[1].request_id)
+    assert.equal("why f1", mock:by_id().f1.description)
+  end)
+
   it("gives the results in the byte order of the ids, whatever the table's order", function()
     local ids = { "b", "a", "C", "a-2", "B_1", "9", "a.1" }
     service(ids)

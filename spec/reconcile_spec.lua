@@ -371,6 +371,18 @@ describe("client:reconcile", function()
       assert.equal("rejected", mock:by_id().acc.status)
     end)
 
+    it("describes and rejects a failed connection (opts.describe with statuses = { \"failed\" })", function()
+      mock:service { endpoints = { { id = "f1", domain_id = "dB", status = "failed" } } }
+      local report = c:reconcile(SID, { reject_domains = { "dB" } }, { statuses = { "failed" }, describe = true })
+      assert.equal(1, report.rejected)
+      assert.equal(0, report.failed)
+      assert.is_true(report.plan[1].described)
+      assert.same({ "describe", "reject" }, writes(mock).f1)
+      local s = mock:by_id().f1
+      assert.equal("rejected", s.status)
+      assert.matches(": reject: domain dB is in reject_domains$", s.description)
+    end)
+
     it("never acts twice on one connection, though it is listed twice", function()
       -- the creating listing names p1 again (it moved while we listed)
       mock:fault { match = { method = "GET", path_contains = "status=creating" }, answer = { status = 200,

@@ -173,7 +173,7 @@ int vp_answer_is_about(lua_State *L, int doc, int asked, long status, const char
 
 /* With an action's document at the top, replaces it by its connection, or
  * by the error it stands for. Returns 1 for a connection. */
-int vp_policy_take_connection(lua_State *L, long status, const char *request_id)
+int vp_policy_take_connection(lua_State *L, long status, const char *request_id, int failed_is_error)
 {
     int ok = 1;
     lua_getfield(L, -1, "connections");
@@ -187,7 +187,7 @@ int vp_policy_take_connection(lua_State *L, long status, const char *request_id)
     lua_replace(L, -3);
     lua_pop(L, 1);
     lua_getfield(L, -1, "status");
-    if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "failed") == 0) {
+    if (failed_is_error && lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "failed") == 0) {
         int conn = lua_gettop(L) - 1;
         const char *code = "?", *msg = "no reason given";
         lua_getfield(L, conn, "error");

@@ -29,11 +29,13 @@ void vp_policy_note_tries(lua_State *L, int err, int tries);
  * vpcep.bad_response error object (with status, and request_id when not
  * NULL) naming the stray id, and returns 0. The caller sets err.endpoint. */
 int vp_answer_is_about(lua_State *L, int doc, int asked, long status, const char *request_id);
-/* With an action's decoded document at the top, replaces it by its
- * connection and returns 1, or by the error it stands for (an answer
- * without a connection, or a connection whose status is failed) and
- * returns 0. */
-int vp_policy_take_connection(lua_State *L, long status, const char *request_id);
+/* With an action's (or describe's) decoded document at the top, replaces
+ * it by its connection and returns 1, or by the error it stands for (an
+ * answer without a connection, or, when failed_is_error, a connection
+ * whose status is failed) and returns 0. An accept that leaves a
+ * connection failed did not work; a description written on a failed
+ * connection did. */
+int vp_policy_take_connection(lua_State *L, long status, const char *request_id, int failed_is_error);
 /* 1 when the connection at idx has not settled yet (creating,
  * pendingAcceptance): what opts.wait waits for. */
 int vp_policy_is_pending(lua_State *L, int conn);

@@ -192,7 +192,7 @@ static int read_answer(lua_State *L, const vp_batch *b, vp_op *op, int asked, in
             lua_remove(L, -2);
     }
     if (ok && b->kind != VP_LIST) {
-        ok = vp_policy_take_connection(L, x->status, h.request_id);
+        ok = vp_policy_take_connection(L, x->status, h.request_id, b->kind == VP_ACTION);
         /* the answer's request id on the connection it gave, for the
          * caller's records (a list's connections have none: one id is for
          * a whole page) */
