@@ -90,7 +90,7 @@ local function number_of(id) return tonumber(id:match("(%d+)$")) end
 local function function_policy(conn)
   if conn.status == "failed" then return "reject", "failed connection of " .. conn.domain_id .. ": clean up" end
   if conn.domain_id == OURS1 or conn.domain_id == OURS2 then return "accept", "our account " .. conn.domain_id end
-  if conn.domain_id == BANNED then return "reject", "account " .. conn.domain_id .. " is banned" end
+  if conn.domain_id == BANNED then return "reject", "account <" .. conn.domain_id .. "> is banned" end
   if conn.domain_id == PARTNER and number_of(conn.id) % 2 == 0 then return "accept", "partner, even: " .. conn.id end
   return nil, "no rule for " .. conn.domain_id
 end
@@ -274,7 +274,7 @@ local OURS1, OURS2, PARTNER, BANNED = %q, %q, %q, %q
 return function(conn)
   if conn.status == "failed" then return "reject", "failed connection of " .. conn.domain_id .. ": clean up" end
   if conn.domain_id == OURS1 or conn.domain_id == OURS2 then return "accept", "our account " .. conn.domain_id end
-  if conn.domain_id == BANNED then return "reject", "account " .. conn.domain_id .. " is banned" end
+  if conn.domain_id == BANNED then return "reject", "account <" .. conn.domain_id .. "> is banned" end
   if conn.domain_id == PARTNER and tonumber(conn.id:match("(%%d+)$")) %% 2 == 0 then
     return "accept", "partner, even: " .. conn.id
   end
@@ -397,7 +397,11 @@ describe("reconcile acceptance (3,000 connections, five accounts)", function()
             assert.are.equal("", state[e.id].description)
           else
             assert.is_true(e.described)
-            assert.is_truthy(e.description:find(e.action .. ": " .. e.reason, 1, true), e.description)
+            -- as the service takes it: '<' and '>' become '(' and ')'
+            local said = (e.action .. ": " .. e.reason):gsub("<", "("):gsub(">", ")")
+            assert.matches("^vpcep reconcile %d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ: ", e.description)
+            assert.are.equal(said, e.description:sub(-#said), e.description)
+            assert.is_nil(e.description:find("[<>]"))
             assert.are.equal(e.description, state[e.id].description)
             assert.is_true(at[e.id .. " describe"] < at[e.id .. " " .. e.action], e.id)
           end
@@ -542,6 +546,43 @@ describe("reconcile acceptance (3,000 connections, five accounts)", function()
       assert_writes_follow(writes, report.plan, false)
       assert.are.equal(#report.plan, report.accepted + report.rejected + report.left + report.failed)
       assert.are.equal(0, report.failed)
+    end)
+  end)
+
+  local have_luv, uv = pcall(require, "luv")
+  local describe_uv = have_luv and describe or function(name) pending(name .. ": luv is not installed for this Lua") end
+  describe_uv("vpcep.uv", function()
+    it("the function policy with describe, on the loop: the same plan, the same writes", function()
+      local statuses = { "pendingAcceptance", "failed", "accepted" }
+      local client = require("vpcep.uv").new(helper.client_opts(mock, { retries = 0 }), { loop = uv })
+      local dry, report, err
+      client:reconcile(SID, function_policy, { statuses = statuses, dry_run = true }, function(r, e)
+        dry, err = r, e
+      end)
+      for _ = 1, 1000000 do
+        if dry or err then break end
+        uv.run("once")
+      end
+      assert.is_nil(err)
+      assert_plan(dry, listed(statuses), function_oracle)
+      assert.are.equal(0, #select(2, seen(mock)))
+      mock:clear_log()
+      client:reconcile(SID, function_policy, { statuses = statuses, describe = true }, function(r, e)
+        report, err = r, e
+      end)
+      for _ = 1, 1000000 do
+        if report or err then break end
+        uv.run("once")
+      end
+      assert.is_nil(err)
+      assert_plan(report, listed(statuses), function_oracle)
+      local reads, writes = seen(mock)
+      assert.are.equal(#reads, pages(#listed({ "pendingAcceptance" })) + pages(#listed({ "failed" }))
+        + pages(#listed({ "accepted" })))
+      assert_writes_follow(writes, report.plan, true)
+      assert_state_follows(mock, report.plan)
+      client:close()
+      uv.run("nowait")
     end)
   end)
 
