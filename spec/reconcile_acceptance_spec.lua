@@ -475,6 +475,29 @@ describe("reconcile acceptance (3,000 connections, five accounts)", function()
       end
     end)
 
+    it("opts.wait: each accepted connection has settled; its result names the action's request, not a poll's",
+      function()
+        mock:config { transition_ms = 100 }
+        local expect = listed()
+        local report = c:reconcile(SID, TABLE_POLICY, { wait = 60 })
+        assert_plan(report, expect, table_oracle)
+        local reads, writes = seen(mock)
+        assert_writes_follow(writes, report.plan, false)
+        local by, polls = writes_by_id(writes), 0
+        for _, r in ipairs(reads) do
+          if r.path:find("?id=", 1, true) then polls = polls + 1 end
+        end
+        for i, e in ipairs(report.plan) do
+          if e.action ~= "leave" then
+            assert.are.equal(({ accept = "accepted", reject = "rejected" })[e.action], report.results[i].status)
+            assert.are.equal(by[e.id][e.action].request_id, report.results[i].request_id, e.id)
+          end
+        end
+        assert.is_true(polls >= report.accepted)
+        assert.are.equal(pages(#expect) + polls, #reads)
+        assert_state_follows(mock, report.plan)
+      end)
+
     it("pages that overlap (connections changed status mid-walk): each decided once, acted on once", function()
       -- while the first page is decided, 20 connections listed before the
       -- 1000th pending one become pending, and 10 pending ones of the first
@@ -680,6 +703,21 @@ describe("reconcile acceptance (3,000 connections, five accounts)", function()
             if n % 100 == 4 then error("no idea about " .. conn.id) end
             return "accept", "the rest"
           end]])
+        -- dry: exit 1 already, and still nothing but the list reads
+        local logfile = helper.tmpname()
+        finally(function() os.remove(logfile) end)
+        rc, out, err = vpcep_command(mock, { "--policy", nonsense, "--dry-run", "--log", logfile })
+        assert.are.equal(1, rc, err)
+        assert.matches("; %d+ failed\n$", out)
+        assert.are.equal(0, #select(2, seen(mock)))
+        local logged = json_lines(helper.read_file(logfile))
+        assert.are.equal(#listed(), #logged)
+        for _, x in ipairs(logged) do
+          assert.are.same({ "decision", true }, { x.event, x.dry_run })
+          local k = number_of(x.id) % 100
+          assert.are.equal((k >= 1 and k <= 4) and "error" or "accept", x.action)
+          if x.action == "error" then assert.are.equal("vpcep.policy", x.error_code) end
+        end
         rc, out, err = vpcep_command(mock, { "--policy", nonsense, "--json" })
         assert.are.equal(1, rc, err)
         doc = json.decode(out)
