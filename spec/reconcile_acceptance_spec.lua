@@ -656,11 +656,18 @@ describe("reconcile acceptance (3,000 connections, five accounts)", function()
         end
         -- the log: a decision per entry, and an action line per request the mock answered, with its id
         local decisions, actions = {}, {}
+        local plan_of = {}
+        for _, e in ipairs(real.plan) do plan_of[e.id] = e end
         for _, x in ipairs(json_lines(helper.read_file(logfile))) do
           assert.are.equal(SID, x.service)
+          assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", x.time)
+          local e = plan_of[x.id]
+          assert.is_table(e, tostring(x.id))
+          assert.are.same({ e.domain_id, e.reason }, { x.domain, x.reason })
           if x.event == "decision" then
             assert.is_nil(decisions[x.id])
             decisions[x.id] = x.action
+            assert.are.equal(e.action == "leave" and "left" or nil, x.outcome)
           else
             assert.are.equal("action", x.event)
             actions[#actions + 1] = x
