@@ -841,6 +841,64 @@ describe("reconcile acceptance (3,000 connections, five accounts)", function()
         helper.no_secret { D.token } (out .. err)
       end)
 
+    it("--describe with descriptions refused: those connections fail, unacted; the log names each request",
+      function()
+        local expect = listed()
+        local rules = {}
+        for j = 1, #expect, 97 do
+          if table_oracle(expect[j]) ~= "leave" then
+            rules[#rules + 1] = { match = { method = "PUT", path_contains = "/description" },
+              times = 1, answer = { status = 500, json = { error_code = "EndPoint.0500", error_msg = "broken" } } }
+          end
+        end
+        -- the mock refuses the first #rules descriptions it is sent, whichever they are
+        mock:faults(rules)
+        local logfile = helper.tmpname()
+        finally(function() os.remove(logfile) end)
+        local rc, out, err = vpcep_command(mock, flags(TABLE_FLAGS, { "--describe", "--json", "--log", logfile,
+          "--retries", "0", "--concurrency", "1" }))
+        assert.are.equal(1, rc, err)
+        local doc = json.decode(out)
+        local _, writes = seen(mock)
+        local failed_puts = {}
+        for k, w in ipairs(writes) do
+          if w.action == "describe" and k <= #rules then failed_puts[w.id] = w.request_id end
+        end
+        local nfailed = 0
+        for _, e in ipairs(doc.plan) do
+          if failed_puts[e.id] then
+            nfailed = nfailed + 1
+            assert.are.same({ "failed", false, "EndPoint.0500" }, { e.outcome, e.described, e.error.code })
+          elseif e.action ~= "leave" then
+            assert.is_true(e.described, e.id)
+            assert.are.equal(e.action .. "ed", e.outcome)
+          end
+        end
+        assert.are.equal(#rules, nfailed)
+        assert.are.same({ nfailed }, { doc.failed })
+        assert.are.equal(#doc.plan, doc.accepted + doc.rejected + doc.left + doc.failed)
+        -- no action for a connection whose description failed; one for every other acted on
+        local by = writes_by_id(writes)
+        for _, e in ipairs(doc.plan) do
+          local w = by[e.id] or {}
+          if failed_puts[e.id] then
+            assert.is_nil(w.accept or w.reject, e.id)
+          elseif e.action ~= "leave" then
+            assert.is_table(w[e.action], e.id)
+          end
+        end
+        -- the log's failed describe lines: exactly those requests
+        local logged = {}
+        for _, x in ipairs(json_lines(helper.read_file(logfile))) do
+          if x.event == "action" and x.outcome == "failed" then
+            assert.are.equal("describe", x.action)
+            assert.are.equal(500, x.http_status)
+            logged[x.id] = x.request_id
+          end
+        end
+        assert.are.same(failed_puts, logged)
+      end)
+
     it("approve-pending: the shorthand accepts what --accept-domain would, and only that", function()
       local expect = listed()
       local out_args = { "--domain", OURS1, "--domain", OURS2, "--json" }
