@@ -315,6 +315,34 @@ describe("reconcile acceptance (3,000 connections, five accounts)", function()
     assert.are.equal(N, #mock:state())
   end)
 
+  describe("listing", function()
+    it("connections: one page when limit or offset is given, every page without; each_connection streams all",
+      function()
+        local pending = listed()
+        local page, total = c:connections(SID, { status = "pendingAcceptance", offset = 1000 })
+        assert.are.same({ #pending - 1000, #pending }, { #page, total })
+        assert.are.equal(pending[1001].id, page[1].id)
+        page, total = c:connections(SID, { limit = 7 })
+        assert.are.same({ 7, N }, { #page, total })
+        assert.are.equal(ENDPOINTS[1].id, page[1].id)
+        local reads = seen(mock)
+        assert.are.equal(2, #reads)
+        mock:clear_log()
+        local all = c:connections(SID, { status = "pendingAcceptance" })
+        assert.are.equal(#pending, #all)
+        assert.are.equal(pages(#pending), #seen(mock))
+        mock:clear_log()
+        local k = 0
+        for conn in c:each_connection(SID) do
+          k = k + 1
+          assert.are.equal(ENDPOINTS[k].id, conn.id)
+          assert.are.equal(ENDPOINTS[k].status, conn.status)
+        end
+        assert.are.equal(N, k)
+        assert.are.equal(pages(N), #seen(mock))
+      end)
+  end)
+
   describe("client:reconcile", function()
     it("a table policy: the dry run reads, the real run acts as planned, the next round acts on nothing", function()
       local expect = listed()
