@@ -927,6 +927,33 @@ describe("reconcile acceptance (3,000 connections, five accounts)", function()
         assert.are.same(failed_puts, logged)
       end)
 
+    it("the text plan is one line per connection, whatever the policy's reasons hold", function()
+      local file = lua_file([[
+        return function(conn)
+          if conn.domain_id == "]] .. BANNED .. [[" then return "reject", "banned:\n  see ticket\r\n\t42" end
+          if conn.domain_id == "]] .. STRANGER .. [[" then error("no rule\nfor " .. conn.id) end
+          return "accept", "fine"
+        end]])
+      local expect = listed()
+      local rc, out, err = vpcep_command(mock, { "--policy", file, "--dry-run" })
+      assert.are.equal(1, rc, err)
+      local l = {}
+      for line in (out .. "x"):gmatch("([^\n]*)\n") do l[#l + 1] = line end
+      assert.are.equal(#expect + 2, #l)
+      for i, conn in ipairs(expect) do
+        assert.are.equal(conn.id, l[i + 1]:match("^(%S+)"))
+        if conn.domain_id == BANNED then assert.matches("banned:   see ticket   42$", l[i + 1]) end
+        if conn.domain_id == STRANGER then assert.matches("no rule for " .. conn.id:gsub("%-", "%%-"), l[i + 1]) end
+      end
+      -- the JSON keeps the reasons as they were
+      rc, out = vpcep_command(mock, { "--policy", file, "--dry-run", "--json" })
+      assert.are.equal(1, rc)
+      for _, e in ipairs(json.decode(out).plan) do
+        if e.domain_id == BANNED then assert.are.equal("banned:\n  see ticket\r\n\t42", e.reason) end
+      end
+      assert.are.equal(0, #select(2, seen(mock)))
+    end)
+
     it("approve-pending: the shorthand accepts what --accept-domain would, and only that", function()
       local expect = listed()
       local out_args = { "--domain", OURS1, "--domain", OURS2, "--json" }

@@ -964,6 +964,13 @@ local function entry_detail(e)
   return detail .. (#extra > 0 and " (" .. table.concat(extra, ", ") .. ")" or "")
 end
 
+-- A plan line stays one line: a control character in a reason (the
+-- policy's own text) or an error message becomes a space. The JSON and the
+-- log keep the text as it was.
+local function one_line(s)
+  return (s:gsub("%c", " "))
+end
+
 local function print_plan(ctx, report)
   local idw, dw = 2, 6
   for _, e in ipairs(report.plan) do
@@ -973,7 +980,7 @@ local function print_plan(ctx, report)
   for _, e in ipairs(report.plan) do
     local line = pad(e.id, idw) .. "  " .. pad(e.domain_id or "-", dw) .. "  " .. pad(e.action, 6) .. "  "
     if not report.dry_run or e.outcome == "failed" then line = line .. pad(e.outcome, 8) .. "  " end
-    write(ctx, line, entry_detail(e), "\n")
+    write(ctx, one_line(line .. entry_detail(e)), "\n")
   end
 end
 
