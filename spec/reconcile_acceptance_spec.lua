@@ -346,6 +346,12 @@ describe("reconcile acceptance (3,000 connections, five accounts)", function()
   describe("client:reconcile", function()
     it("a table policy: the dry run reads, the real run acts as planned, the next round acts on nothing", function()
       local expect = listed()
+      local strict = c:reconcile(SID, { accept_domains = TABLE_POLICY.accept_domains,
+        reject_domains = TABLE_POLICY.reject_domains, otherwise = "reject" }, { dry_run = true })
+      assert.are.equal(0, assert_plan(strict, expect, function(conn)
+        return table_oracle(conn) == "leave" and "reject" or table_oracle(conn)
+      end).leave)
+      mock:clear_log()
       local dry = c:reconcile(SID, TABLE_POLICY, { dry_run = true })
       assert.is_true(dry.dry_run)
       local n = assert_plan(dry, expect, table_oracle)
@@ -713,6 +719,18 @@ describe("reconcile acceptance (3,000 connections, five accounts)", function()
         end
         helper.no_secret { D.token } (helper.read_file(logfile))
       end)
+
+    it("a policy file returning a table (otherwise = reject), dry: the plan is the table's", function()
+      local file = lua_file(string.format('return { accept_domains = { %q, %q }, reject_domains = { %q }, '
+        .. 'otherwise = "reject" }', OURS1, OURS2, BANNED))
+      local rc, out, err = vpcep_command(mock, { "--policy", file, "--dry-run", "--json" })
+      assert.are.equal(0, rc, err)
+      local n = assert_plan(json.decode(out), listed(), function(conn)
+        return table_oracle(conn) == "leave" and "reject" or table_oracle(conn)
+      end)
+      assert.are.equal(0, n.leave)
+      assert.are.equal(0, #select(2, seen(mock)))
+    end)
 
     it("a policy file (function) over --status, and one answering nonsense: exit 1, only that connection failed",
       function()
