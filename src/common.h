@@ -25,4 +25,7 @@
 /* Texts taken from an answer are capped at this many bytes. */
 #define VP_TEXT_CAP 2048
 
+/* The most requests a client (or one call of it) may have in flight. */
+#define VP_MAX_CONCURRENCY 64
+
 #endif

@@ -99,7 +99,7 @@ static int l_next(lua_State *L)
     vp_plan *p = &lp->p;
     for (;;) {
         double pause, now;
-        int ready[64], k, j, slots, base;
+        int ready[VP_MAX_CONCURRENCY], k, j, slots, base;
         vp_batch *b;
         enum vp_step st = vp_plan_step(L, p, &pause);
         if (st == VP_STEP_DONE) {

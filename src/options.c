@@ -270,7 +270,7 @@ void vp_options_read(lua_State *L, int idx, vp_options *o, const char *const *ex
     o->timeout = opt_seconds(L, idx, "timeout", 60);
     o->connect_timeout = opt_seconds(L, idx, "connect_timeout", 10);
     o->retries = (int)opt_int(L, idx, "retries", 0, 10, 3);
-    o->concurrency = (int)opt_int(L, idx, "concurrency", 1, 64, 8);
+    o->concurrency = (int)opt_int(L, idx, "concurrency", 1, VP_MAX_CONCURRENCY, 8);
     o->max_body = opt_int(L, idx, "max_body", 1024, 1L << 30, 4L << 20);
     o->verify = opt_bool(L, idx, "verify", 1);
     o->cafile = opt_string(L, idx, "cafile", 1, 4096, 0);

@@ -299,7 +299,7 @@ static void protected(lua_State *L, run_ctx *ctx, lua_CFunction f, int i)
  * once (as transport errors). */
 static void start_ready(lua_State *L, run_ctx *ctx)
 {
-    int ready[64], k, j;
+    int ready[VP_MAX_CONCURRENCY], k, j;
     int slots = vp_batch_slots(ctx->s, ctx->b, vp_transport_in_flight(ctx->s->tp));
     k = vp_batch_ready(ctx->b, vp_now(), slots, ready, (int)(sizeof ready / sizeof ready[0]));
     for (j = 0; j < k; j++) {

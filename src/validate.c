@@ -188,9 +188,6 @@ int vp_check_endpoints(lua_State *L, int idx, int max)
     return n;
 }
 
-/* The most requests a call may have in flight, as vpcep.new's concurrency. */
-#define MAX_CONCURRENCY 64
-
 void vp_check_action_opts(lua_State *L, int idx, vp_action_opts *o, int describe)
 {
     o->wait = 0;
@@ -205,8 +202,8 @@ void vp_check_action_opts(lua_State *L, int idx, vp_action_opts *o, int describe
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
         long long v;
         if (strcmp(k, "concurrency") == 0) {
-            if (!vp_isintegral(L, -1, &v) || v < 1 || v > MAX_CONCURRENCY)
-                vp_raise(L, VP_EINVAL, "opts.concurrency must be an integer in 1..%d", MAX_CONCURRENCY);
+            if (!vp_isintegral(L, -1, &v) || v < 1 || v > VP_MAX_CONCURRENCY)
+                vp_raise(L, VP_EINVAL, "opts.concurrency must be an integer in 1..%d", VP_MAX_CONCURRENCY);
             o->concurrency = (int)v;
         } else if (describe) {
             vp_raise(L, VP_EINVAL, "unknown option opts.%s (known: concurrency)", k);
