@@ -39,6 +39,7 @@
 -- the timers the carrier names, with the loop's poll and timer handles,
 -- and hands back what the loop saw. No Lua runs inside libcurl.
 local core = require "vpcep"
+local flow = require "vpcep.reconcile"
 
 local M = { _VERSION = core._VERSION, is_error = core.is_error, core = core }
 
@@ -372,8 +373,6 @@ function Client:_flow(body, done)
   resume()
 end
 
-local flow_module -- vpcep.reconcile, required at the first call
-
 -- The callback at the end of the arguments (raises when it is missing, as
 -- every method does), and the arguments before it (as a table with n).
 local function split_callback(self, name, nfuncs, ...)
@@ -392,34 +391,15 @@ local function split_callback(self, name, nfuncs, ...)
   return args, args[n - nfuncs + 1], args[n]
 end
 
--- Loads vpcep.reconcile, or hands done the error (as the blocking
--- client's vpcep.not_installed) and returns nil.
-local function need_flow(self, name, done)
-  if not flow_module then
-    local ok, m = pcall(require, "vpcep.reconcile")
-    if not ok then
-      self:_callback(done, { nil, core._error("vpcep.not_installed", "client:" .. name
-        .. " is written in Lua: the module vpcep.reconcile (lua/vpcep/reconcile.lua) is not on package.path") }, 2)
-      return nil
-    end
-    flow_module = m
-  end
-  return flow_module
-end
-
 -- client:reconcile(sid, policy [, opts], function(report, err) end)
 function Client:reconcile(...)
   local args, cb = split_callback(self, "reconcile", 1, ...)
-  local flow = need_flow(self, "reconcile", cb)
-  if not flow then return end
   self:_flow(function(view) return flow.reconcile(view, unpack(args, 1, args.n)) end, cb)
 end
 
 -- client:each_connection(sid [, query], on_conn, on_done)
 function Client:each_connection(...)
   local args, on_conn, on_done = split_callback(self, "each_connection", 2, ...)
-  local flow = need_flow(self, "each_connection", on_done)
-  if not flow then return end
   self:_flow(function(view)
     local next_conn = flow.each_connection(view, unpack(args, 1, args.n))
     local n = 0
@@ -428,9 +408,8 @@ function Client:each_connection(...)
       local conn = next_conn()
       if conn == nil then return n end
       n = n + 1
-      local ok, more = pcall(on_conn, conn)
-      if not ok then error(more, 0) end
-      if more == false then return n end
+      -- what on_conn raises ends the coroutine, and so reaches on_done
+      if on_conn(conn) == false then return n end
     end
   end, on_done)
 end
