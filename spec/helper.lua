@@ -566,4 +566,36 @@ function helper.signer_self_test()
   return exec_ok(helper.python .. " " .. shell_quote(helper.signer_script) .. " -q >/dev/null 2>&1")
 end
 
+-- ---- reconcile on the non-blocking hosts (openresty_spec, uv_spec) ---------
+
+-- Pending connections of dA (a1..a3) and dB (b1, b2), one accepted of dA.
+function helper.seed_two_domains(mock)
+  mock:service { endpoints = {
+    { id = "a1", domain_id = "dA" }, { id = "a2", domain_id = "dA" }, { id = "a3", domain_id = "dA" },
+    { id = "b1", domain_id = "dB" }, { id = "b2", domain_id = "dB" },
+    { id = "old", domain_id = "dA", status = "accepted" } } }
+end
+
+-- What the mock was asked to write: { [id] = "receive" | "reject" |
+-- "describe", joined by commas }, and how many writes.
+function helper.writes(mock)
+  local by_id, n = {}, 0
+  for _, e in ipairs(mock:log()) do
+    if e.method ~= "GET" then
+      local doc = json.decode(e.body)
+      local id = e.method == "POST" and doc.endpoints[1] or doc.connections[1].id
+      by_id[id] = (by_id[id] and by_id[id] .. "," or "") .. (doc.action or "describe")
+      n = n + 1
+    end
+  end
+  return by_id, n
+end
+
+-- A report's outcome by connection id.
+function helper.outcomes(report)
+  local t = {}
+  for _, e in ipairs(report.plan) do t[e.id] = e.outcome end
+  return t
+end
+
 return helper

@@ -338,33 +338,11 @@ describe_uv("vpcep.uv (luv)", function()
   end)
 
   describe("reconcile and each_connection (vpcep.reconcile in a coroutine)", function()
-    -- Pending connections of dA (a1..a3) and dB (b1, b2), one accepted of dA.
-    local function seed()
-      mock:service { endpoints = {
-        { id = "a1", domain_id = "dA" }, { id = "a2", domain_id = "dA" }, { id = "a3", domain_id = "dA" },
-        { id = "b1", domain_id = "dB" }, { id = "b2", domain_id = "dB" },
-        { id = "old", domain_id = "dA", status = "accepted" } } }
-    end
+    local function seed() helper.seed_two_domains(mock) end
 
-    local function outcomes(report)
-      local t = {}
-      for _, e in ipairs(report.plan) do t[e.id] = e.outcome end
-      return t
-    end
+    local outcomes = helper.outcomes
 
-    -- What the mock was asked to write: { [id] = "receive" | "reject" | "describe", ... joined }, and how many.
-    local function writes()
-      local by_id, n = {}, 0
-      for _, e in ipairs(mock:log()) do
-        if e.method ~= "GET" then
-          local doc = helper.json.decode(e.body)
-          local id = e.method == "POST" and doc.endpoints[1] or doc.connections[1].id
-          by_id[id] = (by_id[id] and by_id[id] .. "," or "") .. (doc.action or "describe")
-          n = n + 1
-        end
-      end
-      return by_id, n
-    end
+    local function writes() return helper.writes(mock) end
 
     it("a table policy: returns before the callback, which gets the report; pending() counts it once", function()
       seed()
