@@ -223,14 +223,21 @@ describe("credentials from the environment", function()
   end)
 
   describe("missing or partial", function()
-    local function refused(env, opts, ...)
+    local function refused_with(code, env, opts, ...)
       local out = child(env, opts, NEW)
-      assert.are.equal("vpcep.invalid_argument", out.err_code, out.err_string)
+      assert.are.equal(code, out.err_code, out.err_string)
       for _, name in ipairs { ... } do
         assert.is_truthy(out.err_message:find(name, 1, true), name .. " not named in: " .. out.err_message)
       end
       assert.is_nil(out.url)
       return out
+    end
+    local function refused(env, opts, ...)
+      return refused_with("vpcep.invalid_argument", env, opts, ...)
+    end
+    -- no source at all is vpcep.credentials (issue 17), still before anything is sent
+    local function no_source(env, opts, ...)
+      return refused_with("vpcep.credentials", env, opts, ...)
     end
 
     it("nothing at all names the project id", function()
@@ -238,14 +245,14 @@ describe("credentials from the environment", function()
     end)
 
     it("no credentials name HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK", function()
-      refused({ HUAWEICLOUD_SDK_PROJECT_ID = ENV_PID }, { endpoint = mock.url },
-              "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "token")
-      refused({}, { endpoint = mock.url, project_id = "p" }, "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK")
+      no_source({ HUAWEICLOUD_SDK_PROJECT_ID = ENV_PID }, { endpoint = mock.url },
+                "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "token")
+      no_source({}, { endpoint = mock.url, project_id = "p" }, "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK")
     end)
 
     it("empty values count as unset", function()
-      refused({ HUAWEICLOUD_SDK_AK = "", HUAWEICLOUD_SDK_SK = "", HUAWEICLOUD_SDK_PROJECT_ID = ENV_PID },
-              { endpoint = mock.url }, "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK")
+      no_source({ HUAWEICLOUD_SDK_AK = "", HUAWEICLOUD_SDK_SK = "", HUAWEICLOUD_SDK_PROJECT_ID = ENV_PID },
+                { endpoint = mock.url }, "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK")
       refused({ HUAWEICLOUD_SDK_AK = ENV_AK, HUAWEICLOUD_SDK_SK = ENV_SK, HUAWEICLOUD_SDK_PROJECT_ID = "" },
               { endpoint = mock.url }, "HUAWEICLOUD_SDK_PROJECT_ID")
     end)

@@ -5,6 +5,10 @@
 
 #include "common.h"
 
+/* No credential source, or IAM / the metadata service refused or failed
+ * (issue 17); err.cause holds the underlying error. */
+#define VP_ECREDENTIALS "vpcep.credentials"
+
 VP_HIDDEN_BEGIN
 
 /* Pushes a new error object {code=, message=, status=?}; status 0 = none. */

@@ -7,12 +7,13 @@
 #include "errors.h"
 #include "options.h"
 #include "regions.h"
+#include "source.h"
 #include "validate.h"
 
 static const char *const known[] = {
     "project_id", "region", "endpoint", "token", "ak", "sk", "security_token", "timeout",
     "connect_timeout", "retries", "concurrency", "verify", "cafile", "proxy", "user_agent",
-    "max_body", NULL};
+    "max_body", "profile", NULL};
 
 /* Pushes t[k] without metamethods: a value an __index made up would not be
  * anchored anywhere while it is copied. */
@@ -121,66 +122,37 @@ static const char *env(const char *name)
     return v != NULL && *v != '\0' ? v : NULL;
 }
 
-/* Checks a value that came from the environment the same way as an option. */
-static const char *env_checked(lua_State *L, const char *name, size_t max)
-{
-    const char *v = env(name);
-    size_t i, n;
-    if (v == NULL)
-        return NULL;
-    n = strlen(v);
-    if (n > max)
-        vp_raise(L, VP_EINVAL, "%s is longer than %d bytes", name, (int)max);
-    for (i = 0; i < n; i++)
-        if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] == 0x7F)
-            vp_raise(L, VP_EINVAL, "%s holds a control character or a space", name);
-    return v;
-}
-
-static int host_char(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.';
-}
-
 /* endpoint = scheme://host[:port] with nothing after it; sets o->host. */
 static void check_endpoint(lua_State *L, const char *e, vp_options *o)
 {
-    const char *h, *p;
-    size_t hl;
-    if (strncmp(e, "https://", 8) == 0)
-        h = e + 8;
-    else if (strncmp(e, "http://", 7) == 0)
-        h = e + 7;
-    else
-        vp_raise(L, VP_EINVAL, "endpoint must start with https:// or http://");
-    p = h;
-    if (*p == '[') { /* IPv6 literal */
-        p++;
-        while (*p != '\0' && *p != ']' && (host_char((unsigned char)*p) || *p == ':'))
-            p++;
-        if (*p != ']' || p == h + 1)
-            vp_raise(L, VP_EINVAL, "endpoint has a malformed IPv6 address");
-        p++;
-    } else {
-        while (host_char((unsigned char)*p))
-            p++;
-    }
-    hl = (size_t)(p - h);
-    if (hl == 0)
-        vp_raise(L, VP_EINVAL, "endpoint has no host");
-    if (*p == ':') {
-        const char *d = ++p;
-        long port = 0;
-        while (*p >= '0' && *p <= '9' && port <= 65535)
-            port = port * 10 + (*p++ - '0');
-        if (p == d || port < 1 || port > 65535)
-            vp_raise(L, VP_EINVAL, "endpoint has a bad port (1..65535)");
-    }
-    if (*p != '\0')
-        vp_raise(L, VP_EINVAL, "endpoint must be scheme://host[:port], with no path, query or user");
+    size_t host_at;
+    const char *why = vp_endpoint_problem(e, strlen(e), &host_at);
+    if (why != NULL)
+        vp_raise(L, VP_EINVAL, "endpoint %s", why);
     o->base_url = e;
-    o->host = h;
+    o->host = e + host_at;
+}
+
+/* HUAWEICLOUD_SDK_REGION_VPCEP_<REGION>: the host the official SDKs use
+ * for the region instead of the built-in one (the first of a comma list).
+ * Returns 1 when it is set. */
+static int region_override(lua_State *L, const char *region, vp_options *o)
+{
+    char name[128];
+    const char *v, *first, *why;
+    size_t n, host_at;
+    if (!vp_region_override_name(region, name, sizeof name) || (v = env(name)) == NULL)
+        return 0;
+    vp_endpoint_first(v, &first, &n);
+    if (n == 0 && first[0] != ',')
+        return 0; /* only blanks: as if unset */
+    why = n > 512 ? "is longer than 512 bytes" : vp_endpoint_problem(first, n, &host_at);
+    if (why != NULL)
+        vp_raise(L, VP_EINVAL, "%s (its first endpoint) %s", name, why);
+    lua_pushlstring(L, first, n); /* left on the stack: anchors it */
+    o->base_url = lua_tostring(L, -1);
+    o->host = o->base_url + host_at;
+    return 1;
 }
 
 static void resolve_host(lua_State *L, int idx, vp_options *o)
@@ -195,6 +167,9 @@ static void resolve_host(lua_State *L, int idx, vp_options *o)
     }
     if (region == NULL)
         vp_raise(L, VP_EINVAL, "region is missing (or pass endpoint = \"https://host[:port]\")");
+    o->region = region;
+    if (region_override(L, region, o))
+        return;
     if (vp_region_host(region, o->region_host, sizeof o->region_host) == NULL)
         vp_raise(L, VP_EINVAL, "unknown region '%s' (known: %s); for another region or a private "
                  "host pass endpoint = \"https://host[:port]\" instead", region, vp_region_names());
@@ -211,6 +186,22 @@ static void check_ak(lua_State *L, const char *ak, const char *what)
         vp_raise(L, VP_EINVAL, "%s must not contain a comma", what);
 }
 
+/* The source when no token or ak/sk option is given: profile = name, or
+ * the chain of source.c (environment, credentials file). */
+static void resolve_source(lua_State *L, int idx, vp_options *o)
+{
+    const char *profile = opt_string(L, idx, "profile", 1, 64, 0);
+    if (profile != NULL && vp_source_explicit(L, idx, "profile"))
+        vp_raise(L, VP_EINVAL, "give one credential source: profile, or token, or ak/sk, never two");
+    if (profile != NULL)
+        vp_source_profile(L, profile, &o->src);
+    else
+        vp_source_chain(L, &o->src);
+    o->ak = o->src.ak;
+    o->sk = o->src.sk;
+    o->security_token = o->src.security_token;
+}
+
 static void resolve_credentials(lua_State *L, int idx, vp_options *o)
 {
     o->token = opt_string(L, idx, "token", 1, 2048, 1);
@@ -224,18 +215,14 @@ static void resolve_credentials(lua_State *L, int idx, vp_options *o)
     if (o->security_token != NULL && o->ak == NULL)
         vp_raise(L, VP_EINVAL, "security_token needs ak and sk");
     check_ak(L, o->ak, "ak");
-    if (o->token != NULL || o->ak != NULL)
-        return;
-    o->ak = env_checked(L, "HUAWEICLOUD_SDK_AK", 256);
-    o->sk = env_checked(L, "HUAWEICLOUD_SDK_SK", 256);
-    o->security_token = env_checked(L, "HUAWEICLOUD_SDK_SECURITY_TOKEN", 16384);
-    check_ak(L, o->ak, "HUAWEICLOUD_SDK_AK");
-    if (o->ak == NULL && o->sk == NULL)
-        vp_raise(L, VP_EINVAL, "no credentials: give token, or ak and sk, or set HUAWEICLOUD_SDK_AK "
-                 "and HUAWEICLOUD_SDK_SK");
-    if (o->ak == NULL || o->sk == NULL)
-        vp_raise(L, VP_EINVAL, "no credentials: %s is not set (HUAWEICLOUD_SDK_AK and "
-                 "HUAWEICLOUD_SDK_SK go together)", o->ak == NULL ? "HUAWEICLOUD_SDK_AK" : "HUAWEICLOUD_SDK_SK");
+    o->src.kind = o->token != NULL ? VP_SOURCE_TOKEN : o->ak != NULL ? VP_SOURCE_AKSK : VP_SOURCE_NONE;
+    o->src.origin = o->token != NULL ? "token" : o->ak != NULL ? "aksk" : NULL;
+    o->src.token = o->token;
+    o->src.ak = o->ak;
+    o->src.sk = o->sk;
+    o->src.security_token = o->security_token;
+    if (o->src.kind == VP_SOURCE_NONE)
+        resolve_source(L, idx, o);
 }
 
 static void default_user_agent(vp_options *o)
@@ -246,6 +233,28 @@ static void default_user_agent(vp_options *o)
     o->user_agent = o->ua_buf;
 }
 
+/* HUAWEICLOUD_SDK_PROJECT_ID, required when no option or profile gave one. */
+static void project_from_env(lua_State *L, vp_options *o)
+{
+    o->project_id = env("HUAWEICLOUD_SDK_PROJECT_ID");
+    if (o->project_id == NULL)
+        vp_raise(L, VP_EINVAL, "project_id is missing (give it, or set HUAWEICLOUD_SDK_PROJECT_ID)");
+    lua_pushstring(L, o->project_id);
+    vp_check_id(L, -1, "HUAWEICLOUD_SDK_PROJECT_ID", NULL);
+    lua_pop(L, 1);
+}
+
+/* Whether the credentials may come from a profile, whose project_id goes
+ * before the environment's: profile is given, or no source is. */
+static int may_read_profile(lua_State *L, int idx)
+{
+    int yes;
+    raw_field(L, idx, "profile");
+    yes = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    return yes || !vp_source_explicit(L, idx, NULL);
+}
+
 void vp_options_read(lua_State *L, int idx, vp_options *o, const char *const *extra)
 {
     idx = vp_absindex(L, idx);
@@ -254,19 +263,19 @@ void vp_options_read(lua_State *L, int idx, vp_options *o, const char *const *ex
         vp_raise(L, VP_EINVAL, "options must be a table, got %s", luaL_typename(L, idx));
     check_keys(L, idx, extra);
     raw_field(L, idx, "project_id");
-    if (!lua_isnil(L, -1)) {
+    if (!lua_isnil(L, -1))
         o->project_id = vp_check_id(L, -1, "project_id", NULL);
-    } else {
-        o->project_id = env("HUAWEICLOUD_SDK_PROJECT_ID");
-        if (o->project_id == NULL)
-            vp_raise(L, VP_EINVAL, "project_id is missing (give it, or set HUAWEICLOUD_SDK_PROJECT_ID)");
-        lua_pushstring(L, o->project_id);
-        vp_check_id(L, -1, "HUAWEICLOUD_SDK_PROJECT_ID", NULL);
-        lua_pop(L, 1);
-    }
+    else if (!may_read_profile(L, idx))
+        project_from_env(L, o);
     lua_pop(L, 1);
     resolve_host(L, idx, o);
     resolve_credentials(L, idx, o);
+    if (o->project_id == NULL)
+        o->project_id = o->src.project_id;
+    if (o->project_id == NULL)
+        project_from_env(L, o);
+    if (o->src.kind == VP_SOURCE_NONE)
+        vp_source_none(L, &o->src);
     o->timeout = opt_seconds(L, idx, "timeout", 60);
     o->connect_timeout = opt_seconds(L, idx, "connect_timeout", 10);
     o->retries = (int)opt_int(L, idx, "retries", 0, 10, 3);

@@ -3,12 +3,15 @@
 #ifndef VPCEP_OPTIONS_H
 #define VPCEP_OPTIONS_H
 
+#include "source.h"
 #include "transport.h"
 
 VP_HIDDEN_BEGIN
 
 typedef struct vp_options {
     const char *project_id, *base_url, *host;
+    const char *region;               /* as given; NULL with endpoint */
+    vp_source src;                    /* where the credentials come from (source.h) */
     const char *token, *ak, *sk, *security_token;
     const char *cafile, *proxy, *user_agent;
     double timeout, connect_timeout;

@@ -6,6 +6,7 @@
  * host is "vpcep.<region>.myhuaweicloud.com" except eu-west-101, which
  * lives under the .eu domain. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "regions.h"
 
@@ -77,4 +78,143 @@ const char *vp_region_host(const char *region, char *buf, size_t buflen)
 const char *vp_region_names(void)
 {
     return region_names;
+}
+
+static int host_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.';
+}
+
+/* scheme://host[:port], as the endpoint option takes it. */
+const char *vp_endpoint_problem(const char *e, size_t len, size_t *host_at)
+{
+    const char *h, *p, *end = e + len;
+    if (len >= 8 && strncmp(e, "https://", 8) == 0)
+        h = e + 8;
+    else if (len >= 7 && strncmp(e, "http://", 7) == 0)
+        h = e + 7;
+    else
+        return "must start with https:// or http://";
+    p = h;
+    if (p < end && *p == '[') { /* IPv6 literal */
+        p++;
+        while (p < end && *p != ']' && (host_char((unsigned char)*p) || *p == ':'))
+            p++;
+        if (p == end || *p != ']' || p == h + 1)
+            return "has a malformed IPv6 address";
+        p++;
+    } else {
+        while (p < end && host_char((unsigned char)*p))
+            p++;
+    }
+    if (p == h)
+        return "has no host";
+    if (p < end && *p == ':') {
+        const char *d = ++p;
+        long port = 0;
+        while (p < end && *p >= '0' && *p <= '9' && port <= 65535)
+            port = port * 10 + (*p++ - '0');
+        if (p == d || port < 1 || port > 65535)
+            return "has a bad port (1..65535)";
+    }
+    if (p != end)
+        return "must be scheme://host[:port], with no path, query or user";
+    if (host_at != NULL)
+        *host_at = (size_t)(h - e);
+    return NULL;
+}
+
+static int space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+void vp_endpoint_first(const char *v, const char **start, size_t *len)
+{
+    const char *s = v, *e;
+    while (space(*s))
+        s++;
+    e = s;
+    while (*e != '\0' && *e != ',')
+        e++;
+    while (e > s && space(e[-1]))
+        e--;
+    if (e > s && e[-1] == '/')
+        e--;
+    *start = s;
+    *len = (size_t)(e - s);
+}
+
+int vp_region_override_name(const char *region, char *buf, size_t cap)
+{
+    static const char prefix[] = "HUAWEICLOUD_SDK_REGION_VPCEP_";
+    size_t n = strlen(region), i;
+    if (n == 0 || sizeof prefix + n > cap)
+        return 0;
+    memcpy(buf, prefix, sizeof prefix - 1);
+    for (i = 0; i < n; i++) {
+        char c = region[i];
+        if (c >= 'a' && c <= 'z')
+            c = (char)(c - 'a' + 'A');
+        else if (c == '-')
+            c = '_';
+        else if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+        buf[sizeof prefix - 1 + i] = c;
+    }
+    buf[sizeof prefix - 1 + n] = '\0';
+    return 1;
+}
+
+static int known_region(const char *region)
+{
+    size_t i;
+    for (i = 0; region != NULL && regions[i] != NULL; i++)
+        if (strcmp(regions[i], region) == 0)
+            return 1;
+    return 0;
+}
+
+/* Copies the first endpoint of v, trimmed, into buf if it is well formed. */
+static const char *take(const char *v, char *buf, size_t cap)
+{
+    const char *s;
+    size_t n;
+    vp_endpoint_first(v, &s, &n);
+    if (n == 0 || n >= cap || vp_endpoint_problem(s, n, NULL) != NULL)
+        return NULL;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+static int given(const char *v)
+{
+    const char *s;
+    size_t n;
+    if (v == NULL)
+        return 0;
+    vp_endpoint_first(v, &s, &n);
+    return n > 0 || *s == ',';
+}
+
+const char *vp_iam_endpoint(const char *region, const char *profile_iam_endpoint,
+                            const char *option_iam_endpoint, char *buf, size_t cap)
+{
+    const char *env = getenv("HUAWEICLOUD_SDK_IAM_ENDPOINT");
+    int n;
+    if (buf == NULL || cap == 0)
+        return NULL;
+    if (given(option_iam_endpoint))
+        return take(option_iam_endpoint, buf, cap);
+    if (given(profile_iam_endpoint))
+        return take(profile_iam_endpoint, buf, cap);
+    if (given(env))
+        return take(env, buf, cap);
+    if (known_region(region))
+        n = snprintf(buf, cap, "https://iam.%s.%s", region, region_domain(region));
+    else
+        n = snprintf(buf, cap, "https://iam.myhuaweicloud.com");
+    return n > 0 && (size_t)n < cap ? buf : NULL;
 }
