@@ -127,6 +127,11 @@ static vp_client *client_push(lua_State *L, int idx, const char *const *extra)
     vp_options o;
     vp_client *c;
     vp_options_read(L, idx, &o, extra);
+    /* a source that must be fetched (metadata, idp) needs the fetchers of
+     * issue 17's credentials work; until they are here, say so rather than
+     * send unauthenticated requests */
+    if (o.token == NULL && o.ak == NULL)
+        vp_raise(L, VP_ECREDENTIALS, "credentials from %s cannot be fetched by this build", o.src.origin);
     c = lua_newuserdata(L, sizeof *c);
     memset(c, 0, sizeof *c);
     luaL_getmetatable(L, VP_CLIENT_MT);

@@ -186,13 +186,16 @@ static void check_ak(lua_State *L, const char *ak, const char *what)
         vp_raise(L, VP_EINVAL, "%s must not contain a comma", what);
 }
 
-/* The source when no token or ak/sk option is given: profile = name, or
- * the chain of source.c (environment, credentials file). */
+/* profile = name, never with another source; when no token or ak/sk
+ * option is given, that profile or the chain of source.c (environment,
+ * credentials file). */
 static void resolve_source(lua_State *L, int idx, vp_options *o)
 {
     const char *profile = opt_string(L, idx, "profile", 1, 64, 0);
     if (profile != NULL && vp_source_explicit(L, idx, "profile"))
         vp_raise(L, VP_EINVAL, "give one credential source: profile, or token, or ak/sk, never two");
+    if (o->src.kind != VP_SOURCE_NONE)
+        return;
     if (profile != NULL)
         vp_source_profile(L, profile, &o->src);
     else
@@ -221,8 +224,7 @@ static void resolve_credentials(lua_State *L, int idx, vp_options *o)
     o->src.ak = o->ak;
     o->src.sk = o->sk;
     o->src.security_token = o->security_token;
-    if (o->src.kind == VP_SOURCE_NONE)
-        resolve_source(L, idx, o);
+    resolve_source(L, idx, o);
 }
 
 static void default_user_agent(vp_options *o)

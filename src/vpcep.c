@@ -8,6 +8,7 @@
 #include "l_flow.h"
 #include "l_plan.h"
 #include "l_sign.h"
+#include "l_source.h"
 #include "policy.h"
 #include "response.h"
 #include "sign.h"
@@ -58,6 +59,7 @@ static const luaL_Reg functions[] = {
     {"is_error", l_is_error},
     VP_CLI_FUNCTIONS
     VP_FLOW_FUNCTIONS
+    VP_SOURCE_FUNCTIONS
     {NULL, NULL},
 };
 
