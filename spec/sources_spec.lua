@@ -186,6 +186,21 @@ describe("the chain when no source is given", function()
       assert.are.equal("vpcep.credentials", out.err_code)
     end)
 
+    it("a source this version cannot fetch (idp, metadata) is vpcep.credentials from vpcep.new", function()
+      local opts = { endpoint = mock.url, sid = D.service_id }
+      for _, case in ipairs {
+        { merge(ENV_IDP, { HUAWEICLOUD_SDK_PROJECT_ID = PID }), "idp" },
+        { { VPCEP_METADATA = "1", HUAWEICLOUD_SDK_PROJECT_ID = PID }, "metadata" },
+      } do
+        local out = run(with(case[1]), opts, ACCEPT)
+        assert.are.equal("vpcep.credentials", out.err_code, out.err_string)
+        assert.are.equal("credentials from " .. case[2] .. " cannot be fetched by this build", out.err_message)
+      end
+      helper.write_file(file, "[basic]\nidp_id = file-idp\nid_token_file = /run/id-token\n")
+      local out = run(with { HUAWEICLOUD_SDK_PROJECT_ID = PID }, opts, ACCEPT)
+      assert.are.equal("credentials from profile cannot be fetched by this build", out.err_message)
+    end)
+
     it("a credentials file without [basic] is vpcep.credentials naming the file and the section", function()
       helper.write_file(file, "[prod]\nak = FILEAK\nsk = " .. FILE_SK .. "\n")
       refused("vpcep.credentials", { HUAWEICLOUD_SDK_PROJECT_ID = PID }, {}, file, "[basic]")
