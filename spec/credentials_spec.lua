@@ -240,8 +240,10 @@ describe("credentials from the environment", function()
       return refused_with("vpcep.credentials", env, opts, ...)
     end
 
-    it("nothing at all names the project id", function()
-      refused({}, { endpoint = mock.url }, "HUAWEICLOUD_SDK_PROJECT_ID")
+    it("nothing at all is no credentials first; with keys and an endpoint, the project id is named", function()
+      no_source({}, { endpoint = mock.url }, "HUAWEICLOUD_SDK_AK")
+      refused({ HUAWEICLOUD_SDK_AK = "AK1", HUAWEICLOUD_SDK_SK = "sk1" }, { endpoint = mock.url },
+              "project_id is missing", "HUAWEICLOUD_SDK_PROJECT_ID")
     end)
 
     it("no credentials name HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK", function()

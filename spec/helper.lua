@@ -458,6 +458,14 @@ function Mock:seed(n)
 end
 
 function Mock:auth(t) return control(self, "POST", "/_mock/auth", t) end
+
+-- The mock's IAM and metadata services (spec/mock/README.md): settings,
+-- the clock, and the requests each endpoint answered.
+function Mock:iam(t) return control(self, "POST", "/_mock/iam", t) end
+function Mock:revoke() return control(self, "POST", "/_mock/iam/revoke", {}) end
+function Mock:advance_clock(seconds) return control(self, "POST", "/_mock/clock", { advance = seconds }) end
+function Mock:counts() return control(self, "GET", "/_mock/counts") end
+function Mock:clear_counts() return control(self, "POST", "/_mock/counts/clear", {}) end
 function Mock:config(t) return control(self, "POST", "/_mock/config", t) end
 function Mock:fault(rule) return control(self, "POST", "/_mock/faults", { rules = { rule } }) end
 function Mock:faults(rules)

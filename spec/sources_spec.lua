@@ -186,19 +186,31 @@ describe("the chain when no source is given", function()
       assert.are.equal("vpcep.credentials", out.err_code)
     end)
 
-    it("a source this version cannot fetch (idp, metadata) is vpcep.credentials from vpcep.new", function()
-      local opts = { endpoint = mock.url, sid = D.service_id }
+    it("a source found that must be fetched (idp, metadata) makes a client and fetches nothing in vpcep.new", function()
+      local opts = { endpoint = mock.url }
+      local NEW = "local c = vpcep.new(OPTS); return { s = tostring(c) }"
       for _, case in ipairs {
         { merge(ENV_IDP, { HUAWEICLOUD_SDK_PROJECT_ID = PID }), "idp" },
         { { VPCEP_METADATA = "1", HUAWEICLOUD_SDK_PROJECT_ID = PID }, "metadata" },
       } do
-        local out = run(with(case[1]), opts, ACCEPT)
-        assert.are.equal("vpcep.credentials", out.err_code, out.err_string)
-        assert.are.equal("credentials from " .. case[2] .. " cannot be fetched by this build", out.err_message)
+        local out = run(with(case[1]), opts, NEW)
+        assert.are.equal(nil, out.err_code, out.err_string)
+        assert.matches(case[2] .. "%)$", out.s)
       end
       helper.write_file(file, "[basic]\nidp_id = file-idp\nid_token_file = /run/id-token\n")
-      local out = run(with { HUAWEICLOUD_SDK_PROJECT_ID = PID }, opts, ACCEPT)
-      assert.are.equal("credentials from profile cannot be fetched by this build", out.err_message)
+      local out = run(with { HUAWEICLOUD_SDK_PROJECT_ID = PID }, opts, NEW)
+      assert.matches("profile%)$", out.s)
+    end)
+
+    it("an idp source whose token file is not there fails the first call, sending nothing", function()
+      local env = { HUAWEICLOUD_SDK_PROJECT_ID = PID, HUAWEICLOUD_SDK_IAM_ENDPOINT = mock.url }
+      local out = run(with(merge(ENV_IDP, env)), { endpoint = mock.url, sid = D.service_id }, ACCEPT)
+      assert.are.equal("vpcep.credentials", out.err_code, out.err_string)
+      assert.matches("/run/id token", out.err_message, 1, true)
+      helper.write_file(file, "[basic]\nidp_id = file-idp\nid_token_file = /run/id-token\n")
+      out = run(with(env), { endpoint = mock.url, sid = D.service_id }, ACCEPT)
+      assert.are.equal("vpcep.credentials", out.err_code, out.err_string)
+      assert.matches("/run/id-token", out.err_message, 1, true)
     end)
 
     it("a credentials file without [basic] is vpcep.credentials naming the file and the section", function()

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 #include "client.h"
+#include "credentials.h"
 #include "errors.h"
 #include "options.h"
 #include "policy.h"
@@ -32,6 +33,9 @@ struct vp_client {
     vp_sched sched;    /* what batches run with */
     vp_batch *one;     /* the batch of one-request calls, kept warm */
     vp_sign_key *sign_key; /* AK/SK auth: the keyed MAC signing keeps, made at first use */
+    vp_creds *creds;       /* credentials or a project id the client obtains itself, or NULL */
+    const char *auth; /* the source's name (source.h origin, static) */
+    char *region;          /* when given */
 };
 
 static char *dup_or_null(const char *s)
@@ -61,6 +65,13 @@ static void client_release(vp_client *c)
     c->rq.token_headers = NULL;
     vp_sign_key_free(c->sign_key); /* cleansed as it is freed */
     c->sign_key = NULL;
+    vp_creds_free(c->creds); /* what rq pointed at, once obtained */
+    c->creds = NULL;
+    c->sched.cr = NULL;
+    memset(&c->rq, 0, sizeof c->rq);
+    c->sched.secrets[0] = NULL;
+    free(c->region);
+    c->region = NULL;
     free(c->project_id);
     free(c->base_url);
     free(c->host);
@@ -127,11 +138,6 @@ static vp_client *client_push(lua_State *L, int idx, const char *const *extra)
     vp_options o;
     vp_client *c;
     vp_options_read(L, idx, &o, extra);
-    /* a source that must be fetched (metadata, idp) needs the fetchers of
-     * issue 17's credentials work; until they are here, say so rather than
-     * send unauthenticated requests */
-    if (o.token == NULL && o.ak == NULL)
-        vp_raise(L, VP_ECREDENTIALS, "credentials from %s cannot be fetched by this build", o.src.origin);
     c = lua_newuserdata(L, sizeof *c);
     memset(c, 0, sizeof *c);
     luaL_getmetatable(L, VP_CLIENT_MT);
@@ -144,9 +150,12 @@ static vp_client *client_push(lua_State *L, int idx, const char *const *extra)
     c->sk = dup_or_null(o.sk);
     c->security_token = dup_or_null(o.security_token);
     c->user_agent = dup_or_null(o.user_agent);
-    c->services_url = services_url(o.base_url, o.project_id);
+    c->region = dup_or_null(o.region);
+    c->auth = o.src.origin;
+    c->services_url = o.project_id != NULL ? services_url(o.base_url, o.project_id) : NULL;
     c->sched.tp = vp_transport_new(&o.transport);
-    if (c->sched.tp == NULL || c->services_url == NULL || c->project_id == NULL || c->base_url == NULL ||
+    if (c->sched.tp == NULL || (o.project_id != NULL && (c->services_url == NULL || c->project_id == NULL)) ||
+        (o.region != NULL && c->region == NULL) || c->base_url == NULL ||
         c->host == NULL || c->user_agent == NULL || (o.token != NULL && c->token == NULL) ||
         (o.ak != NULL && c->ak == NULL) || (o.sk != NULL && c->sk == NULL) ||
         (o.security_token != NULL && c->security_token == NULL)) {
@@ -160,6 +169,14 @@ static vp_client *client_push(lua_State *L, int idx, const char *const *extra)
     }
     wire(c, &o);
     c->rq.signer = vp_signer_get(L); /* the state's, which outlives its clients */
+    if (o.src.kind != VP_SOURCE_TOKEN && o.src.kind != VP_SOURCE_AKSK ? 1 : o.project_id == NULL) {
+        /* nothing is fetched here: the first call does */
+        if ((c->creds = vp_creds_new(&o, &c->rq, &c->sched)) == NULL) {
+            client_release(c);
+            vp_raise_oom(L);
+        }
+        c->sched.cr = c->creds;
+    }
     return c;
 }
 
@@ -213,8 +230,13 @@ static int client_tostring(lua_State *L)
         lua_pushliteral(L, "vpcep.client (closed)");
         return 1;
     }
-    lua_pushfstring(L, "vpcep.client (project %s, %s, %s)", c->project_id, c->base_url,
-                    c->token != NULL ? "token" : "AK/SK");
+    if (c->creds != NULL)
+        lua_pushfstring(L, "vpcep.client (project %s, %s, %s)",
+                        c->rq.project_id != NULL ? c->rq.project_id : "to be looked up", c->base_url,
+                        c->auth);
+    else
+        lua_pushfstring(L, "vpcep.client (project %s, %s, %s)", c->project_id, c->base_url,
+                        c->token != NULL ? "token" : "AK/SK");
     return 1;
 }
 
@@ -309,6 +331,46 @@ static int client_describe(lua_State *L)
     return run_method(L, "describe");
 }
 
+/* Obtains what the client lacks (credentials, project id) with the
+ * blocking driver, before a method that needs them but sends nothing of
+ * its own; raises the vpcep.credentials error. */
+static void ensure_creds(lua_State *L, vp_client *c)
+{
+    vp_plan p;
+    int top = lua_gettop(L);
+    if (c->creds == NULL)
+        return;
+    lua_createtable(L, 12, 0);
+    vp_plan_creds(L, &p, -1, &c->sched);
+    vp_plan_run(L, &p);
+    if (vp_plan_finish(L, &p) == 0)
+        lua_error(L);
+    lua_settop(L, top);
+}
+
+/* client:info() -> {auth=, project_id=, region=, endpoint=, expires_at=} */
+static int client_info(lua_State *L)
+{
+    vp_client *c = check_client(L);
+    ensure_creds(L, c);
+    lua_createtable(L, 0, 5);
+    if (c->creds != NULL) {
+        vp_creds_info(L, c->creds);
+    } else {
+        lua_pushstring(L, c->token != NULL ? "token" : "aksk");
+        lua_setfield(L, -2, "auth");
+        lua_pushstring(L, c->project_id);
+        lua_setfield(L, -2, "project_id");
+    }
+    if (c->region != NULL) {
+        lua_pushstring(L, c->region);
+        lua_setfield(L, -2, "region");
+    }
+    lua_pushstring(L, c->base_url);
+    lua_setfield(L, -2, "endpoint");
+    return 1;
+}
+
 /* client:prepare(action, service_id, endpoint_id) -> request table */
 static int client_prepare(lua_State *L)
 {
@@ -318,6 +380,7 @@ static int client_prepare(lua_State *L)
     vp_batch *b;
     sid = vp_check_id(L, 3, "service_id", NULL);
     eid = vp_check_id(L, 4, "endpoint id", NULL);
+    ensure_creds(L, c);
     b = start_batch(L, c, 1, VP_ACTION, NULL, NULL);
     vp_build_action(L, &c->rq, &b->ops[0].x, action, sid, eid);
     vp_push_request(L, &b->ops[0].x);
@@ -379,6 +442,7 @@ static const luaL_Reg methods[] = {{"accept", client_accept},
                                    {"connections", client_connections},
                                    {"describe", client_describe},
                                    {"prepare", client_prepare},
+                                   {"info", client_info},
                                    {NULL, NULL}};
 
 /* Raises err (at the top), or returns nil, err from a safe client. */

@@ -21,6 +21,7 @@
 #define VP_EBADRESP "vpcep.bad_response"
 #define VP_EFAILED "vpcep.connection_failed"
 #define VP_ECANCELLED "vpcep.cancelled"
+#define VP_ECREDS "vpcep.credentials"
 
 /* Texts taken from an answer are capped at this many bytes. */
 #define VP_TEXT_CAP 2048

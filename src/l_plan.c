@@ -186,6 +186,23 @@ static void copy_header(lua_State *L, int v, char *out, size_t cap)
     }
 }
 
+/* X-Subject-Token (a credentials step's answer), kept whole. */
+static void copy_subject(lua_State *L, int v, vp_xfer *x)
+{
+    size_t len;
+    const char *s;
+    if (lua_istable(L, v)) {
+        lua_rawgeti(L, v, 1);
+        v = lua_gettop(L);
+    }
+    if (lua_type(L, v) != LUA_TSTRING)
+        return;
+    s = lua_tolstring(L, v, &len);
+    x->subject.len = 0;
+    if (vp_buf_add(&x->subject, s, len) != 0)
+        vp_raise_oom(L);
+}
+
 /* Reads the answer headers the parser needs from a table (any case). */
 static void read_headers(lua_State *L, int t, vp_xfer *x)
 {
@@ -199,6 +216,10 @@ static void read_headers(lua_State *L, int t, vp_xfer *x)
             copy_header(L, top, x->retry_after, sizeof x->retry_after);
         else if (strcasecmp(k, "Content-Type") == 0)
             copy_header(L, top, x->content_type, sizeof x->content_type);
+        else if (strcasecmp(k, "X-IAM-Trace-Id") == 0 && x->request_id[0] == '\0')
+            copy_header(L, top, x->request_id, sizeof x->request_id);
+        else if (strcasecmp(k, "X-Subject-Token") == 0)
+            copy_subject(L, top, x);
         lua_settop(L, top - 1);
     }
 }
@@ -222,7 +243,8 @@ static void clear_answer(vp_xfer *x)
     x->answer.len = 0;
     x->too_large = x->out_of_memory = x->header_too_large = x->why_given = 0;
     x->result = CURLE_OK;
-    x->errbuf[0] = x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
+    x->errbuf[0] = '\0';
+    vp_xfer_clear_headers(x);
 }
 
 /* op:feed(i, status, body [, headers]) */

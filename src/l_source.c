@@ -29,7 +29,6 @@ static void set_present(lua_State *L, const char *k, const char *v)
 int vp_l_source(lua_State *L)
 {
     vp_options o;
-    char iam[600];
     vp_options_read(L, 1, &o, NULL);
     lua_newtable(L);
     set(L, "kind", kinds[o.src.kind]);
@@ -42,7 +41,7 @@ int vp_l_source(lua_State *L)
     set(L, "region", o.region);
     set(L, "endpoint", o.base_url);
     set(L, "host", o.host);
-    set(L, "iam_endpoint", vp_iam_endpoint(o.region, o.src.iam_endpoint, NULL, iam, sizeof iam));
+    set(L, "iam_endpoint", o.iam_endpoint);
     set(L, "idp_id", o.src.idp_id);
     set(L, "id_token_file", o.src.id_token_file);
     set(L, "profile_path", o.src.profile_path);

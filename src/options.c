@@ -13,7 +13,7 @@
 static const char *const known[] = {
     "project_id", "region", "endpoint", "token", "ak", "sk", "security_token", "timeout",
     "connect_timeout", "retries", "concurrency", "verify", "cafile", "proxy", "user_agent",
-    "max_body", "profile", NULL};
+    "max_body", "profile", "iam", "metadata", "idp", "iam_endpoint", "metadata_endpoint", NULL};
 
 /* Pushes t[k] without metamethods: a value an __index made up would not be
  * anchored anywhere while it is copied. */
@@ -186,9 +186,85 @@ static void check_ak(lua_State *L, const char *ak, const char *what)
         vp_raise(L, VP_EINVAL, "%s must not contain a comma", what);
 }
 
-/* profile = name, never with another source; when no token or ak/sk
- * option is given, that profile or the chain of source.c (environment,
- * credentials file). */
+/* A required string field of a table option (opt.f). */
+static const char *sub_string(lua_State *L, int t, const char *opt, const char *f, size_t max, int strict)
+{
+    size_t len, i;
+    const char *s;
+    raw_field(L, t, f);
+    if (lua_type(L, -1) != LUA_TSTRING)
+        vp_raise(L, VP_EINVAL, "%s.%s must be a string, got %s", opt, f, luaL_typename(L, -1));
+    s = lua_tolstring(L, -1, &len);
+    if (len < 1 || len > max)
+        vp_raise(L, VP_EINVAL, "%s.%s must be 1..%d bytes long", opt, f, (int)max);
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7F || (strict && c == ' '))
+            vp_raise(L, VP_EINVAL, "%s.%s holds a control character%s", opt, f, strict ? " or a space" : "");
+    }
+    lua_pop(L, 1); /* anchored in the sub-table, which the options table anchors */
+    return s;
+}
+
+/* A table option with exactly the fields `fields` (two or three); returns
+ * its index on the stack (left there), or 0 when not given. */
+static int sub_table(lua_State *L, int idx, const char *opt, const char *const *fields)
+{
+    int t;
+    raw_field(L, idx, opt);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_istable(L, -1))
+        vp_raise(L, VP_EINVAL, "%s must be a table, got %s", opt, luaL_typename(L, -1));
+    t = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING || !in_list(lua_tostring(L, -2), fields))
+            vp_raise(L, VP_EINVAL, "%s takes only the fields %s, %s%s%s", opt, fields[0], fields[1],
+                     fields[2] != NULL ? ", " : "", fields[2] != NULL ? fields[2] : "");
+        lua_pop(L, 1);
+    }
+    return t;
+}
+
+/* iam = {user=, password=, domain=}, metadata = true, idp = {id=,
+ * token_file=}: the sources the client fetches its credentials from.
+ * Returns how many were given. */
+static int read_fetched_sources(lua_State *L, int idx, vp_source *src)
+{
+    static const char *const iam_fields[] = {"user", "password", "domain", NULL};
+    static const char *const idp_fields[] = {"id", "token_file", NULL};
+    int n = 0, t;
+    if ((t = sub_table(L, idx, "iam", iam_fields)) != 0) {
+        src->kind = VP_SOURCE_IAM;
+        src->origin = "iam";
+        src->iam_user = sub_string(L, t, "iam", "user", 255, 0);
+        src->iam_password = sub_string(L, t, "iam", "password", 1024, 0);
+        src->iam_domain = sub_string(L, t, "iam", "domain", 255, 0);
+        lua_pop(L, 1);
+        n++;
+    }
+    if (opt_bool(L, idx, "metadata", 0)) {
+        src->kind = VP_SOURCE_METADATA;
+        src->origin = "metadata";
+        n++;
+    }
+    if ((t = sub_table(L, idx, "idp", idp_fields)) != 0) {
+        src->kind = VP_SOURCE_IDP;
+        src->origin = "idp";
+        src->idp_id = sub_string(L, t, "idp", "id", 255, 1);
+        src->id_token_file = sub_string(L, t, "idp", "token_file", 4096, 0);
+        lua_pop(L, 1);
+        n++;
+    }
+    return n;
+}
+
+/* profile = name, never with another source; when no source option is
+ * given, that profile or the chain of source.c (environment, credentials
+ * file). */
 static void resolve_source(lua_State *L, int idx, vp_options *o)
 {
     const char *profile = opt_string(L, idx, "profile", 1, 64, 0);
@@ -207,6 +283,7 @@ static void resolve_source(lua_State *L, int idx, vp_options *o)
 
 static void resolve_credentials(lua_State *L, int idx, vp_options *o)
 {
+    int fetched;
     o->token = opt_string(L, idx, "token", 1, 2048, 1);
     o->ak = opt_string(L, idx, "ak", 1, 256, 1);
     o->sk = opt_string(L, idx, "sk", 1, 256, 1);
@@ -218,13 +295,40 @@ static void resolve_credentials(lua_State *L, int idx, vp_options *o)
     if (o->security_token != NULL && o->ak == NULL)
         vp_raise(L, VP_EINVAL, "security_token needs ak and sk");
     check_ak(L, o->ak, "ak");
-    o->src.kind = o->token != NULL ? VP_SOURCE_TOKEN : o->ak != NULL ? VP_SOURCE_AKSK : VP_SOURCE_NONE;
-    o->src.origin = o->token != NULL ? "token" : o->ak != NULL ? "aksk" : NULL;
+    fetched = read_fetched_sources(L, idx, &o->src);
+    if (fetched + (o->token != NULL) + (o->ak != NULL) > 1)
+        vp_raise(L, VP_EINVAL, "give one credential source: token, ak/sk, iam, metadata or idp, not several");
+    if (fetched == 0) {
+        o->src.kind = o->token != NULL ? VP_SOURCE_TOKEN : o->ak != NULL ? VP_SOURCE_AKSK : VP_SOURCE_NONE;
+        o->src.origin = o->token != NULL ? "token" : o->ak != NULL ? "aksk" : NULL;
+    }
     o->src.token = o->token;
     o->src.ak = o->ak;
     o->src.sk = o->sk;
     o->src.security_token = o->security_token;
     resolve_source(L, idx, o);
+}
+
+/* iam_endpoint (the option, the profile's, HUAWEICLOUD_SDK_IAM_ENDPOINT,
+ * else the region's) and metadata_endpoint (the option, else the
+ * profile's or NULL: the default): checked here, before anything is sent. */
+static void resolve_service_endpoints(lua_State *L, int idx, vp_options *o)
+{
+    const char *iam = opt_string(L, idx, "iam_endpoint", 1, 512, 1);
+    const char *meta = opt_string(L, idx, "metadata_endpoint", 1, 512, 1);
+    size_t host_at;
+    const char *why;
+    if (iam != NULL && (why = vp_endpoint_problem(iam, strlen(iam), &host_at)) != NULL)
+        vp_raise(L, VP_EINVAL, "iam_endpoint %s", why);
+    o->iam_endpoint = vp_iam_endpoint(o->region, o->src.iam_endpoint, iam, o->iam_buf, sizeof o->iam_buf);
+    if (o->iam_endpoint == NULL)
+        vp_raise(L, VP_EINVAL, "%s is not scheme://host[:port]",
+                 o->src.iam_endpoint != NULL ? "the profile's iam_endpoint" : "HUAWEICLOUD_SDK_IAM_ENDPOINT");
+    if (meta != NULL) {
+        if ((why = vp_endpoint_problem(meta, strlen(meta), &host_at)) != NULL)
+            vp_raise(L, VP_EINVAL, "metadata_endpoint %s", why);
+        o->src.metadata_endpoint = meta;
+    }
 }
 
 static void default_user_agent(vp_options *o)
@@ -235,12 +339,12 @@ static void default_user_agent(vp_options *o)
     o->user_agent = o->ua_buf;
 }
 
-/* HUAWEICLOUD_SDK_PROJECT_ID, required when no option or profile gave one. */
+/* HUAWEICLOUD_SDK_PROJECT_ID, when no option or profile gave one. */
 static void project_from_env(lua_State *L, vp_options *o)
 {
     o->project_id = env("HUAWEICLOUD_SDK_PROJECT_ID");
     if (o->project_id == NULL)
-        vp_raise(L, VP_EINVAL, "project_id is missing (give it, or set HUAWEICLOUD_SDK_PROJECT_ID)");
+        return;
     lua_pushstring(L, o->project_id);
     vp_check_id(L, -1, "HUAWEICLOUD_SDK_PROJECT_ID", NULL);
     lua_pop(L, 1);
@@ -278,6 +382,10 @@ void vp_options_read(lua_State *L, int idx, vp_options *o, const char *const *ex
         project_from_env(L, o);
     if (o->src.kind == VP_SOURCE_NONE)
         vp_source_none(L, &o->src);
+    if (o->project_id == NULL && o->region == NULL)
+        vp_raise(L, VP_EINVAL, "project_id is missing (give it, or set HUAWEICLOUD_SDK_PROJECT_ID; with region "
+                 "instead of endpoint it is looked up in IAM)");
+    resolve_service_endpoints(L, idx, o);
     o->timeout = opt_seconds(L, idx, "timeout", 60);
     o->connect_timeout = opt_seconds(L, idx, "connect_timeout", 10);
     o->retries = (int)opt_int(L, idx, "retries", 0, 10, 3);

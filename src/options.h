@@ -17,7 +17,8 @@ typedef struct vp_options {
     double timeout, connect_timeout;
     int retries, concurrency, verify;
     long max_body;
-    char region_host[128], region_url[160];
+    const char *iam_endpoint;         /* resolved (options.c); in iam_buf or anchored */
+    char region_host[128], region_url[160], iam_buf[600];
     char ua_buf[128];
     vp_transport_opts transport; /* verify, cafile, proxy, connect_timeout, max_body */
 } vp_options;

@@ -2,6 +2,7 @@
  * accept/reject and then opts.wait's polling, or every page of a listing. */
 #include <stdio.h>
 #include <string.h>
+#include "credentials.h"
 #include "errors.h"
 #include "plan.h"
 #include "policy.h"
@@ -18,13 +19,15 @@ enum {
     SLOT_BATCH,       /* the current batch's userdata, when it is not the kept one */
     SLOT_ERROR,       /* the call's error, once it failed */
     SLOT_ASKED,       /* the endpoint each request of a poll round is about */
-    SLOTS = SLOT_ASKED
+    SLOT_CBATCH,      /* a credentials step's batch */
+    SLOT_CGOT,        /* its result */
+    SLOTS = SLOT_CGOT
 };
 
 /* l_plan.c keeps its own values above VP_PLAN_SLOTS */
 typedef char vp_plan_slots_match[SLOTS == VP_PLAN_SLOTS ? 1 : -1];
 
-enum { PH_ACTION, PH_PAUSE, PH_POLL, PH_LIST, PH_DONE };
+enum { PH_ACTION, PH_PAUSE, PH_POLL, PH_LIST, PH_DONE, PH_CREDS };
 
 /* A service holds far fewer connections than this; a list that goes on
  * past it is a server that never ends its pages. */
@@ -91,6 +94,122 @@ static void plan_init(vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, e
     copy_id(p->sid, sizeof p->sid, sid);
 }
 
+/* ---- credentials the client obtains itself -------------------------------
+ *
+ * Checked when a call starts (never while a batch runs, so no request is
+ * signed with keys that change under it). A token that the local clock
+ * already calls stale right after it was fetched still serves the call
+ * that fetched it: creds_done holds for the whole call. */
+
+/* Before the current step: fetch what the client lacks (force: what it
+ * holds was refused). Returns 1 when credentials steps come first. */
+static int creds_start(lua_State *L, vp_plan *p, int force)
+{
+    vp_creds *cr = p->s->cr;
+    if (cr == NULL || (p->creds_done && !force))
+        return 0;
+    if (!vp_creds_begin(L, cr, force)) {
+        p->creds_done = 1;
+        return 0;
+    }
+    p->after_phase = p->phase;
+    p->main_b = p->b;
+    p->phase = PH_CREDS;
+    return 1;
+}
+
+/* PH_CREDS: 1 with the batch of the next credentials request in p->b, or
+ * 0 once they are held (the call's phase and batch back). */
+static int creds_step(lua_State *L, vp_plan *p)
+{
+    if (p->cred_b != NULL)
+        return 1;
+    if (vp_creds_want(p->s->cr)) {
+        p->cred_b = vp_batch_push(L, 1, VP_CRED, vp_creds_build_op, p->s->cr);
+        set_slot(L, p, SLOT_CBATCH);
+        lua_createtable(L, 1, 0);
+        set_slot(L, p, SLOT_CGOT);
+        p->b = p->cred_b;
+        return 1;
+    }
+    p->creds_done = 1;
+    p->b = p->main_b;
+    p->main_b = NULL;
+    p->phase = p->after_phase;
+    return 0;
+}
+
+/* A credentials request settled: on to the next, or the call fails. */
+static void creds_done(lua_State *L, vp_plan *p)
+{
+    int ok;
+    vp_xfer_wipe(&p->cred_b->ops[0].x); /* a password, a token or keys */
+    vp_batch_release(p->cred_b);
+    p->cred_b = NULL;
+    p->b = p->main_b;
+    lua_pushnil(L);
+    set_slot(L, p, SLOT_CBATCH);
+    get_slot(L, p, SLOT_CGOT);
+    lua_rawgeti(L, -1, 1);
+    ok = vp_creds_take(L, p->s->cr, -1);
+    if (!ok) {
+        fail_with(L, p);
+        lua_pop(L, 2);
+        return;
+    }
+    lua_pop(L, 2);
+    p->b = p->cred_b; /* none until creds_step makes the next */
+}
+
+static long status_of(lua_State *L, int idx)
+{
+    long st;
+    lua_getfield(L, idx, "status");
+    st = (long)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return st;
+}
+
+/* A 401 for credentials the client obtained itself: they may have been
+ * revoked or have expired early. Fetches them again once per call and
+ * sends only the refused requests once more. Returns 1 when it does. */
+static int redo_refused(lua_State *L, vp_plan *p)
+{
+    int results, i, k = 0;
+    vp_batch *b = p->b;
+    if (p->redone || !vp_creds_self_obtained(p->s->cr))
+        return 0;
+    get_slot(L, p, p->phase == PH_ACTION ? SLOT_RESULTS : SLOT_GOT);
+    results = lua_gettop(L);
+    for (i = 0; i < b->n; i++) {
+        lua_rawgeti(L, results, i + 1);
+        if (vp_is_error(L, -1) && status_of(L, -1) == 401) {
+            vp_op *op = &b->ops[i];
+            lua_pushnil(L);
+            lua_rawseti(L, results, i + 1);
+            op->state = OP_QUEUED;
+            op->tries = 0;
+            op->deadline = op->next_at = 0;
+            b->left++;
+            k++;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (k == 0)
+        return 0;
+    p->redone = 1;
+    creds_start(L, p, 1);
+    return 1;
+}
+
+void vp_plan_creds(lua_State *L, vp_plan *p, int tab, const vp_sched *s)
+{
+    plan_init(p, vp_absindex(L, tab), s, NULL, VP_PLAN_CREDS, "");
+    p->phase = PH_DONE;
+    creds_start(L, p, 0);
+}
+
 /* ---- accept / reject, and opts.wait ---------------------------------------- */
 
 void vp_plan_action(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, const char *action,
@@ -112,6 +231,7 @@ void vp_plan_action(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_bat
     lua_createtable(L, n, 0);
     set_slot(L, p, SLOT_RESULTS);
     new_batch(L, p, n, VP_ACTION, vp_build_action_op, &p->spec);
+    creds_start(L, p, 0);
 }
 
 void vp_plan_describe(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, const char *sid,
@@ -130,6 +250,7 @@ void vp_plan_describe(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_b
     lua_createtable(L, n, 0);
     set_slot(L, p, SLOT_RESULTS);
     new_batch(L, p, n, VP_DESCRIBE, vp_build_describe_op, p->sid);
+    creds_start(L, p, 0);
 }
 
 /* Ends the plan with the bulk error when any result is an error; returns
@@ -441,6 +562,7 @@ void vp_plan_list(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch
     lua_newtable(L);
     set_slot(L, p, SLOT_AUX); /* the ids listed so far */
     start_page(L, p);
+    creds_start(L, p, 0);
 }
 
 /* Ends the plan: the listing ran out of its time. */
@@ -564,6 +686,10 @@ enum vp_step vp_plan_step(lua_State *L, vp_plan *p, double *pause)
     switch (p->phase) {
     case PH_DONE:
         return VP_STEP_DONE;
+    case PH_CREDS:
+        if (creds_step(L, p))
+            return VP_STEP_BATCH;
+        return vp_plan_step(L, p, pause);
     case PH_PAUSE:
         now = vp_now();
         if (now >= p->wait_deadline) {
@@ -583,6 +709,12 @@ enum vp_step vp_plan_step(lua_State *L, vp_plan *p, double *pause)
 
 void vp_plan_push_batch(lua_State *L, const vp_plan *p)
 {
+    if (p->phase == PH_CREDS) {
+        get_slot(L, p, SLOT_CGOT);
+        lua_pushnil(L);
+        get_slot(L, p, SLOT_CGOT);
+        return;
+    }
     get_slot(L, p, p->phase == PH_ACTION ? SLOT_RESULTS : SLOT_GOT);
     if (p->phase == PH_ACTION)
         get_slot(L, p, SLOT_IDS);
@@ -595,7 +727,11 @@ void vp_plan_push_batch(lua_State *L, const vp_plan *p)
 
 void vp_plan_batch_done(lua_State *L, vp_plan *p)
 {
-    if (p->kind == VP_PLAN_LIST)
+    if (p->phase == PH_CREDS)
+        creds_done(L, p);
+    else if (redo_refused(L, p))
+        return;
+    else if (p->kind == VP_PLAN_LIST)
         list_done(L, p);
     else
         action_done(L, p);
@@ -609,6 +745,10 @@ int vp_plan_finish(lua_State *L, vp_plan *p)
     if (!lua_isnil(L, -1))
         return 0;
     lua_pop(L, 1);
+    if (p->kind == VP_PLAN_CREDS) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
     get_slot(L, p, SLOT_RESULTS);
     if (p->kind != VP_PLAN_LIST)
         return 1;

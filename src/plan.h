@@ -14,9 +14,9 @@ VP_HIDDEN_BEGIN
 
 /* How many slots of a plan's table plan.c uses (1..VP_PLAN_SLOTS); the
  * rest are its driver's. */
-#define VP_PLAN_SLOTS 9
+#define VP_PLAN_SLOTS 11
 
-enum vp_plan_kind { VP_PLAN_ACTION, VP_PLAN_LIST, VP_PLAN_DESCRIBE };
+enum vp_plan_kind { VP_PLAN_ACTION, VP_PLAN_LIST, VP_PLAN_DESCRIBE, VP_PLAN_CREDS };
 enum vp_step { VP_STEP_BATCH, VP_STEP_PAUSE, VP_STEP_DONE };
 
 /* A plan's Lua values live in one table (its slots are plan.c's); `tab`
@@ -37,6 +37,14 @@ typedef struct vp_plan {
     int one_page; /* query.limit or query.offset given: exactly that page */
     double list_deadline;
     int concurrency; /* of every batch of the call; 0 = the client's */
+    /* credentials the client obtains itself (credentials.h): fetched as
+     * steps of their own before the call's first batch, and once more
+     * after a 401 */
+    int after_phase;  /* the phase to go on with once they are held */
+    int creds_done;   /* this call has checked (or fetched) them */
+    int redone;       /* the requests a 401 refused were sent once more */
+    vp_batch *main_b; /* the call's batch while a credentials step runs */
+    vp_batch *cred_b; /* that step's batch */
 } vp_plan;
 
 /* Starts the plan of accept/reject ("receive"/"reject") over the checked
@@ -53,6 +61,9 @@ void vp_plan_describe(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_b
  * query_idx (0: none). */
 void vp_plan_list(lua_State *L, vp_plan *p, int tab, const vp_sched *s, vp_batch **kept, const char *sid,
                   int query_idx);
+/* Starts a plan that only obtains the client's credentials and project id
+ * (what client:prepare and client:info need first); it finishes with true. */
+void vp_plan_creds(lua_State *L, vp_plan *p, int tab, const vp_sched *s);
 /* What to do now: run p->b (VP_STEP_BATCH), pause *pause seconds, or
  * nothing more (VP_STEP_DONE). */
 enum vp_step vp_plan_step(lua_State *L, vp_plan *p, double *pause);

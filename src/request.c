@@ -164,13 +164,21 @@ static void sign_into(lua_State *L, const vp_request_ctx *c, vp_xfer *x)
         vp_raise_oom(L);
 }
 
-/* Token: the client's list, built once (nothing in it changes per call);
+/* Token: the client's list, built once (nothing in it changes per call)
+ * for a token given;
  * AK/SK: signed now, so a signature is never older than its try. */
 static void authenticate(lua_State *L, const vp_request_ctx *c, vp_xfer *x)
 {
-    if (c->token != NULL) {
+    if (c->token != NULL && c->token_headers != NULL) {
         x->headers = c->token_headers;
         x->headers_shared = 1;
+    } else if (c->token != NULL) {
+        /* a token the client obtained itself: it changes when refreshed,
+         * so each request has its own list (no shared one to outlive) */
+        x->headers = vp_token_headers(c->token, c->user_agent);
+        x->headers_shared = 0;
+        if (x->headers == NULL)
+            vp_raise_oom(L);
     } else {
         sign_into(L, c, x);
     }

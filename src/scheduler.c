@@ -169,6 +169,25 @@ void vp_batch_begin(lua_State *L, const vp_sched *s, vp_batch *b, int i, int par
     b->build(L, s->rq, &op->x, b->build_ud, params, i + 1);
 }
 
+/* A credentials step's answer as it came: {status=, body=, subject=,
+ * request_id=} (credentials.c judges it). */
+static void push_raw_answer(lua_State *L, const vp_xfer *x)
+{
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)x->status);
+    lua_setfield(L, -2, "status");
+    lua_pushlstring(L, x->answer.data != NULL ? x->answer.data : "", x->answer.len);
+    lua_setfield(L, -2, "body");
+    if (x->subject.len > 0) {
+        lua_pushlstring(L, x->subject.data, x->subject.len);
+        lua_setfield(L, -2, "subject");
+    }
+    if (x->request_id[0] != '\0') {
+        lua_pushstring(L, x->request_id);
+        lua_setfield(L, -2, "request_id");
+    }
+}
+
 /* The answer (or its absence) of op's try, at the top: the result, or an
  * error object; returns 1 for a result. asked: the stack index of the
  * endpoint id the request is about, or 0. */
@@ -180,6 +199,10 @@ static int read_answer(lua_State *L, const vp_batch *b, vp_op *op, int asked, in
     if (x->result != CURLE_OK || x->too_large) {
         *cut = push_transport_error(L, x);
         return 0;
+    }
+    if (b->kind == VP_CRED) {
+        push_raw_answer(L, x);
+        return 1;
     }
     h.request_id = x->request_id[0] != '\0' ? x->request_id : NULL;
     h.retry_after = x->retry_after[0] != '\0' ? x->retry_after : NULL;

@@ -15,11 +15,14 @@ typedef struct vp_sched {
     const vp_request_ctx *rq;
     double timeout; /* seconds for one operation, all its tries included */
     int retries, concurrency;
-    const char *secrets[4]; /* redacted from every error; NULL-terminated */
+    const char *secrets[8]; /* redacted from every error; NULL-terminated */
+    struct vp_creds *cr;    /* credentials the client obtains itself, or NULL */
 } vp_sched;
 
-/* What a batch's answers hold: an action's or describe's one connection, or a list page. */
-enum vp_kind { VP_ACTION, VP_LIST, VP_DESCRIBE };
+/* What a batch's answers hold: an action's or describe's one connection, a
+ * list page, or (VP_CRED, credentials.c's requests) the raw answer
+ * {status=, body=, subject=, request_id=}. */
+enum vp_kind { VP_ACTION, VP_LIST, VP_DESCRIBE, VP_CRED };
 enum vp_state { OP_QUEUED, OP_RUNNING, OP_BACKOFF, OP_DONE };
 
 typedef struct vp_op {

@@ -9,6 +9,9 @@
 
 VP_HIDDEN_BEGIN
 
+/* The ECS metadata service, when metadata_endpoint is not given. */
+#define VP_METADATA_DEFAULT "http://169.254.169.254"
+
 typedef enum vp_source_kind {
     VP_SOURCE_NONE,     /* nothing found (yet) */
     VP_SOURCE_TOKEN,    /* an IAM token, as given */

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 #include "common.h"
 #include "sockets.h"
 #include "transport.h"
@@ -94,6 +95,46 @@ static void keep_header(const char *line, size_t len, const char *name, size_t n
     out[j - i] = '\0';
 }
 
+/* X-Subject-Token: kept whole, however long (an IAM token with its
+ * catalog runs to many KiB), up to max_body. Returns -1 out of memory. */
+static int keep_subject(vp_xfer *x, const char *line, size_t len)
+{
+    static const char name[] = "X-Subject-Token";
+    size_t nl = sizeof name - 1, i, j;
+    if (len <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0)
+        return 0;
+    i = nl + 1;
+    while (i < len && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    j = len;
+    while (j > i && (line[j - 1] == '\r' || line[j - 1] == '\n' || line[j - 1] == ' ' || line[j - 1] == '\t'))
+        j--;
+    x->subject.len = 0;
+    if (j - i > (size_t)x->max_body)
+        return 0;
+    if (vp_buf_add(&x->subject, line + i, j - i) != 0) {
+        x->out_of_memory = 1;
+        return -1;
+    }
+    return 0;
+}
+
+void vp_xfer_wipe(vp_xfer *x)
+{
+    if (x->body.data != NULL)
+        OPENSSL_cleanse(x->body.data, x->body.cap);
+    if (x->answer.data != NULL)
+        OPENSSL_cleanse(x->answer.data, x->answer.cap);
+}
+
+void vp_xfer_clear_headers(vp_xfer *x)
+{
+    x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
+    if (x->subject.data != NULL)
+        OPENSSL_cleanse(x->subject.data, x->subject.len);
+    x->subject.len = 0;
+}
+
 #define KEEP(x, line, len, name, field) keep_header(line, len, name, sizeof name - 1, x->field, sizeof x->field)
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
@@ -105,11 +146,15 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     case 'h':
         if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
             /* a new answer (after a 100 Continue, say): forget the last one's */
-            x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
+            vp_xfer_clear_headers(x);
         }
         break;
     case 'x':
         KEEP(x, p, len, "X-Request-Id", request_id);
+        if (x->request_id[0] == '\0') /* IAM's */
+            KEEP(x, p, len, "X-IAM-Trace-Id", request_id);
+        if (keep_subject(x, p, len) != 0)
+            return 0; /* out of memory: aborts the transfer */
         break;
     case 'r':
         KEEP(x, p, len, "Retry-After", retry_after);
@@ -346,6 +391,8 @@ void vp_xfer_free(vp_xfer *x)
     vp_buf_free(&x->url);
     vp_buf_free(&x->body);
     vp_buf_free(&x->answer);
+    vp_xfer_clear_headers(x);
+    vp_buf_free(&x->subject);
 }
 
 /* Buffers above this are given back after a call rather than kept. */
@@ -532,7 +579,8 @@ static void xfer_reset(struct vp_transport *tp, vp_xfer *x, double seconds)
     x->status = 0;
     x->answer.len = 0;
     x->too_large = x->out_of_memory = x->header_too_large = x->why_given = 0;
-    x->errbuf[0] = x->request_id[0] = x->retry_after[0] = x->content_type[0] = '\0';
+    x->errbuf[0] = '\0';
+    vp_xfer_clear_headers(x);
     x->max_body = tp->opts.max_body;
     x->tp = tp;
     x->until = vp_now() + seconds;

@@ -33,6 +33,7 @@ typedef struct vp_xfer {
     long status;
     vp_buf answer;
     char request_id[129], retry_after[64], content_type[129];
+    vp_buf subject; /* X-Subject-Token (IAM's tokens run to many KiB) */
     CURLcode result;
     char errbuf[CURL_ERROR_SIZE];
     int too_large, out_of_memory;
@@ -65,6 +66,10 @@ struct vp_transport;
 struct vp_transport *vp_transport_new(const vp_transport_opts *opts);
 /* Detaches whatever is in flight and frees everything. */
 void vp_transport_free(struct vp_transport *tp);
+/* Overwrites what x's request and answer hold (a password, keys). */
+void vp_xfer_wipe(vp_xfer *x);
+/* Forgets the answer headers x kept (before another answer). */
+void vp_xfer_clear_headers(vp_xfer *x);
 /* Frees what x holds (the request and the answer). */
 void vp_xfer_free(vp_xfer *x);
 /* Forgets x's request (its buffers are kept for the next one). */

@@ -2,6 +2,7 @@
 #include <string.h>
 #include <curl/curl.h>
 #include "cli.h"
+#include "ccache.h"
 #include "client.h"
 #include "errors.h"
 #include "json.h"
@@ -42,6 +43,15 @@ static int l_is_error(lua_State *L)
     return 1;
 }
 
+/* vpcep._forget_credentials(): empties the process-wide cache of tokens,
+ * temporary keys and project ids (for tests; clients keep what they hold). */
+static int l_forget_credentials(lua_State *L)
+{
+    (void)L;
+    vp_ccache_clear();
+    return 0;
+}
+
 /* A function of vpcep.safe: calls its upvalue, returning nil, err on error. */
 static int safe_call(lua_State *L)
 {
@@ -60,6 +70,7 @@ static const luaL_Reg functions[] = {
     VP_CLI_FUNCTIONS
     VP_FLOW_FUNCTIONS
     VP_SOURCE_FUNCTIONS
+    {"_forget_credentials", l_forget_credentials},
     {NULL, NULL},
 };
 

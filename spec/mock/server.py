@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, unquote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sdk_signer  # noqa: E402
+import iam  # noqa: E402
 
 DEFAULT_AUTH = {
     "token": "mock-token",
@@ -68,6 +69,7 @@ class State:
         self.epoch_in_flight = 0
         self.max_in_flight = 0
         self.marker_seq = 100000000000
+        self.iam = iam.IamState()
         self.reset()
 
     def reset(self):
@@ -77,6 +79,7 @@ class State:
             self.log = []
             self.config = dict(DEFAULT_CONFIG)
             self.auth = dict(DEFAULT_AUTH)
+            self.iam.reset()
         self.new_epoch()
 
     def new_epoch(self):
@@ -321,6 +324,9 @@ class Handler(BaseHTTPRequestHandler):
                 "time": time.time(),
                 "request_id": self.request_id,
             })
+        with STATE.lock:
+            name = iam.endpoint_name(self.command, path)
+            STATE.iam.counts[name] += 1
         with STATE.stats_lock:
             STATE.requests += 1
             STATE.in_flight += 1
@@ -499,6 +505,9 @@ class Handler(BaseHTTPRequestHandler):
         if token is not None:
             if auth.get("token") is not None and token == auth["token"]:
                 return True
+            with STATE.lock:
+                if STATE.iam.token_ok(token):
+                    return True
             self.gw_error(401, "APIGW.0301", "Incorrect IAM authentication information: token invalid")
             return False
         authz = self.headers.get("Authorization")
@@ -523,8 +532,12 @@ class Handler(BaseHTTPRequestHandler):
                     self.gw_error(401, "APIGW.0303",
                                   "Incorrect app authentication information: the request has expired")
                     return False
-            ok, why = sdk_signer.verify(self.command, path, query, hdrs, body,
-                                        auth.get("ak"), auth.get("sk"), authz)
+            ak, sk, st = auth.get("ak"), auth.get("sk"), auth.get("security_token")
+            with STATE.lock:
+                tmp = STATE.iam.key_of(parsed["access"]) if parsed["access"] != ak else None
+            if tmp is not None:  # temporary keys the mock's IAM or metadata service gave out
+                ak, sk, st = parsed["access"], tmp["sk"], tmp["security_token"]
+            ok, why = sdk_signer.verify(self.command, path, query, hdrs, body, ak, sk, authz)
             if not ok:
                 self.gw_error(401, "APIGW.0301",
                               "Incorrect IAM authentication information: verify aksk signature fail")
@@ -535,7 +548,6 @@ class Handler(BaseHTTPRequestHandler):
                 self.gw_error(401, "APIGW.0301",
                               "Incorrect IAM authentication information: project id mismatch")
                 return False
-            st = auth.get("security_token")
             if st is not None:
                 signed = [h.lower() for h in parsed["signed_headers"]]
                 if self.headers.get("X-Security-Token") != st or "x-security-token" not in signed:
@@ -548,7 +560,13 @@ class Handler(BaseHTTPRequestHandler):
         return False
 
     # -- the service ---------------------------------------------------------
+    def state_auth(self):
+        return STATE.auth
+
     def api(self, path, query, body):
+        with STATE.lock:
+            if iam.answer(self, STATE.iam, iam.endpoint_name(self.command, path), query, body):
+                return
         d = DESC_RE.match(path)
         if d:
             return self.describe_api(d, body)
@@ -712,6 +730,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(400, {"error": "control body is not JSON"})
         cmd = (self.command, path.rstrip("/"))
         try:
+            with STATE.lock:
+                out = iam.control(self, STATE.iam, cmd, doc)
+            if out is not None:
+                return self.send_json(200, out)
             if cmd == ("POST", "/_mock/reset"):
                 STATE.reset()
                 return self.send_json(200, {"ok": True})
