@@ -240,8 +240,8 @@ describe("credentials from the environment", function()
       return refused_with("vpcep.credentials", env, opts, ...)
     end
 
-    it("nothing at all is no credentials first; with keys and an endpoint, the project id is named", function()
-      no_source({}, { endpoint = mock.url }, "HUAWEICLOUD_SDK_AK")
+    it("nothing at all names the project id (with an endpoint nothing could look it up)", function()
+      refused({}, { endpoint = mock.url }, "HUAWEICLOUD_SDK_PROJECT_ID")
       refused({ HUAWEICLOUD_SDK_AK = "AK1", HUAWEICLOUD_SDK_SK = "sk1" }, { endpoint = mock.url },
               "project_id is missing", "HUAWEICLOUD_SDK_PROJECT_ID")
     end)

@@ -380,11 +380,12 @@ void vp_options_read(lua_State *L, int idx, vp_options *o, const char *const *ex
         o->project_id = o->src.project_id;
     if (o->project_id == NULL)
         project_from_env(L, o);
-    if (o->src.kind == VP_SOURCE_NONE)
-        vp_source_none(L, &o->src);
+    /* before "no credentials": with an endpoint nothing could look it up */
     if (o->project_id == NULL && o->region == NULL)
         vp_raise(L, VP_EINVAL, "project_id is missing (give it, or set HUAWEICLOUD_SDK_PROJECT_ID; with region "
                  "instead of endpoint it is looked up in IAM)");
+    if (o->src.kind == VP_SOURCE_NONE)
+        vp_source_none(L, &o->src);
     resolve_service_endpoints(L, idx, o);
     o->timeout = opt_seconds(L, idx, "timeout", 60);
     o->connect_timeout = opt_seconds(L, idx, "connect_timeout", 10);
