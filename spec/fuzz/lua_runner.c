@@ -67,6 +67,9 @@ int main(int argc, char **argv)
         const char *name = strcmp(argv[script], "-") == 0 ? NULL : argv[script];
         status = luaL_loadfile(L, name);
         if (status == LUA_OK) {
+            /* one slot per argument (busted gets every spec file): a C
+             * caller must grow the stack itself, or Lua writes past it */
+            luaL_checkstack(L, argc - script + 2, "too many arguments");
             for (i = script + 1; i < argc; i++)
                 lua_pushstring(L, argv[i]);
             status = docall(L, argc - script - 1);
