@@ -32,7 +32,10 @@ write_file(TOKEN_FILE, D.token .. "\n")
 -- Every setting the command reads from the environment, cleared so that the
 -- caller's shell cannot leak in; then the ones a test gives.
 local ENV_NAMES = { "VPCEP_REGION", "VPCEP_ENDPOINT", "VPCEP_TOKEN_FILE", "HUAWEICLOUD_SDK_AK",
-  "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_SECURITY_TOKEN", "HUAWEICLOUD_SDK_PROJECT_ID",
+  "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_SECURITY_TOKEN", "HUAWEICLOUD_SDK_PROJECT_ID", "VPCEP_PROFILE",
+  "VPCEP_IAM_USER", "VPCEP_IAM_DOMAIN", "VPCEP_IAM_PASSWORD", "VPCEP_METADATA", "VPCEP_METADATA_ENDPOINT",
+  "HUAWEICLOUD_SDK_IAM_ENDPOINT", "HUAWEICLOUD_SDK_IDP_ID", "HUAWEICLOUD_SDK_ID_TOKEN_FILE",
+  "HUAWEICLOUD_SDK_CREDENTIALS_FILE",
   "LUA_CPATH_5_2", "LUA_CPATH_5_3", "LUA_CPATH_5_4", "LUA_PATH_5_2", "LUA_PATH_5_3", "LUA_PATH_5_4" }
 
 local mock
@@ -953,6 +956,48 @@ local function shared_cases(runner)
         helper.no_secret { D.sk, D.token } (err)
         assert.are.equal(0, api_requests())
       end)
+    end
+  end)
+
+  describe("credential sources: one at a time, each complete", function()
+    local PW = "iam-password-on-env-only"
+    local cases = {
+      { { "--profile", "basic" }, {}, "give one credential source, not both --token-file and --profile" },
+      { { "--iam-user", "u1", "--iam-domain", "d1" }, { VPCEP_IAM_PASSWORD = PW },
+        "give one credential source, not both --token-file and --iam-user" },
+      { { "--metadata" }, {}, "give one credential source, not both --token-file and --metadata" },
+      { {}, { VPCEP_METADATA = "1" }, "give one credential source, not both --token-file and --metadata" },
+      { { "--profile", "p" }, { VPCEP_TOKEN_FILE = false, VPCEP_IAM_USER = "u1" },
+        "give one credential source, not both --profile and --iam-user" },
+      { { "--iam-user", "u1" }, { VPCEP_TOKEN_FILE = false, VPCEP_IAM_PASSWORD = PW },
+        "--iam-user needs --iam-domain DOMAIN (or VPCEP_IAM_DOMAIN)" },
+      { { "--iam-user", "u1", "--iam-domain", "d1" }, { VPCEP_TOKEN_FILE = false },
+        "--iam-user needs its password in VPCEP_IAM_PASSWORD" },
+      { {}, { VPCEP_TOKEN_FILE = false, VPCEP_IAM_USER = "u1", VPCEP_IAM_DOMAIN = "d1" },
+        "--iam-user needs its password in VPCEP_IAM_PASSWORD" },
+      { { "--iam-domain", "d1" }, { VPCEP_TOKEN_FILE = false }, "--iam-domain goes with --iam-user" },
+      { { "--metadata-endpoint", "http://127.0.0.1:1" }, {}, "--metadata-endpoint goes with --metadata" },
+      { {}, { VPCEP_TOKEN_FILE = false, HUAWEICLOUD_SDK_IDP_ID = "idp-1" },
+        "HUAWEICLOUD_SDK_IDP_ID and HUAWEICLOUD_SDK_ID_TOKEN_FILE go together" },
+      { {}, { VPCEP_TOKEN_FILE = false, HUAWEICLOUD_SDK_ID_TOKEN_FILE = "/nonexistent/id-token" },
+        "HUAWEICLOUD_SDK_IDP_ID and HUAWEICLOUD_SDK_ID_TOKEN_FILE go together" },
+      { {}, { VPCEP_TOKEN_FILE = false, HUAWEICLOUD_SDK_CREDENTIALS_FILE = "/nonexistent/credentials" },
+        "no credentials: use --token-file FILE (or VPCEP_TOKEN_FILE), --profile NAME, --iam-user USER" },
+    }
+    for _, case in ipairs(cases) do
+      for _, runner in ipairs(RUNNERS) do
+        it(runner.name .. ": " .. case[3], function()
+          local args = { "list", "--service", SID }
+          for _, a in ipairs(case[1]) do args[#args + 1] = a end
+          local rc, out, err = runner.run(args, case[2])
+          assert.are.equal(2, rc, err)
+          assert.are.equal("", out)
+          assert.matches("^vpcep list: " .. case[3]:gsub("%p", "%%%0"), err)
+          assert.are.equal(1, #lines(err), err)
+          helper.no_secret { PW, D.token } (err)
+          assert.are.equal(0, api_requests())
+        end)
+      end
     end
   end)
 

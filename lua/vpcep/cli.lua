@@ -100,6 +100,15 @@ local SETTINGS = {
   { "--token-file", "FILE", "read an IAM token from FILE (VPCEP_TOKEN_FILE); without it, AK/SK come from "
     .. "HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK and HUAWEICLOUD_SDK_SECURITY_TOKEN. There is no token "
     .. "flag: a flag would show in ps." },
+  { "--profile", "NAME", "credentials from section NAME of the credentials file "
+    .. "(HUAWEICLOUD_SDK_CREDENTIALS_FILE, else ~/.huaweicloud/credentials; VPCEP_PROFILE)" },
+  { "--iam-user", "USER", "get an IAM token for USER (VPCEP_IAM_USER); the password only from "
+    .. "VPCEP_IAM_PASSWORD, the account from --iam-domain" },
+  { "--iam-domain", "DOMAIN", "the account (domain) name of --iam-user (VPCEP_IAM_DOMAIN)" },
+  { "--iam-endpoint", "URL", "IAM's https://host[:port] (HUAWEICLOUD_SDK_IAM_ENDPOINT)" },
+  { "--metadata", nil, "an ECS agency's temporary keys from the metadata service (VPCEP_METADATA=1)" },
+  { "--metadata-endpoint", "URL", "the metadata service (VPCEP_METADATA_ENDPOINT; default "
+    .. "http://169.254.169.254)" },
   { "--timeout", "SECONDS", "total time allowed per request (default 60)" },
   { "--retries", "N", "retries of throttled/failed requests, 0..10 (default 3)" },
   { "--concurrency", "N", "requests in flight at once, 1..64 (default 8)" },
@@ -357,26 +366,93 @@ end
 local ENV_NAME = { ak = "HUAWEICLOUD_SDK_AK", sk = "HUAWEICLOUD_SDK_SK",
   security_token = "HUAWEICLOUD_SDK_SECURITY_TOKEN" }
 
--- The credentials, from --token-file / VPCEP_TOKEN_FILE, else AK/SK from
--- the environment. They are read here, through ctx.getenv, and always
--- passed to vpcep.new, so the module never falls back to the process's
--- own environment behind the command's back.
-local function credentials(ctx, cmd, a, o)
+-- The credential source, from the flags and the environment: a token file,
+-- a profile, an IAM user, the metadata service, AK/SK, or a federated
+-- token file, in that order; more than one given by flags is a usage
+-- error. They are read here, through ctx.getenv, and always passed to
+-- vpcep.new, so the module never falls back to the process's own
+-- environment behind the command's back (the credentials file's path,
+-- HUAWEICLOUD_SDK_CREDENTIALS_FILE, is the one thing the module reads
+-- itself). Returns whether AK/SK came from the environment.
+local function flag_sources(ctx, a)
+  local given = {}
   local token_file = a.token_file or env(ctx, "VPCEP_TOKEN_FILE")
-  if token_file then
-    o.token = read_token_file(cmd, token_file)
+  if token_file then given[#given + 1] = { "token", token_file } end
+  local profile = a.profile or env(ctx, "VPCEP_PROFILE")
+  if profile then given[#given + 1] = { "profile", profile } end
+  local user = a.iam_user or env(ctx, "VPCEP_IAM_USER")
+  if user then given[#given + 1] = { "iam", user } end
+  if a.metadata or env(ctx, "VPCEP_METADATA") == "1" then given[#given + 1] = { "metadata" } end
+  return given
+end
+
+local SOURCE_NAME = { token = "--token-file", profile = "--profile", iam = "--iam-user",
+  metadata = "--metadata" }
+
+local function iam_source(ctx, cmd, a, user)
+  local domain = a.iam_domain or env(ctx, "VPCEP_IAM_DOMAIN")
+  if domain == nil then usage(cmd, "--iam-user needs --iam-domain DOMAIN (or VPCEP_IAM_DOMAIN)") end
+  local password = env(ctx, "VPCEP_IAM_PASSWORD")
+  if password == nil then usage(cmd, "--iam-user needs its password in VPCEP_IAM_PASSWORD") end
+  return { user = user, domain = domain, password = password }
+end
+
+local function env_sources(ctx, cmd, o)
+  o.ak, o.sk = env(ctx, ENV_NAME.ak), env(ctx, ENV_NAME.sk)
+  if o.ak ~= nil or o.sk ~= nil then
+    if o.ak == nil or o.sk == nil then
+      usage(cmd, "no credentials: %s is not set (%s and %s go together)", o.ak and ENV_NAME.sk or ENV_NAME.ak,
+        ENV_NAME.ak, ENV_NAME.sk)
+    end
+    o.security_token = env(ctx, ENV_NAME.security_token)
+    return true
+  end
+  local idp, file = env(ctx, "HUAWEICLOUD_SDK_IDP_ID"), env(ctx, "HUAWEICLOUD_SDK_ID_TOKEN_FILE")
+  if idp or file then
+    if not (idp and file) then
+      usage(cmd, "HUAWEICLOUD_SDK_IDP_ID and HUAWEICLOUD_SDK_ID_TOKEN_FILE go together")
+    end
+    o.idp = { id = idp, token_file = file }
     return false
   end
-  o.ak, o.sk = env(ctx, ENV_NAME.ak), env(ctx, ENV_NAME.sk)
-  if o.ak == nil and o.sk == nil then
-    usage(cmd, "no credentials: use --token-file FILE (or VPCEP_TOKEN_FILE), or set %s and %s",
-      ENV_NAME.ak, ENV_NAME.sk)
-  elseif o.ak == nil or o.sk == nil then
-    usage(cmd, "no credentials: %s is not set (%s and %s go together)", o.ak and ENV_NAME.sk or ENV_NAME.ak,
-      ENV_NAME.ak, ENV_NAME.sk)
+  -- Last, the credentials file's default section, as the module's own
+  -- chain does.
+  local path = env(ctx, "HUAWEICLOUD_SDK_CREDENTIALS_FILE")
+  if path == nil and env(ctx, "HOME") then path = env(ctx, "HOME") .. "/.huaweicloud/credentials" end
+  if path == nil or not file_exists(path) then
+    usage(cmd, "no credentials: use --token-file FILE (or VPCEP_TOKEN_FILE), --profile NAME, --iam-user USER, "
+      .. "--metadata, or set %s and %s", ENV_NAME.ak, ENV_NAME.sk)
   end
-  o.security_token = env(ctx, ENV_NAME.security_token)
-  return true
+  o.profile = "basic"
+  return false
+end
+
+local function credentials(ctx, cmd, a, o)
+  local given = flag_sources(ctx, a)
+  if #given > 1 then
+    usage(cmd, "give one credential source, not both %s and %s", SOURCE_NAME[given[1][1]],
+      SOURCE_NAME[given[2][1]])
+  end
+  if a.iam_domain and (given[1] == nil or given[1][1] ~= "iam") then
+    usage(cmd, "--iam-domain goes with --iam-user")
+  end
+  o.iam_endpoint = a.iam_endpoint or env(ctx, "HUAWEICLOUD_SDK_IAM_ENDPOINT")
+  local kind = given[1] and given[1][1]
+  local metadata_endpoint = a.metadata_endpoint or env(ctx, "VPCEP_METADATA_ENDPOINT")
+  if a.metadata_endpoint and kind ~= "metadata" then usage(cmd, "--metadata-endpoint goes with --metadata") end
+  if kind == "metadata" then o.metadata_endpoint = metadata_endpoint end
+  if kind == "token" then
+    o.token = read_token_file(cmd, given[1][2])
+  elseif kind == "profile" then
+    o.profile = given[1][2]
+  elseif kind == "iam" then
+    o.iam = iam_source(ctx, cmd, a, given[1][2])
+  elseif kind == "metadata" then
+    o.metadata = true
+  else
+    return env_sources(ctx, cmd, o)
+  end
+  return false
 end
 
 -- The options of vpcep.new, from the flags and the environment; and
@@ -385,11 +461,9 @@ local function client_options(ctx, cmd, a)
   local o = {}
   o.project_id = a.project_id
   if o.project_id == nil then
+    -- Without one, the module finds it (the token, the profile, or IAM).
     o.project_id = env(ctx, "HUAWEICLOUD_SDK_PROJECT_ID")
-    if o.project_id == nil then
-      usage(cmd, "project_id is missing (give --project-id ID, or set HUAWEICLOUD_SDK_PROJECT_ID)")
-    end
-    ctx.vpcep._check_id(o.project_id, "HUAWEICLOUD_SDK_PROJECT_ID")
+    if o.project_id ~= nil then ctx.vpcep._check_id(o.project_id, "HUAWEICLOUD_SDK_PROJECT_ID") end
   end
   if a.region or a.endpoint then
     o.region, o.endpoint = a.region, a.endpoint
@@ -397,6 +471,10 @@ local function client_options(ctx, cmd, a)
     o.region, o.endpoint = env(ctx, "VPCEP_REGION"), env(ctx, "VPCEP_ENDPOINT")
   end
   local from_env = credentials(ctx, cmd, a, o)
+  if o.token ~= nil and o.project_id == nil then
+    -- A token names no project the module could look up.
+    usage(cmd, "project_id is missing (give --project-id ID, or set HUAWEICLOUD_SDK_PROJECT_ID)")
+  end
   o.timeout = number_flag(cmd, a.timeout, "--timeout", 0)
   o.retries = number_flag(cmd, a.retries, "--retries")
   o.concurrency = number_flag(cmd, a.concurrency, "--concurrency", 0)
