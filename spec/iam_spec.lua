@@ -149,6 +149,16 @@ describe("client:plan (how vpcep.resty and vpcep.uv run a call)", function()
     assert.are.equal(1, #sent)
   end)
 
+  it("plan(\"credentials\"): the fetch alone, true; a client that holds its token plans nothing", function()
+    local c = vpcep.new(iam_opts())
+    local sent, r = drive(c:plan("credentials"))
+    assert.are.same({ "POST /v3/auth/tokens?nocatalog=true" }, sent)
+    assert.is_true(r)
+    sent, r = drive(c:plan("credentials"))
+    assert.are.same({}, sent)
+    assert.is_true(r)
+  end)
+
   it("a refusal ends the plan with vpcep.credentials", function()
     local c = vpcep.new(iam_opts { iam = { user = USER, password = "wrong-password-9", domain = DOMAIN } })
     local ok, err = pcall(drive, c:plan("accept", SID, "e1"))
@@ -177,6 +187,40 @@ describe_uv("vpcep.uv", function()
     assert.are.equal("accepted", got[1][2].status)
     assert.are.same({ 1, 2 }, { mock:counts().iam_tokens, mock:counts().vpcep })
     c:close()
+    uv.run("nowait")
+  end)
+
+  local function run_until(done)
+    for _ = 1, 200000 do
+      if done() then return end
+      uv.run("once")
+    end
+  end
+
+  it("info(cb) fetches on the loop and calls back with what the client uses, no secret", function()
+    local c = require("vpcep.uv").new(iam_opts(), { loop = uv })
+    local got
+    c:info(function(info, err) got = { info, err } end)
+    assert.is_nil(got)
+    assert.are.equal(0, mock:counts().iam_tokens)
+    run_until(function() return got end)
+    assert.is_nil(got[2])
+    assert.are.equal("iam", got[1].auth)
+    assert.are.equal(D.project_id, got[1].project_id)
+    assert.is_string(got[1].expires_at)
+    texts(helper.json.encode(got[1]))
+    assert.are.same({ 1, 0 }, { mock:counts().iam_tokens, mock:counts().vpcep })
+    assert.has_error(function() c:info() end)
+    local bad = require("vpcep.uv").new(iam_opts { iam = { user = USER, password = "wrong-password-9",
+                                                             domain = DOMAIN } }, { loop = uv })
+    got = nil
+    bad:info(function(info, err) got = { info, err } end)
+    run_until(function() return got end)
+    assert.is_nil(got[1])
+    assert.are.equal("vpcep.credentials", got[2].code)
+    texts(got[2])
+    c:close()
+    bad:close()
     uv.run("nowait")
   end)
 end)

@@ -499,6 +499,33 @@ result { text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "|") }
         assert.is_nil(text:find(ak, 1, true))
       end)
 
+      it("names every other source (profile, iam, metadata, idp) without a secret, and sends nothing", function()
+        local sk, password = "health-profile-sk-Qw73", "health-iam-password-Lp29"
+        local file = dir .. "/credentials"
+        write(file, "[ops]\nak = HEALTHPROFILEAK001\nsk = " .. sk .. "\n")
+        local function says(env, pre, want)
+          local text = health(env, pre).text or ""
+          assert.matches("OK: credentials: " .. want, text, 1, true)
+          for _, secret in ipairs { sk, password, "HEALTHPROFILEAK001" } do
+            assert.is_nil(text:find(secret, 1, true), secret .. " shown in: " .. text)
+          end
+          assert.are.same({}, mock:log())
+          return text
+        end
+        says("HUAWEICLOUD_SDK_CREDENTIALS_FILE=" .. q(file), "vim.g.vpcep_options = { profile = 'ops' }\n",
+             "profile [ops] of " .. file .. ": AK/SK")
+        says("VPCEP_TOKEN=not-taken", "vim.g.vpcep_options = { iam = { user = 'alice', password = "
+             .. string.format("%q", password) .. ", domain = 'acme' } }\n",
+             "IAM password token of user alice (domain acme), fetched at the first call")
+        says("VPCEP_METADATA=1", "", "ECS agency keys from the metadata service http://169.254.169.254 "
+             .. "($VPCEP_METADATA=1), fetched at the first call")
+        says("HUAWEICLOUD_SDK_IDP_ID=corp HUAWEICLOUD_SDK_ID_TOKEN_FILE=/run/idt", "",
+             "federated token of idp corp from /run/idt ($HUAWEICLOUD_SDK_IDP_ID), fetched at the first call")
+        local text = health("HUAWEICLOUD_SDK_AK=HALFONLY0001").text or ""
+        assert.matches("ERROR: credentials: .*HUAWEICLOUD_SDK_SK", text)
+        assert.is_nil(text:find("HALFONLY0001", 1, true))
+      end)
+
       it("reports missing credentials and a module that does not load as errors", function()
         local r = health("", "vim.g.vpcep_cpath = '/nonexistent/?.so'\npackage.cpath = '/nonexistent/?.so'\n")
         assert.matches("ERROR: the module does not load", r.text or "", 1, true)

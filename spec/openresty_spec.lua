@@ -946,6 +946,63 @@ describe_nginx("vpcep.resty in nginx (lua-nginx-module)", function()
       assert.are.equal(404, (request(nginx.port, "GET", "/result?key=drip_done")))
     end)
 
+    describe("credentials the client fetches itself, over cosockets", function()
+      local PASSWORD = "resty-iam-password-Zx81"
+      local function iam_opts(user, password)
+        return { endpoint = mock.url, project_id = D.project_id, iam_endpoint = mock.url, retries = 0,
+                 iam = { user = user, password = password or PASSWORD, domain = "acme" } }
+      end
+      local function counts(keys)
+        local n, out = mock:counts(), {}
+        for _, k in ipairs(keys) do out[k] = n[k] end
+        return out
+      end
+
+      it("an iam client: the token at the first call, cached in the worker; info() and prepare()", function()
+        mock:iam { users = { ["resty-u1"] = { password = PASSWORD, domain = "acme" } } }
+        mock:seed(2)
+        local out = call(iam_opts("resty-u1"), "accept", SID, "ep-0000")
+        assert.is_true(out.ok, json.encode(out))
+        assert.are.equal("accepted", out.results[1].status)
+        assert.are.same({ iam_tokens = 1, vpcep = 1 }, counts { "iam_tokens", "vpcep" })
+        local log = mock:log()
+        assert.are.equal("/v3/auth/tokens", log[1].path:match("^[^?]*"))
+        assert.are.equal(6000, #helper.header(log[2], "X-Auth-Token"))
+        out = call(iam_opts("resty-u1"), "info")
+        assert.is_true(out.ok, json.encode(out))
+        assert.are.equal("iam", out.results.auth)
+        assert.are.equal(D.project_id, out.results.project_id)
+        assert.is_string(out.results.expires_at)
+        out = call(iam_opts("resty-u1"), "prepare", "receive", SID, "ep-0001")
+        assert.is_true(out.ok, json.encode(out))
+        assert.are.equal(6000, #out.results.headers["X-Auth-Token"])
+        assert.are.same({ iam_tokens = 1, vpcep = 1 }, counts { "iam_tokens", "vpcep" }) -- the worker's cache
+      end)
+
+      it("metadata = true: the agency's keys over cosockets, then signed calls", function()
+        mock:seed(1)
+        local out = call({ endpoint = mock.url, project_id = D.project_id, metadata = true,
+                           metadata_endpoint = mock.url, retries = 0 }, "accept", SID, "ep-0000")
+        assert.is_true(out.ok, json.encode(out))
+        assert.are.same({ metadata_token = 1, metadata_securitykey = 1, vpcep = 1 },
+                        counts { "metadata_token", "metadata_securitykey", "vpcep" })
+        assert.matches("^SDK%-HMAC%-SHA256 Access=", helper.header(mock:log()[3], "Authorization"))
+      end)
+
+      it("a refused password is vpcep.credentials with the cause, as the blocking client's, no password", function()
+        mock:iam { users = { ["resty-u2"] = { password = "the-right-one-Qq11", domain = "acme" } } }
+        local out = call(iam_opts("resty-u2"), "accept", SID, "ep-0000")
+        assert.is_false(out.ok)
+        assert.are.equal("vpcep.credentials", out.err.code, json.encode(out))
+        local b = blocking(iam_opts("resty-u2"), "accept", SID, "ep-0000")
+        assert.are.equal(b.err.message, out.err.message)
+        assert.are.same({ code = b.err.cause.code, status = b.err.cause.status }, out.err.cause)
+        assert.is_not_nil(out.err.cause.status)
+        assert.is_nil(json.encode(out):find(PASSWORD, 1, true))
+        assert.are.same({ iam_tokens = 2, vpcep = 0 }, counts { "iam_tokens", "vpcep" })
+      end)
+    end)
+
     it("one client (made in init_by_lua) serves two handlers' calls at once", function()
       mock:seed(8)
       mock:config { delay_ms = 100 }

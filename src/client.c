@@ -263,8 +263,14 @@ static void end_batch(vp_client *c, vp_batch *b)
 vp_client *vp_client_plan(lua_State *L, const char *method, vp_plan *p, int blocking)
 {
     vp_client *c = check_client(L);
-    const char *sid = vp_check_id(L, 2, "service_id", NULL);
+    const char *sid;
     vp_batch **kept = blocking ? &c->one : NULL;
+    if (strcmp(method, "credentials") == 0) { /* only what the client must fetch first */
+        lua_createtable(L, 12, 0);
+        vp_plan_creds(L, p, -1, &c->sched);
+        return c;
+    }
+    sid = vp_check_id(L, 2, "service_id", NULL);
     if (strcmp(method, "describe") == 0) {
         vp_action_opts o;
         int n;

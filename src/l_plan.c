@@ -2,6 +2,8 @@
  * machine the blocking client runs (plan.c), driven from Lua:
  *
  *   local op = client:plan("accept", sid, ids, opts)  -- or "reject", "connections", "describe"
+ *   local op = client:plan("credentials")  -- only the fetches of what the client lacks
+ *                                          -- (credentials, project id); its result is true
  *   while true do
  *     local what, x = op:next()
  *     if what == "send" then      -- x: the request numbers to send now
@@ -34,14 +36,15 @@ typedef struct lplan {
 /* client:plan(method, service_id, ...) */
 static int l_client_plan(lua_State *L)
 {
-    static const char *const methods[] = {"accept", "reject", "connections", "describe", NULL};
+    static const char *const methods[] = {"accept", "reject", "connections", "describe", "credentials", NULL};
     const char *method = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "";
     lplan *lp;
     int i, ud;
     for (i = 0; methods[i] != NULL && strcmp(methods[i], method) != 0; i++)
         ;
     if (methods[i] == NULL)
-        vp_raise(L, VP_EINVAL, "plan: method must be \"accept\", \"reject\", \"connections\" or \"describe\"");
+        vp_raise(L, VP_EINVAL, "plan: method must be \"accept\", \"reject\", \"connections\", \"describe\" "
+                 "or \"credentials\"");
     lua_remove(L, 2);
     lua_settop(L, 4); /* client, service_id, ids or query, opts */
     lp = lua_newuserdata(L, sizeof *lp);

@@ -471,8 +471,9 @@ local function client_options(ctx, cmd, a)
     o.region, o.endpoint = env(ctx, "VPCEP_REGION"), env(ctx, "VPCEP_ENDPOINT")
   end
   local from_env = credentials(ctx, cmd, a, o)
-  if o.token ~= nil and o.project_id == nil then
-    -- A token names no project the module could look up.
+  if o.token ~= nil and o.project_id == nil and o.region == nil then
+    -- With a region the module looks the project up (the token signs the
+    -- lookup); with an endpoint there is nothing to look it up by.
     usage(cmd, "project_id is missing (give --project-id ID, or set HUAWEICLOUD_SDK_PROJECT_ID)")
   end
   o.timeout = number_flag(cmd, a.timeout, "--timeout", 0)

@@ -206,8 +206,19 @@ function Client:reconcile(service_id, policy, opts)
   return flow.reconcile(self, service_id, policy, opts)
 end
 
--- No I/O: the C client's own.
+-- client:info() -> { auth=, project_id=, region=, endpoint=, expires_at= }:
+-- what a credential source must fetch first (an IAM token, temporary keys,
+-- the project id) is fetched over cosockets, as a call's first steps.
+function Client:info()
+  drive(self, "credentials")
+  return self.c:info()
+end
+
+-- The C client's own, no I/O, once the client holds its credentials (a
+-- source that fetches is fetched first, over cosockets, where they exist;
+-- in init_by_lua a token or AK/SK client's prepare works as it is).
 function Client:prepare(action, service_id, endpoint_id)
+  if CAN_RUN[ngx.get_phase()] then drive(self, "credentials") end
   return self.c:prepare(action, service_id, endpoint_id)
 end
 
@@ -234,7 +245,7 @@ SafeClient.__index = SafeClient
 -- (each_connection: a bad call returns nil, err; a page that fails during
 -- the loop raises, as the blocking safe client's)
 for _, name in ipairs({ "accept", "reject", "connections", "describe", "prepare", "each_connection",
-                        "reconcile" }) do
+                        "reconcile", "info" }) do
   SafeClient[name] = safely(Client[name])
 end
 SafeClient.close = Client.close

@@ -311,6 +311,23 @@ Client.reject = method("reject")
 Client.connections = method("connections")
 Client.describe = method("describe")
 
+-- client:info(callback): callback(info) with { auth=, project_id=,
+-- region=, endpoint=, expires_at= } (no secret), or callback(nil, err).
+-- What the source must fetch first is fetched on the loop.
+local fetch_credentials = method("credentials")
+function Client:info(cb)
+  if getmetatable(self) ~= Client then
+    error(einval("expected a vpcep.uv client (use client:info(...), with a colon)"), 2)
+  end
+  if type(cb) ~= "function" then error(einval("info: the argument must be the callback, a function"), 2) end
+  fetch_credentials(self, function(_, err)
+    if err then return cb(nil, err) end
+    local ok, info = pcall(self._c.info, self._c)
+    if ok then return cb(info) end
+    return cb(nil, info)
+  end)
+end
+
 ---------------------------------------------------------------------------
 -- reconcile and each_connection: vpcep.reconcile in a coroutine.
 

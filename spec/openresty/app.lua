@@ -14,7 +14,8 @@ local function shape(err)
   if not resty.is_error(err) then return { not_an_error_object = tostring(err) } end
   local t = { code = err.code, message = err.message, status = err.status, request_id = err.request_id,
               retryable = err.retryable, endpoint = err.endpoint, tries = err.tries, failed = err.failed,
-              tostring = tostring(err), connection = err.connection }
+              tostring = tostring(err), connection = err.connection,
+              cause = err.cause and { code = err.cause.code, status = err.cause.status } }
   if err.results then
     t.results = {}
     for i, r in ipairs(err.results) do

@@ -57,7 +57,7 @@ function M.check()
   else
     h.ok("JSON library: vim.json (lua-cjson is not installed for this LuaJIT)")
   end
-  local source, why = nvim.credential_source()
+  local source, why = nvim.credential_source(nil, core)
   if source then h.ok("credentials: " .. source) else h.error("credentials: " .. why) end
   local o = nvim.options()
   local made, c = pcall(core.new, o)

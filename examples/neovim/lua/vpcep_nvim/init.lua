@@ -56,28 +56,64 @@ function M.options()
   o.endpoint = o.endpoint or nonempty(vim.g.vpcep_endpoint)
   o.region = o.region or nonempty(vim.g.vpcep_region)
   o.project_id = o.project_id or nonempty(vim.g.vpcep_project_id)
-  if not (o.token or o.ak or o.sk) then o.token = nonempty(os.getenv("VPCEP_TOKEN")) end
+  -- $VPCEP_TOKEN only when the settings name no credential source themselves
+  if not (o.token or o.ak or o.sk or o.iam or o.profile or o.metadata or o.idp) then
+    o.token = nonempty(os.getenv("VPCEP_TOKEN"))
+  end
   return o
 end
 
--- Which credentials the client would use, named, never shown; nil and
--- why when there are none.
-function M.credential_source(o)
-  o = o or M.options()
-  if o.token and o.token == os.getenv("VPCEP_TOKEN") then return "IAM token from $VPCEP_TOKEN" end
-  if o.token then return "IAM token from g:vpcep_options" end
-  if o.ak or o.sk then
-    return "AK/SK from g:vpcep_options" .. (o.security_token and " with a security token" or "")
+-- What the module's source rule (vpcep._source: the options, the
+-- environment's chain, the credentials file; no I/O) finds, in words.
+-- s holds no secret: only whether one is there.
+local function describe_source(s, o)
+  local fetched = ", fetched at the first call"
+  if s.kind == "token" then
+    return o.token == os.getenv("VPCEP_TOKEN") and "IAM token from $VPCEP_TOKEN" or "IAM token from g:vpcep_options"
   end
-  local ak, sk = nonempty(os.getenv("HUAWEICLOUD_SDK_AK")), nonempty(os.getenv("HUAWEICLOUD_SDK_SK"))
-  if ak and sk then
+  if s.auth == "profile" then
+    return ("profile [%s] of %s: %s"):format(s.profile, s.profile_path,
+      s.kind == "idp" and ("federated token of idp " .. s.idp_id .. fetched) or "AK/SK"
+        .. (s.security_token and " with a security token" or ""))
+  end
+  if s.kind == "aksk" and (o.ak or o.sk) then
+    return "AK/SK from g:vpcep_options" .. (s.security_token and " with a security token" or "")
+  end
+  if s.kind == "aksk" then
     return "AK/SK from $HUAWEICLOUD_SDK_AK and $HUAWEICLOUD_SDK_SK"
-      .. (nonempty(os.getenv("HUAWEICLOUD_SDK_SECURITY_TOKEN")) and " with $HUAWEICLOUD_SDK_SECURITY_TOKEN" or "")
+      .. (s.security_token and " with $HUAWEICLOUD_SDK_SECURITY_TOKEN" or "")
   end
-  if ak or sk then
-    return nil, (ak and "$HUAWEICLOUD_SDK_SK" or "$HUAWEICLOUD_SDK_AK") .. " is not set (the AK and SK go together)"
+  if s.kind == "iam" then
+    return ("IAM password token of user %s (domain %s)%s"):format(o.iam.user, o.iam.domain, fetched)
   end
-  return nil, "none: set $VPCEP_TOKEN, or $HUAWEICLOUD_SDK_AK and $HUAWEICLOUD_SDK_SK, before starting Neovim"
+  if s.kind == "metadata" then
+    return ("ECS agency keys from the metadata service %s (%s)%s"):format(s.metadata_endpoint or "http://169.254.169.254",
+      o.metadata and "g:vpcep_options" or "$VPCEP_METADATA=1", fetched)
+  end
+  return ("federated token of idp %s from %s (%s)%s"):format(s.idp_id, s.id_token_file,
+    o.idp and "g:vpcep_options" or "$HUAWEICLOUD_SDK_IDP_ID", fetched)
+end
+
+-- Which credentials the client would use, named, never shown; nil and
+-- why when there are none or they are malformed. Only the credentials are
+-- asked about: the endpoint and project id are stand-ins here.
+function M.credential_source(o, core)
+  o = o or M.options()
+  core = core or require "vpcep"
+  local probe = {}
+  for k, v in pairs(o) do probe[k] = v end
+  probe.region, probe.endpoint = nil, "http://127.0.0.1"
+  probe.project_id = probe.project_id or "health"
+  local ok, s = pcall(core._source, probe)
+  if not ok then
+    local why = type(s) == "table" and s.message or tostring(s)
+    if type(s) == "table" and s.code == "vpcep.credentials" then
+      why = "none: set $VPCEP_TOKEN, or $HUAWEICLOUD_SDK_AK and $HUAWEICLOUD_SDK_SK, or g:vpcep_options "
+        .. "(token, ak/sk, iam, profile, metadata, idp) before starting Neovim (" .. why .. ")"
+    end
+    return nil, why
+  end
+  return describe_source(s, o)
 end
 
 -- require "vpcep.uv", with the paths set; nil and the error when it fails.
