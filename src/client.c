@@ -12,6 +12,7 @@
 #include "options.h"
 #include "policy.h"
 #include "plan.h"
+#include "share.h"
 #include "transport.h"
 #include "validate.h"
 #include "l_sign.h"
@@ -153,7 +154,10 @@ static vp_client *client_push(lua_State *L, int idx, const char *const *extra)
     c->region = dup_or_null(o.region);
     c->auth = o.src.origin;
     c->services_url = o.project_id != NULL ? services_url(o.base_url, o.project_id) : NULL;
-    c->sched.tp = vp_transport_new(&o.transport);
+    /* the state's share for these TLS and proxy settings: the connections
+     * (and TLS sessions) earlier clients left (share.h) */
+    c->sched.tp = vp_transport_new(&o.transport, vp_share_get(L, o.transport.verify, o.transport.cafile,
+                                                              o.transport.proxy));
     if (c->sched.tp == NULL || (o.project_id != NULL && (c->services_url == NULL || c->project_id == NULL)) ||
         (o.region != NULL && c->region == NULL) || c->base_url == NULL ||
         c->host == NULL || c->user_agent == NULL || (o.token != NULL && c->token == NULL) ||

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include "common.h"
+#include "share.h"
 #include "sockets.h"
 #include "transport.h"
 
@@ -18,28 +19,36 @@
 typedef struct vp_handle {
     CURL *easy;
     const vp_xfer *x; /* the transfer its callbacks write into, or NULL */
+    vp_socks *socks;  /* the sockets of the connection cache it uses */
     const struct curl_slist *headers;
     const char *method;
     long timeout_ms, connect_ms;
 } vp_handle;
 
-/* A multi handle and the handles in it now. */
+/* A multi handle, the handles in it now, and those kept for it, with the
+ * share they use (DNS and TLS sessions only, or none: never the
+ * connection cache, see share.c) and the sockets of the multi handle's own
+ * connection cache. */
 typedef struct vp_multi {
     CURLM *m;
     vp_handle **busy;
     int in_flight, cap_busy;
+    vp_handle **idle; /* handles not in use, kept for their warm state */
+    int n_idle, cap_idle;
+    CURLSH *share;
+    vp_socks *socks;
 } vp_multi;
 
 struct vp_transport {
     vp_transport_opts opts; /* cafile and proxy point at the copies below */
     char *cafile, *proxy;
     vp_multi bulk;      /* driven by curl_multi_perform (vp_transport_next) */
-    CURLSH *share;      /* the connection cache (and DNS, TLS sessions) of all handles */
+    vp_share *share;    /* DNS and TLS sessions of every handle below, and the
+                         * connection cache of the single-call handle, maybe
+                         * other clients' too (share.c) */
     vp_handle *single;  /* for one-request calls, driven by curl_easy_perform */
-    vp_handle **idle;   /* handles not in use, kept for their warm state */
-    int n_idle, cap_idle;
     struct vp_socket_mode *sm; /* socket mode (see the end of this file), or NULL */
-    vp_socks socks;     /* every socket the handles above have open */
+    vp_socks socks;     /* the sockets of the bulk multi handle's own connection cache */
 };
 
 static void socket_mode_free(struct vp_transport *tp);
@@ -179,7 +188,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
  * extra bytes that arrive with the answer itself (it closes the connection
  * then), so what is left is bytes that arrived after it.
  *
- * So: every socket the handles open is followed (on_sockopt, on_close),
+ * So: every socket the handles open is followed (on_sockopt, on_close; in
+ * the share's vp_socks, or socket mode's, as the connections outlive
+ * any one transport),
  * and an HTTP/1.x connection that has carried an exchange is marked idle
  * (note_idle). libcurl calls on_prereq once it has picked the connection
  * of the next request, before anything is sent on it: any byte waiting on
@@ -197,25 +208,26 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose)
 {
     if (purpose == CURLSOCKTYPE_IPCXN)
-        vp_socks_add(&((struct vp_transport *)ud)->socks, fd);
+        vp_socks_add(ud, fd);
     return CURL_SOCKOPT_OK;
 }
 
 static int on_close(void *ud, curl_socket_t fd)
 {
-    vp_socks_remove(&((struct vp_transport *)ud)->socks, fd);
+    vp_socks_remove(ud, fd);
     return close(fd);
 }
 
 static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
 {
-    vp_xfer *x = ud;
+    vp_handle *h = ud;
+    vp_xfer *x = (vp_xfer *)h->x;
     vp_sock *k;
     (void)primary_ip;
     (void)local_ip;
-    if (x == NULL || x->tp == NULL)
+    if (x == NULL)
         return CURL_PREREQFUNC_OK;
-    k = vp_socks_find(&x->tp->socks, local_port, primary_port);
+    k = vp_socks_find(h->socks, local_port, primary_port);
     if (k == NULL)
         return CURL_PREREQFUNC_OK;
     x->sock = k->fd;
@@ -231,14 +243,14 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
 
 /* After an exchange that went well: its connection, when HTTP/1.x and
  * still open, now waits idle in libcurl's cache. */
-static void note_idle(vp_xfer *x, CURL *e)
+static void note_idle(vp_xfer *x, vp_handle *h)
 {
     long version = 0;
     vp_sock *k;
     if (x->result != CURLE_OK || x->sock == CURL_SOCKET_BAD)
         return;
-    k = vp_socks_get(&x->tp->socks, x->sock, x->sock_serial);
-    if (k != NULL && curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version) == CURLE_OK &&
+    k = vp_socks_get(h->socks, x->sock, x->sock_serial);
+    if (k != NULL && curl_easy_getinfo(h->easy, CURLINFO_HTTP_VERSION, &version) == CURLE_OK &&
         (version == CURL_HTTP_VERSION_1_0 || version == CURL_HTTP_VERSION_1_1))
         k->idle_h1 = 1;
 }
@@ -278,11 +290,11 @@ static void note_header_limit(vp_xfer *x, CURL *e)
 }
 
 /* What libcurl leaves to be read once a transfer has ended. */
-static void note_end(vp_xfer *x, CURL *e)
+static void note_end(vp_xfer *x, vp_handle *h)
 {
-    note_idle(x, e);
+    note_idle(x, h);
     if (x->result != CURLE_OK)
-        note_header_limit(x, e);
+        note_header_limit(x, h->easy);
 }
 
 static char *dup_or_null(const char *s, int *failed)
@@ -293,24 +305,25 @@ static char *dup_or_null(const char *s, int *failed)
     return d;
 }
 
-struct vp_transport *vp_transport_new(const vp_transport_opts *opts)
+struct vp_transport *vp_transport_new(const vp_transport_opts *opts, struct vp_share *share)
 {
     int failed = 0;
     struct vp_transport *tp = calloc(1, sizeof *tp);
-    if (tp == NULL)
+    if (tp == NULL) {
+        vp_share_release(share);
         return NULL;
+    }
+    tp->share = share != NULL ? share : vp_share_new(opts->verify, opts->cafile, opts->proxy);
     tp->opts = *opts;
     tp->opts.cafile = tp->cafile = dup_or_null(opts->cafile, &failed);
     tp->opts.proxy = tp->proxy = dup_or_null(opts->proxy, &failed);
     tp->bulk.m = curl_multi_init();
-    tp->share = curl_share_init();
-    if (failed || tp->bulk.m == NULL || tp->share == NULL ||
-        curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
-        curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
-        curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+    if (failed || tp->bulk.m == NULL || tp->share == NULL) {
         vp_transport_free(tp);
         return NULL;
     }
+    tp->bulk.share = tp->share->sh_data;
+    tp->bulk.socks = &tp->socks;
     return tp;
 }
 
@@ -347,6 +360,17 @@ static void abort_all(vp_multi *mu)
     mu->in_flight = 0;
 }
 
+/* Frees the handles kept for mu. */
+static void idle_free(vp_multi *mu)
+{
+    int i;
+    for (i = 0; i < mu->n_idle; i++)
+        handle_free(mu->idle[i]);
+    free(mu->idle);
+    mu->idle = NULL;
+    mu->n_idle = mu->cap_idle = 0;
+}
+
 void vp_transport_abort(struct vp_transport *tp)
 {
     if (tp != NULL)
@@ -355,21 +379,19 @@ void vp_transport_abort(struct vp_transport *tp)
 
 void vp_transport_free(struct vp_transport *tp)
 {
-    int i;
     if (tp == NULL)
         return;
     vp_transport_abort(tp);
     socket_mode_free(tp);
-    for (i = 0; i < tp->n_idle; i++)
-        handle_free(tp->idle[i]);
+    idle_free(&tp->bulk);
     handle_free(tp->single);
-    free(tp->idle);
     free(tp->bulk.busy);
+    /* closes the bulk connections (on_close reads tp->socks) */
     curl_multi_cleanup(tp->bulk.m);
-    /* last: the handles above used it (closing its connections calls
-     * on_close, which reads tp->socks) */
-    curl_share_cleanup(tp->share);
     vp_socks_free(&tp->socks);
+    /* last: the handles above used it (freed when no other transport
+     * uses it, and the pool no longer keeps it) */
+    vp_share_release(tp->share);
     free(tp->cafile);
     free(tp->proxy);
     free(tp);
@@ -473,8 +495,11 @@ static long ms(double seconds)
     rc = curl_easy_setopt(e, opt, val)
 
 /* A new handle with the options that stay the same for every exchange of
- * the transport; NULL when libcurl cannot. */
-static vp_handle *handle_new(struct vp_transport *tp)
+ * the transport, on share (or none), its connections' sockets followed in
+ * socks (the share's for the single-call handle, which uses its
+ * connection cache; the multi handle's for the others); NULL when libcurl
+ * cannot. */
+static vp_handle *handle_new(struct vp_transport *tp, CURLSH *share, vp_socks *socks)
 {
     const vp_transport_opts *o = &tp->opts;
     vp_handle *h = calloc(1, sizeof *h);
@@ -485,6 +510,7 @@ static vp_handle *handle_new(struct vp_transport *tp)
         return NULL;
     }
     h->easy = e;
+    h->socks = socks;
     h->timeout_ms = h->connect_ms = -1;
     SET(CURLOPT_PRIVATE, (void *)h);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -501,12 +527,15 @@ static vp_handle *handle_new(struct vp_transport *tp)
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_SOCKOPTFUNCTION, on_sockopt);
-    SET(CURLOPT_SOCKOPTDATA, (void *)tp);
+    /* libcurl keeps these two with each connection it opens, which may
+     * outlive this transport: they point at the cache's own socks */
+    SET(CURLOPT_SOCKOPTDATA, (void *)socks);
     SET(CURLOPT_CLOSESOCKETFUNCTION, on_close);
-    SET(CURLOPT_CLOSESOCKETDATA, (void *)tp);
+    SET(CURLOPT_CLOSESOCKETDATA, (void *)socks);
     SET(CURLOPT_PREREQFUNCTION, on_prereq);
-    /* one connection cache for the single-call handle and the pool */
-    SET(CURLOPT_SHARE, tp->share);
+    SET(CURLOPT_PREREQDATA, (void *)h);
+    if (share != NULL)
+        SET(CURLOPT_SHARE, share);
     if (rc != CURLE_OK) {
         handle_free(h);
         return NULL;
@@ -528,7 +557,6 @@ static CURLcode set_exchange(vp_handle *h, vp_xfer *x, double seconds, double co
         SET(CURLOPT_WRITEDATA, x);
         SET(CURLOPT_HEADERDATA, x);
         SET(CURLOPT_ERRORBUFFER, x->errbuf);
-        SET(CURLOPT_PREREQDATA, (void *)x);
         h->x = rc == CURLE_OK ? x : NULL;
     }
     if (h->headers != x->headers) {
@@ -569,8 +597,7 @@ static CURLcode set_exchange(vp_handle *h, vp_xfer *x, double seconds, double co
 static void handle_forget(vp_handle *h)
 {
     curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, NULL);
-    curl_easy_setopt(h->easy, CURLOPT_PREREQDATA, NULL);
-    h->x = NULL;
+    h->x = NULL; /* on_prereq reads it */
 }
 
 /* Clears what the last exchange left in x, for one of `seconds`. */
@@ -627,7 +654,7 @@ void vp_xfer_perform(struct vp_transport *tp, vp_xfer *x, double seconds, int ke
 {
     CURLcode rc;
     xfer_reset(tp, x, seconds);
-    if (tp->single == NULL && (tp->single = handle_new(tp)) == NULL) {
+    if (tp->single == NULL && (tp->single = handle_new(tp, tp->share->sh, &tp->share->socks)) == NULL) {
         x->result = CURLE_OUT_OF_MEMORY;
         return;
     }
@@ -636,34 +663,34 @@ void vp_xfer_perform(struct vp_transport *tp, vp_xfer *x, double seconds, int ke
         rc = perform(tp, tp->single, x);
     x->result = rc;
     curl_easy_getinfo(tp->single->easy, CURLINFO_RESPONSE_CODE, &x->status);
-    note_end(x, tp->single->easy);
+    note_end(x, tp->single);
     /* The client's kept transfer lives as long as the handle does (the
      * client frees the transport first); any other must be forgotten. */
     if (rc != CURLE_OK || !kept)
         handle_forget(tp->single);
 }
 
-/* A handle for the pool: a kept one, or a new one. */
-static vp_handle *take_handle(struct vp_transport *tp)
+/* A handle for mu: a kept one, or a new one. */
+static vp_handle *take_handle(struct vp_transport *tp, vp_multi *mu)
 {
-    if (tp->n_idle > 0)
-        return tp->idle[--tp->n_idle];
-    return handle_new(tp);
+    if (mu->n_idle > 0)
+        return mu->idle[--mu->n_idle];
+    return handle_new(tp, mu->share, mu->socks);
 }
 
-static void give_back(struct vp_transport *tp, vp_handle *h)
+static void give_back(vp_multi *mu, vp_handle *h)
 {
-    if (tp->n_idle == tp->cap_idle) {
-        int cap = tp->cap_idle ? tp->cap_idle * 2 : 8;
-        vp_handle **idle = realloc(tp->idle, (size_t)cap * sizeof *idle);
+    if (mu->n_idle == mu->cap_idle) {
+        int cap = mu->cap_idle ? mu->cap_idle * 2 : 8;
+        vp_handle **idle = realloc(mu->idle, (size_t)cap * sizeof *idle);
         if (idle == NULL) {
             handle_free(h);
             return;
         }
-        tp->idle = idle;
-        tp->cap_idle = cap;
+        mu->idle = idle;
+        mu->cap_idle = cap;
     }
-    tp->idle[tp->n_idle++] = h;
+    mu->idle[mu->n_idle++] = h;
 }
 
 /* Makes room for one more in-flight handle. */
@@ -697,7 +724,7 @@ static int start_on(struct vp_transport *tp, vp_multi *mu, vp_xfer *x, double se
     CURLcode rc;
     vp_handle *h;
     xfer_reset(tp, x, seconds);
-    h = take_handle(tp);
+    h = take_handle(tp, mu);
     if (h == NULL) {
         x->result = CURLE_OUT_OF_MEMORY;
         return -1;
@@ -708,7 +735,7 @@ static int start_on(struct vp_transport *tp, vp_multi *mu, vp_xfer *x, double se
     if (rc != CURLE_OK) {
         x->result = rc;
         handle_forget(h);
-        give_back(tp, h);
+        give_back(mu, h);
         return -1;
     }
     x->handle = h;
@@ -749,13 +776,13 @@ static vp_xfer *take_done(struct vp_transport *tp, vp_multi *mu)
         if (x->result == CURLE_ABORTED_BY_CALLBACK && x->stale && !x->resent && resend(tp, mu, h, x) == 0)
             continue; /* still in flight */
         curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &x->status);
-        note_end(x, h->easy);
+        note_end(x, h);
         if (x->resent)
             curl_easy_setopt(h->easy, CURLOPT_FRESH_CONNECT, 0L);
         curl_multi_remove_handle(mu->m, h->easy);
         forget_busy(mu, h);
         handle_forget(h);
-        give_back(tp, h);
+        give_back(mu, h);
         x->handle = NULL;
         return x;
     }
@@ -786,13 +813,17 @@ vp_xfer *vp_transport_next(struct vp_transport *tp, double max_wait)
  *
  * For hosts whose own event loop watches the sockets (uv.c): a second
  * multi handle, driven by curl_multi_socket_action. Its transfers start
- * and end as the bulk ones do (start_on, take_done) and take their handles
- * from the same pool, so every mode shares one connection cache. libcurl's
+ * and end as the bulk ones do (start_on, take_done), on handles of its
+ * own that use no share: its connections stay in this multi handle's own
+ * cache, never in a share that blocking transfers (maybe of other
+ * clients) use, so a socket the host's loop watches is only ever driven
+ * by this multi handle. libcurl's
  * socket and timer callbacks only write down what they are asked, here;
  * the host reads it with vp_transport_watch after each call. */
 
 struct vp_socket_mode {
     vp_multi mu;
+    vp_socks socks;  /* the sockets of mu's connection cache */
     vp_watch *watch; /* the sockets to watch or to stop watching, in the order asked */
     int n_watch, cap_watch;
     long timer_ms;   /* as libcurl last set it, or VP_TIMER_SAME */
@@ -835,6 +866,7 @@ static struct vp_socket_mode *socket_mode(struct vp_transport *tp)
     if (sm == NULL)
         return NULL;
     sm->timer_ms = VP_TIMER_SAME;
+    sm->mu.socks = &sm->socks;
     sm->mu.m = curl_multi_init();
     if (sm->mu.m == NULL || curl_multi_setopt(sm->mu.m, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
         curl_multi_setopt(sm->mu.m, CURLMOPT_SOCKETDATA, (void *)sm) != CURLM_OK ||
@@ -857,7 +889,10 @@ static void socket_mode_free(struct vp_transport *tp)
     if (sm == NULL)
         return;
     abort_all(&sm->mu);
+    /* closes mu's cached connections (on_close reads sm->socks) */
     curl_multi_cleanup(sm->mu.m);
+    idle_free(&sm->mu);
+    vp_socks_free(&sm->socks);
     free(sm->mu.busy);
     free(sm->watch);
     free(sm);

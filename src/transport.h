@@ -61,9 +61,11 @@ typedef struct vp_failure {
 
 struct vp_transport;
 
-/* Creates the transport (it copies what opts point to); NULL when out of
- * memory or when libcurl cannot. */
-struct vp_transport *vp_transport_new(const vp_transport_opts *opts);
+struct vp_share;
+/* Creates the transport (it copies what opts point to) on share, whose
+ * reference it takes over, also when it fails (share.h; NULL: a share of
+ * its own); NULL when out of memory or when libcurl cannot. */
+struct vp_transport *vp_transport_new(const vp_transport_opts *opts, struct vp_share *share);
 /* Detaches whatever is in flight and frees everything. */
 void vp_transport_free(struct vp_transport *tp);
 /* Overwrites what x's request and answer hold (a password, keys). */

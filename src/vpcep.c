@@ -12,6 +12,7 @@
 #include "l_source.h"
 #include "policy.h"
 #include "response.h"
+#include "share.h"
 #include "sign.h"
 #include "uv.h"
 
@@ -105,6 +106,7 @@ VP_EXPORT int luaopen_vpcep(lua_State *L)
     vp_error_open(L);
     vp_json_open(L);
     vp_signer_open(L);
+    vp_share_open(L);
     vp_client_open(L);
     vp_lplan_open(L);
     vp_lflow_open(L);
