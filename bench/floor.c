@@ -4,6 +4,9 @@
  *
  *   floor URL N BODY [HEADER...]     ("Name: value" each)
  *
+ * Over HTTPS, FLOOR_CAFILE names the CA file to check the server with (as
+ * a vpcep client's cafile; bench/https.sh).
+ *
  * Prints "floor <N> requests <seconds> s <rate>/s <status of the last>". */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +52,7 @@ int main(int argc, char **argv)
     struct curl_slist *headers = NULL;
     struct buf b = {NULL, 0, 0};
     CURL *e;
+    const char *cafile = getenv("FLOOR_CAFILE");
     long n, i, status = 0, opened = 0;
     double t0, t1;
     int k;
@@ -68,6 +72,8 @@ int main(int argc, char **argv)
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(argv[3]));
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (cafile != NULL && cafile[0] != '\0')
+        curl_easy_setopt(e, CURLOPT_CAINFO, cafile);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
     t0 = now();
