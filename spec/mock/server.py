@@ -59,6 +59,7 @@ class State:
         self.lock = threading.RLock()
         self.stats_lock = threading.Lock()
         self.connections_opened = 0
+        self.connections_open = 0  # accepted and not yet closed (the stats call's own included)
         self.requests = 0
         self.in_flight = 0       # API requests being answered now
         # Of the API requests that arrived since the last reset or
@@ -161,7 +162,16 @@ class MockServer(ThreadingHTTPServer):
             pass
         with STATE.stats_lock:
             STATE.connections_opened += 1
+            STATE.connections_open += 1
         return sock, addr
+
+    def shutdown_request(self, request):
+        # every accepted connection ends here once its thread is done with it
+        try:
+            super().shutdown_request(request)
+        finally:
+            with STATE.stats_lock:
+                STATE.connections_open -= 1
 
     def handle_error(self, request, client_address):
         if not QUIET:
@@ -796,6 +806,7 @@ class Handler(BaseHTTPRequestHandler):
             if cmd == ("GET", "/_mock/stats"):
                 with STATE.stats_lock:
                     return self.send_json(200, {"connections_opened": STATE.connections_opened,
+                                                "connections_open": STATE.connections_open,
                                                 "requests": STATE.requests,
                                                 "in_flight": STATE.in_flight,
                                                 "max_in_flight": STATE.max_in_flight})
