@@ -245,6 +245,27 @@ describe_uv("vpcep.uv (luv)", function()
     c:close()
   end)
 
+  it("uses connections of its own, never those of the share blocking calls use (src/share.c)", function()
+    local ids = mock:seed(2)
+    local function blocking(f, id)
+      return f(helper.client_opts(mock, { service_id = SID, endpoints = { id }, retries = 0 }))[1]
+    end
+    -- leaves an idle connection in the state's share for these options
+    assert.are.equal("accepted", blocking(vpcep.accept, ids[1]).status)
+    local c = client()
+    local before = mock:stats()
+    local got = call(c, "accept", SID, ids[2])
+    assert.is_nil(got[2], tostring(got[2]))
+    local mid = mock:stats()
+    assert.are.equal("rejected", blocking(vpcep.reject, ids[1]).status)
+    local after = mock:stats()
+    -- the socket-mode call opened one (and the stats call one) ...
+    assert.are.equal(2, mid.connections_opened - before.connections_opened)
+    -- ... while the blocking call found the share's connection still idle
+    assert.are.equal(1, after.connections_opened - mid.connections_opened)
+    c:close()
+  end)
+
   it("waits (opts.wait) on the loop until the connections settle", function()
     mock:seed(3)
     mock:config { transition_ms = 600 }
