@@ -392,8 +392,8 @@ static int client_prepare(lua_State *L)
     eid = vp_check_id(L, 4, "endpoint id", NULL);
     ensure_creds(L, c);
     b = start_batch(L, c, 1, VP_ACTION, NULL, NULL);
-    vp_build_action(L, &c->rq, &b->ops[0].x, action, sid, eid);
-    vp_push_request(L, &b->ops[0].x);
+    vp_build_action(L, &c->rq, vp_batch_one_xfer(b), action, sid, eid);
+    vp_push_request(L, vp_batch_one_xfer(b));
     end_batch(c, b);
     return 1;
 }

@@ -82,17 +82,19 @@ static lplan *check_plan(lua_State *L)
 
 /* The operation numbered by the argument at idx, whose try is out (and
  * not carried by the client itself, see vp_lplan_out). */
-static vp_op *check_running(lua_State *L, lplan *lp, int idx, int *i)
+static vp_xfer *check_running(lua_State *L, lplan *lp, int idx, int *i)
 {
     long long k;
     vp_batch *b = lp->p.b;
+    vp_xfer *x;
     if (b == NULL || !vp_isintegral(L, idx, &k) || k < 1 || k > b->n || b->ops[k - 1].state != OP_RUNNING)
         vp_raise(L, VP_EINVAL, "plan: no request %s is out (numbers come from next())",
                  lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx) : "of that number");
-    if (b->ops[k - 1].x.handle != NULL)
+    x = vp_batch_xfer(b, (int)k - 1);
+    if (x->handle != NULL)
         vp_raise(L, VP_EINVAL, "plan: request %d is being carried by the client", (int)k);
     *i = (int)k - 1;
-    return &b->ops[k - 1];
+    return x;
 }
 
 /* op:next() -> "send", {numbers} | "wait", seconds | "done" */
@@ -149,9 +151,9 @@ static int l_request(lua_State *L)
     lplan *lp = check_plan(L);
     const vp_transport_opts *o = vp_transport_options(lp->p.s->tp);
     int i;
-    vp_op *op = check_running(L, lp, 2, &i);
+    vp_xfer *x = check_running(L, lp, 2, &i);
     double left = vp_batch_time_left(lp->p.b, i);
-    vp_push_request(L, &op->x);
+    vp_push_request(L, x);
     lua_pushnumber(L, left);
     lua_setfield(L, -2, "timeout");
     lua_pushnumber(L, o->connect_timeout < left ? o->connect_timeout : left);
@@ -259,7 +261,7 @@ static int l_feed(lua_State *L)
     size_t len = 0;
     const char *body = "";
     int i;
-    vp_op *op = check_running(L, lp, 2, &i);
+    vp_xfer *x = check_running(L, lp, 2, &i);
     if (!vp_isintegral(L, 3, &status) || status < 100 || status > 599)
         vp_raise(L, VP_EINVAL, "plan: status must be an HTTP status (100..599)");
     if (lua_type(L, 4) == LUA_TSTRING)
@@ -268,15 +270,15 @@ static int l_feed(lua_State *L)
         vp_raise(L, VP_EINVAL, "plan: body must be a string, got %s", luaL_typename(L, 4));
     if (!lua_isnoneornil(L, 5) && !lua_istable(L, 5))
         vp_raise(L, VP_EINVAL, "plan: headers must be a table, got %s", luaL_typename(L, 5));
-    clear_answer(&op->x);
-    op->x.status = (long)status;
-    op->x.max_body = o->max_body;
+    clear_answer(x);
+    x->status = (long)status;
+    x->max_body = o->max_body;
     if (len > (size_t)o->max_body)
-        op->x.too_large = 1;
-    else if (vp_buf_add(&op->x.answer, body, len) != 0)
+        x->too_large = 1;
+    else if (vp_buf_add(&x->answer, body, len) != 0)
         vp_raise_oom(L);
     if (lua_istable(L, 5))
-        read_headers(L, 5, &op->x);
+        read_headers(L, 5, x);
     settle(L, lp, i);
     return 0;
 }
@@ -298,21 +300,21 @@ static int l_fail(lua_State *L)
     size_t len = 0;
     const char *msg = lua_type(L, 4) == LUA_TSTRING ? lua_tolstring(L, 4, &len) : "no answer";
     int i, k;
-    vp_op *op = check_running(L, lp, 2, &i);
+    vp_xfer *x = check_running(L, lp, 2, &i);
     for (k = 0; codes[k].code != NULL && strcmp(codes[k].code, code) != 0; k++)
         ;
     if (codes[k].code == NULL)
         vp_raise(L, VP_EINVAL, "plan: code must be one of vpcep.connect, vpcep.timeout, vpcep.tls, "
                                "vpcep.transport, vpcep.bad_response");
-    clear_answer(&op->x);
-    op->x.result = codes[k].as;
+    clear_answer(x);
+    x->result = codes[k].as;
     if (lua_type(L, 4) != LUA_TSTRING)
         len = strlen(msg);
-    if (len >= sizeof op->x.errbuf)
-        len = sizeof op->x.errbuf - 1;
-    memcpy(op->x.errbuf, msg, len);
-    op->x.errbuf[len] = '\0';
-    op->x.why_given = 1;
+    if (len >= sizeof x->errbuf)
+        len = sizeof x->errbuf - 1;
+    memcpy(x->errbuf, msg, len);
+    x->errbuf[len] = '\0';
+    x->why_given = 1;
     settle(L, lp, i);
     return 0;
 }
@@ -337,11 +339,11 @@ vp_xfer *vp_lplan_out(lua_State *L, int idx, int num_idx, const vp_client **c, d
 {
     int top = lua_gettop(L), i;
     lplan *lp = check_plan_at(L, vp_absindex(L, idx));
-    vp_op *op = check_running(L, lp, vp_absindex(L, num_idx), &i);
+    vp_xfer *x = check_running(L, lp, vp_absindex(L, num_idx), &i);
     *c = lp->c;
     *seconds = vp_batch_time_left(lp->p.b, i);
     lua_settop(L, top);
-    return &op->x;
+    return x;
 }
 
 void vp_lplan_settle(lua_State *L, int idx, vp_xfer *x)
@@ -349,11 +351,10 @@ void vp_lplan_settle(lua_State *L, int idx, vp_xfer *x)
     int top = lua_gettop(L);
     lplan *lp = check_plan_at(L, vp_absindex(L, idx));
     vp_batch *b = lp->p.b;
-    /* a transfer is the first member of its operation */
-    vp_op *op = (vp_op *)(void *)x;
-    if (b == NULL || op < b->ops || op >= b->ops + b->n || op->state != OP_RUNNING)
+    int i = b != NULL ? vp_batch_op_of(b, x) : -1;
+    if (i < 0)
         vp_raise(L, VP_EINVAL, "plan: that transfer is none of the plan's requests out");
-    settle(L, lp, (int)(op - b->ops));
+    settle(L, lp, i);
     lua_settop(L, top);
 }
 

@@ -14,12 +14,49 @@
 
 #define BATCH_MT "vpcep.batch"
 
+/* Slots of every live batch that hold (or may hold) buffers, and the
+ * most there were at once: plain numbers, for the specs (vpcep._debug). */
+static long live_slots, peak_slots;
+
+long vp_batch_live_slots(void)
+{
+    return live_slots;
+}
+
+long vp_batch_peak_slots(int reset)
+{
+    long peak = peak_slots;
+    if (reset)
+        peak_slots = live_slots;
+    return peak;
+}
+
+/* The slots a batch of n operations has: never more than may be out at
+ * once. */
+static int slots_for(int n)
+{
+    return n < VP_MAX_CONCURRENCY ? (n > 0 ? n : 1) : VP_MAX_CONCURRENCY;
+}
+
+/* Bytes of a batch of n operations and its slots, in one block: the slots
+ * after ops[n] (a vp_op's size is a multiple of a double's, so they are
+ * aligned as a malloc'd block is). */
+static size_t batch_size(int n)
+{
+    return sizeof(vp_batch) + (size_t)(n > 1 ? n - 1 : 0) * sizeof(vp_op) + (size_t)slots_for(n) * sizeof(vp_slot);
+}
+
 void vp_batch_release(vp_batch *b)
 {
     int i;
-    for (i = 0; i < b->n; i++)
-        vp_xfer_free(&b->ops[i].x);
-    b->n = 0;
+    for (i = 0; i < b->n_slots; i++) {
+        if (b->slots[i].op != -2) {
+            vp_xfer_free(&b->slots[i].x);
+            live_slots--;
+        }
+        b->slots[i].op = -2; /* never lent since */
+    }
+    b->n = b->n_slots = b->n_free = 0;
 }
 
 static int batch_gc(lua_State *L)
@@ -28,16 +65,40 @@ static int batch_gc(lua_State *L)
     return 0;
 }
 
+/* Readies b (its block zeroed or kept) for n operations; the slots keep
+ * their buffers. */
 static void batch_init(vp_batch *b, int n, enum vp_kind kind, vp_build_fn build, const void *ud)
 {
+    int i;
     b->n = n;
     b->left = n;
-    b->running = 0;
+    b->running = b->backoff = b->lo = b->hi = 0;
     b->kind = kind;
     b->build = build;
     b->build_ud = ud;
     b->deadline_cap = 0;
     b->concurrency = 0;
+    b->slots = (vp_slot *)(void *)(b->ops + (n > 1 ? n : 1));
+    b->n_slots = b->n_free = slots_for(n);
+    for (i = 0; i < b->n_slots; i++) {
+        b->free_slots[i] = (short)(b->n_slots - 1 - i); /* slot 0 lent first */
+        if (b->slots[i].op >= 0)
+            b->slots[i].op = -1; /* a kept batch's, lent when a call failed */
+    }
+    for (i = 0; i < n; i++) {
+        b->ops[i].slot = -1;
+        b->ops[i].state = OP_QUEUED;
+        b->ops[i].tries = 0;
+        b->ops[i].deadline = b->ops[i].next_at = 0;
+    }
+}
+
+/* Marks a new block's slots as never lent. */
+static void slots_fresh(vp_batch *b)
+{
+    int i;
+    for (i = 0; i < b->n_slots; i++)
+        b->slots[i].op = -2;
 }
 
 int vp_batch_slots(const vp_sched *s, const vp_batch *b, int in_flight)
@@ -47,10 +108,11 @@ int vp_batch_slots(const vp_sched *s, const vp_batch *b, int in_flight)
 
 vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind, vp_build_fn build, const void *ud)
 {
-    size_t size = sizeof(vp_batch) + (size_t)(n > 1 ? n - 1 : 0) * sizeof(vp_op);
+    size_t size = batch_size(n);
     vp_batch *b = lua_newuserdata(L, size);
     memset(b, 0, size);
     batch_init(b, n, kind, build, ud);
+    slots_fresh(b);
     luaL_getmetatable(L, BATCH_MT);
     lua_setmetatable(L, -2);
     return b;
@@ -58,29 +120,79 @@ vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind, vp_build_fn buil
 
 vp_batch *vp_batch_one(vp_batch **slot, enum vp_kind kind, vp_build_fn build, const void *ud)
 {
-    vp_op *op;
-    if (*slot == NULL)
-        *slot = calloc(1, sizeof **slot);
+    int fresh = *slot == NULL;
+    if (fresh)
+        *slot = calloc(1, batch_size(1));
     if (*slot == NULL)
         return NULL;
     batch_init(*slot, 1, kind, build, ud);
-    op = &(*slot)->ops[0];
-    op->tries = 0;
-    op->state = OP_QUEUED;
-    op->deadline = op->next_at = 0;
+    if (fresh)
+        slots_fresh(*slot);
     return *slot;
+}
+
+/* Lends operation i a free slot (there is one: no more than n_slots are
+ * ever out). */
+static vp_xfer *lend(vp_batch *b, int i)
+{
+    vp_slot *sl = &b->slots[b->free_slots[--b->n_free]];
+    if (sl->op == -2) {
+        live_slots++;
+        if (live_slots > peak_slots)
+            peak_slots = live_slots;
+    }
+    sl->op = i;
+    b->ops[i].slot = (short)(sl - b->slots);
+    return &sl->x;
+}
+
+/* Takes back operation i's slot, its buffers kept for the next try. */
+static void take_back(vp_batch *b, int i)
+{
+    vp_op *op = &b->ops[i];
+    if (op->slot < 0)
+        return;
+    b->slots[op->slot].op = -1;
+    b->free_slots[b->n_free++] = op->slot;
+    op->slot = -1;
+}
+
+vp_xfer *vp_batch_xfer(vp_batch *b, int i)
+{
+    return b->ops[i].slot >= 0 ? &b->slots[b->ops[i].slot].x : NULL;
+}
+
+int vp_batch_op_of(const vp_batch *b, const vp_xfer *x)
+{
+    /* a transfer is the first member of its slot */
+    const vp_slot *sl = (const vp_slot *)(const void *)x;
+    int i;
+    if (b->n_slots == 0 || sl < b->slots || sl >= b->slots + b->n_slots || &sl->x != x)
+        return -1;
+    i = sl->op;
+    if (i < 0 || i >= b->n || b->ops[i].state != OP_RUNNING || b->ops[i].slot != sl - b->slots)
+        return -1;
+    return i;
+}
+
+vp_xfer *vp_batch_one_xfer(vp_batch *one)
+{
+    return vp_batch_xfer(one, 0) != NULL ? vp_batch_xfer(one, 0) : lend(one, 0);
 }
 
 void vp_batch_one_done(vp_batch *one)
 {
-    if (one != NULL)
-        vp_xfer_trim(&one->ops[0].x);
+    if (one != NULL && one->n_slots > 0) {
+        take_back(one, 0);
+        if (one->slots[0].op != -2)
+            vp_xfer_trim(&one->slots[0].x);
+    }
 }
 
 void vp_batch_one_free(vp_batch **slot)
 {
     if (*slot != NULL) {
-        vp_xfer_free(&(*slot)->ops[0].x);
+        vp_batch_release(*slot);
         free(*slot);
         *slot = NULL;
     }
@@ -132,14 +244,25 @@ double vp_batch_time_left(const vp_batch *b, int i)
     return time_left(&b->ops[i], vp_now());
 }
 
-int vp_batch_ready(const vp_batch *b, double now, int slots, int *out, int cap)
+/* Operations are started in index order, so those that ever started are
+ * ops[0..hi): a queued one at or above hi, a backed-off one in [lo, hi).
+ * The scans below start at lo and stop early, so a batch of 10,000 costs
+ * per step what one of `concurrency` does. */
+int vp_batch_ready(vp_batch *b, double now, int slots, int *out, int cap)
 {
-    int i, k = 0;
-    for (i = 0; i < b->n && k < slots && k < cap; i++) {
+    int i, k = 0, lo = -1;
+    for (i = b->lo; i < b->n && k < slots && k < cap; i++) {
         const vp_op *op = &b->ops[i];
         if (op->state == OP_QUEUED || (op->state == OP_BACKOFF && op->next_at <= now))
             out[k++] = i;
+        else if (op->state != OP_BACKOFF)
+            continue;
+        if (lo < 0)
+            lo = i;
     }
+    /* the first handed out or still waiting stays the floor: one handed
+     * out may not be begun (an error), and is then still queued */
+    b->lo = lo >= 0 ? lo : i;
     return k;
 }
 
@@ -147,9 +270,9 @@ double vp_batch_wake(const vp_batch *b, double now, int slots)
 {
     double wait = 1.0;
     int i;
-    if (slots <= 0)
+    if (slots <= 0 || b->backoff == 0)
         return wait;
-    for (i = 0; i < b->n; i++)
+    for (i = b->lo; i < b->hi; i++)
         if (b->ops[i].state == OP_BACKOFF && b->ops[i].next_at - now < wait)
             wait = b->ops[i].next_at - now;
     return wait > 0 ? wait : 0;
@@ -158,15 +281,23 @@ double vp_batch_wake(const vp_batch *b, double now, int slots)
 void vp_batch_begin(lua_State *L, const vp_sched *s, vp_batch *b, int i, int params)
 {
     vp_op *op = &b->ops[i];
+    vp_xfer *x;
     if (op->deadline == 0) {
         op->deadline = vp_now() + s->timeout;
         if (b->deadline_cap > 0 && b->deadline_cap < op->deadline)
             op->deadline = b->deadline_cap;
     }
+    if (op->state == OP_BACKOFF)
+        b->backoff--;
+    if (i >= b->hi)
+        b->hi = i + 1;
     op->tries++;
     op->state = OP_RUNNING;
     b->running++;
-    b->build(L, s->rq, &op->x, b->build_ud, params, i + 1);
+    x = vp_batch_xfer(b, i);
+    if (x == NULL)
+        x = lend(b, i);
+    b->build(L, s->rq, x, b->build_ud, params, i + 1);
 }
 
 /* A credentials step's answer as it came: {status=, body=, subject=,
@@ -191,9 +322,8 @@ static void push_raw_answer(lua_State *L, const vp_xfer *x)
 /* The answer (or its absence) of op's try, at the top: the result, or an
  * error object; returns 1 for a result. asked: the stack index of the
  * endpoint id the request is about, or 0. */
-static int read_answer(lua_State *L, const vp_batch *b, vp_op *op, int asked, int *cut)
+static int read_answer(lua_State *L, const vp_batch *b, const vp_xfer *x, int asked, int *cut)
 {
-    vp_xfer *x = &op->x;
     vp_answer_headers h;
     int ok;
     if (x->result != CURLE_OK || x->too_large) {
@@ -232,12 +362,16 @@ int vp_batch_settle(lua_State *L, const vp_sched *s, vp_batch *b, int i, int res
     vp_op *op = &b->ops[i];
     int err, cut = 0;
     int asked = 0, ok;
+    const vp_xfer *x = vp_batch_xfer(b, i);
     b->running--;
+    /* taken back first, so that no error below can keep it lent; nothing
+     * lends it again before this returns */
+    take_back(b, i);
     if (ids != 0) {
         lua_rawgeti(L, ids, i + 1);
         asked = lua_gettop(L);
     }
-    ok = read_answer(L, b, op, asked, &cut);
+    ok = read_answer(L, b, x, asked, &cut);
     if (asked != 0)
         lua_remove(L, asked);
     if (ok) {
@@ -257,6 +391,9 @@ int vp_batch_settle(lua_State *L, const vp_sched *s, vp_batch *b, int i, int res
         if (vp_policy_fits(now, d, op->deadline)) {
             op->state = OP_BACKOFF;
             op->next_at = now + d;
+            b->backoff++;
+            if (i < b->lo)
+                b->lo = i;
             lua_pop(L, 1);
             return 0;
         }
@@ -328,7 +465,7 @@ static void start_ready(lua_State *L, run_ctx *ctx)
     for (j = 0; j < k; j++) {
         vp_op *op = &ctx->b->ops[ready[j]];
         protected(L, ctx, begin_protected, ready[j]);
-        if (vp_xfer_start(ctx->s->tp, &op->x, time_left(op, vp_now())) != 0)
+        if (vp_xfer_start(ctx->s->tp, vp_batch_xfer(ctx->b, ready[j]), time_left(op, vp_now())) != 0)
             protected(L, ctx, settle_protected, ready[j]);
     }
 }
@@ -345,7 +482,7 @@ static void run_single(lua_State *L, run_ctx *ctx, int kept)
         if (op->state == OP_BACKOFF)
             vp_sleep(op->next_at - vp_now());
         vp_batch_begin(L, ctx->s, ctx->b, 0, ctx->params);
-        vp_xfer_perform(ctx->s->tp, &op->x, time_left(op, vp_now()), kept);
+        vp_xfer_perform(ctx->s->tp, vp_batch_xfer(ctx->b, 0), time_left(op, vp_now()), kept);
         vp_batch_settle(L, ctx->s, ctx->b, 0, ctx->results, ctx->ids);
         lua_settop(L, top); /* what a lua_pcall would have dropped */
     }
@@ -380,6 +517,6 @@ void vp_batch_run(lua_State *L, const vp_sched *s, vp_batch *b, int kept, int re
         }
         x = vp_transport_next(s->tp, vp_batch_wake(b, vp_now(), slots));
         if (x != NULL)
-            protected(L, &ctx, settle_protected, (int)((vp_op *)(void *)x - b->ops));
+            protected(L, &ctx, settle_protected, vp_batch_op_of(b, x));
     }
 }

@@ -4,6 +4,7 @@
 #ifndef VPCEP_SCHEDULER_H
 #define VPCEP_SCHEDULER_H
 
+#include "common.h"
 #include "request.h"
 
 VP_HIDDEN_BEGIN
@@ -25,12 +26,20 @@ typedef struct vp_sched {
 enum vp_kind { VP_ACTION, VP_LIST, VP_DESCRIBE, VP_CRED };
 enum vp_state { OP_QUEUED, OP_RUNNING, OP_BACKOFF, OP_DONE };
 
+/* What an operation keeps for the whole call: a few bytes. Its request
+ * and answer live in a transfer slot lent to it for one try only. */
 typedef struct vp_op {
-    vp_xfer x; /* first: a finished transfer is its operation */
-    int tries;
-    enum vp_state state;
     double deadline, next_at; /* monotonic seconds; deadline 0 = not started */
+    int tries;
+    short slot;         /* the slot lent to its try while running, else -1 */
+    unsigned char state; /* enum vp_state */
 } vp_op;
+
+/* A transfer lent to one try at a time. */
+typedef struct vp_slot {
+    vp_xfer x; /* first: a finished transfer is its slot */
+    int op;    /* the (0-based) operation using it, or -1 */
+} vp_slot;
 
 /* Builds the request of operation i (1-based) of a batch into x and
  * authenticates it; params is the stack index of the batch's params
@@ -41,7 +50,10 @@ typedef void (*vp_build_fn)(lua_State *L, const vp_request_ctx *rq, vp_xfer *x, 
  * vpcep.batch, with __gc) or, for the batch of one a client keeps warm, by
  * the client. Each try's request is built just before it is sent, so an
  * AK/SK signature is never older than its try (the gateway refuses one
- * more than 15 minutes old), however long the batch runs. */
+ * more than 15 minutes old), however long the batch runs. Native memory
+ * is bounded by the concurrency, not by n: at most
+ * min(n, VP_MAX_CONCURRENCY) slots (URL, body, answer buffers), each lent
+ * to one try and taken back when it settles. */
 typedef struct vp_batch {
     int n;
     enum vp_kind kind;
@@ -51,6 +63,12 @@ typedef struct vp_batch {
     int concurrency;     /* tries out at once; 0 = the client's (vp_sched's) */
     int left;            /* operations not done yet */
     int running;         /* operations whose try is out */
+    int backoff;         /* operations waiting to retry */
+    int lo;              /* no operation below it is queued or backed off */
+    int hi;              /* operations from hi on have never started */
+    int n_slots, n_free; /* slots, and how many of them are free */
+    vp_slot *slots;      /* after ops[n], in the same block */
+    short free_slots[VP_MAX_CONCURRENCY];
     vp_op ops[1];
 } vp_batch;
 
@@ -59,6 +77,9 @@ vp_batch *vp_batch_push(lua_State *L, int n, enum vp_kind kind, vp_build_fn buil
 /* Readies the kept batch of one at *slot (made on first use) for another
  * call, its buffers kept; NULL when out of memory. */
 vp_batch *vp_batch_one(vp_batch **slot, enum vp_kind kind, vp_build_fn build, const void *ud);
+/* The transfer of a kept batch of one, lent to its operation (for
+ * client:prepare, which builds without a try). */
+vp_xfer *vp_batch_one_xfer(vp_batch *one);
 /* Gives back what a kept batch holds beyond its usual size. */
 void vp_batch_one_done(vp_batch *one);
 /* Frees a kept batch (when the client is released). */
@@ -70,17 +91,27 @@ void vp_batch_one_free(vp_batch **slot);
 int vp_batch_slots(const vp_sched *s, const vp_batch *b, int in_flight);
 /* Writes to out the (0-based) operations that may start a try now, at
  * most `slots` and cap of them; returns how many. */
-int vp_batch_ready(const vp_batch *b, double now, int slots, int *out, int cap);
+int vp_batch_ready(vp_batch *b, double now, int slots, int *out, int cap);
 /* Seconds until a backed-off operation may start, when a slot is free (at
  * most 1 s: otherwise only an answer can change anything). */
 double vp_batch_wake(const vp_batch *b, double now, int slots);
-/* Counts a try of operation i and builds its request into ops[i].x
- * (params: the stack index of what the builder reads). */
+/* Counts a try of operation i, lends it a slot and builds its request
+ * there (params: the stack index of what the builder reads). */
 void vp_batch_begin(lua_State *L, const vp_sched *s, vp_batch *b, int i, int params);
+/* The transfer of running operation i's try. */
+vp_xfer *vp_batch_xfer(vp_batch *b, int i);
+/* The (0-based) running operation whose try x is, or -1 when x is none of
+ * b's transfers lent out. */
+int vp_batch_op_of(const vp_batch *b, const vp_xfer *x);
+/* Live slots (lent or kept with their buffers) of every batch of this
+ * process: for the specs (vpcep._debug, VPCEP_DEBUG set). */
+long vp_batch_live_slots(void);
+/* The most live slots there were at once; reset: from now on. */
+long vp_batch_peak_slots(int reset);
 /* Seconds the try of operation i still has. */
 double vp_batch_time_left(const vp_batch *b, int i);
-/* With the answer of operation i's try in ops[i].x (or its failure in
- * x.result), stores its result or error at results[i + 1] (err.endpoint
+/* With the answer of operation i's try in its slot (or its failure in
+ * x.result), takes the slot back and stores its result or error at results[i + 1] (err.endpoint
  * from ids[i + 1] unless ids is 0) and returns 1, or schedules another try
  * and returns 0. */
 int vp_batch_settle(lua_State *L, const vp_sched *s, vp_batch *b, int i, int results, int ids);
