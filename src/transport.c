@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include "common.h"
 #include "share.h"
+#include "pollset.h"
 #include "sockets.h"
 #include "transport.h"
 
@@ -42,10 +43,11 @@ typedef struct vp_multi {
 struct vp_transport {
     vp_transport_opts opts; /* cafile and proxy point at the copies below */
     char *cafile, *proxy;
-    vp_multi bulk;      /* driven by curl_multi_perform (vp_transport_next) */
+    vp_multi bulk;      /* driven by curl_multi_socket_action (vp_transport_next) */
     vp_share *share;    /* DNS and TLS sessions of every handle below, and the
                          * connection cache of the single-call handle, maybe
                          * other clients' too (share.c) */
+    vp_pollset bulk_ps; /* the sockets and timer of bulk's multi handle */
     vp_handle *single;  /* for one-request calls, driven by curl_easy_perform */
     struct vp_socket_mode *sm; /* socket mode (see the end of this file), or NULL */
     vp_socks socks;     /* the sockets of the bulk multi handle's own connection cache */
@@ -318,7 +320,7 @@ struct vp_transport *vp_transport_new(const vp_transport_opts *opts, struct vp_s
     tp->opts.cafile = tp->cafile = dup_or_null(opts->cafile, &failed);
     tp->opts.proxy = tp->proxy = dup_or_null(opts->proxy, &failed);
     tp->bulk.m = curl_multi_init();
-    if (failed || tp->bulk.m == NULL || tp->share == NULL) {
+    if (failed || tp->bulk.m == NULL || tp->share == NULL || vp_pollset_attach(&tp->bulk_ps, tp->bulk.m) != 0) {
         vp_transport_free(tp);
         return NULL;
     }
@@ -388,6 +390,7 @@ void vp_transport_free(struct vp_transport *tp)
     free(tp->bulk.busy);
     /* closes the bulk connections (on_close reads tp->socks) */
     curl_multi_cleanup(tp->bulk.m);
+    vp_pollset_free(&tp->bulk_ps); /* after: the multi handle reports to it */
     vp_socks_free(&tp->socks);
     /* last: the handles above used it (freed when no other transport
      * uses it, and the pool no longer keeps it) */
@@ -789,23 +792,24 @@ static vp_xfer *take_done(struct vp_transport *tp, vp_multi *mu)
     return NULL;
 }
 
+/* Only the sockets found ready (and libcurl's timer) are acted on, so a
+ * wake-up costs the same with 64 transfers out as with one; a transfer
+ * added since the last round starts on the timer libcurl set for it. */
 vp_xfer *vp_transport_next(struct vp_transport *tp, double max_wait)
 {
     double until = vp_now() + max_wait;
     for (;;) {
-        int running;
         vp_xfer *x = take_done(tp, &tp->bulk);
         double left;
         if (x != NULL)
             return x;
-        curl_multi_perform(tp->bulk.m, &running);
+        left = until - vp_now();
+        vp_pollset_step(&tp->bulk_ps, tp->bulk.m, left > 0 ? left : 0);
         x = take_done(tp, &tp->bulk);
         if (x != NULL)
             return x;
-        left = until - vp_now();
-        if (left <= 0)
+        if (until - vp_now() <= 0)
             return NULL;
-        curl_multi_poll(tp->bulk.m, NULL, 0, (int)ms(left), NULL);
     }
 }
 

@@ -1,4 +1,5 @@
 /* vpcep.c: luaopen_vpcep and the module table; thin Lua-facing wrappers. */
+#include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
 #include "cli.h"
@@ -13,6 +14,7 @@
 #include "policy.h"
 #include "response.h"
 #include "share.h"
+#include "scheduler.h"
 #include "sign.h"
 #include "uv.h"
 
@@ -98,6 +100,20 @@ static void push_safe_table(lua_State *L)
 
 VP_EXPORT int luaopen_vpcep(lua_State *L);
 
+/* vpcep._debug([reset]) -> {live_slots=, peak_slots=}: the transfer slots
+ * of every live batch, and the most at once (since the last reset). Only
+ * there when VPCEP_DEBUG is set at require time: for the specs. */
+static int l_debug(lua_State *L)
+{
+    long peak = vp_batch_peak_slots(lua_toboolean(L, 1));
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)vp_batch_live_slots());
+    lua_setfield(L, -2, "live_slots");
+    lua_pushinteger(L, (lua_Integer)peak);
+    lua_setfield(L, -2, "peak_slots");
+    return 1;
+}
+
 VP_EXPORT int luaopen_vpcep(lua_State *L)
 {
     /* Thread-safe since libcurl 7.84; a no-op after the first call. */
@@ -117,5 +133,9 @@ VP_EXPORT int luaopen_vpcep(lua_State *L)
     lua_setfield(L, -2, "_VERSION");
     push_safe_table(L);
     lua_setfield(L, -2, "safe");
+    if (getenv("VPCEP_DEBUG") != NULL && getenv("VPCEP_DEBUG")[0] != '\0') {
+        lua_pushcfunction(L, l_debug);
+        lua_setfield(L, -2, "_debug");
+    }
     return 1;
 }
