@@ -35,7 +35,7 @@ long vp_batch_peak_slots(int reset)
  * once. */
 static int slots_for(int n)
 {
-    return n < VP_MAX_CONCURRENCY ? (n > 0 ? n : 1) : VP_MAX_CONCURRENCY;
+    return n < VP_BATCH_SLOTS ? (n > 0 ? n : 1) : VP_BATCH_SLOTS;
 }
 
 /* Bytes of a batch of n operations and its slots, in one block: the slots
@@ -504,8 +504,8 @@ void vp_batch_run(lua_State *L, const vp_sched *s, vp_batch *b, int kept, int re
         return;
     }
     while (b->left > 0) {
-        vp_xfer *x;
-        int slots;
+        vp_xfer *done[VP_MAX_CONCURRENCY];
+        int slots, k, j;
         start_ready(L, &ctx);
         if (b->left == 0)
             break;
@@ -515,8 +515,17 @@ void vp_batch_run(lua_State *L, const vp_sched *s, vp_batch *b, int kept, int re
             vp_sleep(vp_batch_wake(b, vp_now(), slots));
             continue;
         }
-        x = vp_transport_next(s->tp, vp_batch_wake(b, vp_now(), slots));
-        if (x != NULL)
-            protected(L, &ctx, settle_protected, vp_batch_op_of(b, x));
+        done[0] = vp_transport_next(s->tp, vp_batch_wake(b, vp_now(), slots));
+        if (done[0] == NULL)
+            continue;
+        for (k = 1; k < VP_MAX_CONCURRENCY && (done[k] = vp_transport_done(s->tp)) != NULL; k++)
+            ;
+        /* The next tries go out before this burst of answers is read, so
+         * they wait only for their requests to be built, not for every
+         * answer before theirs to be parsed. */
+        start_ready(L, &ctx);
+        vp_transport_kick(s->tp);
+        for (j = 0; j < k; j++)
+            protected(L, &ctx, settle_protected, vp_batch_op_of(b, done[j]));
     }
 }

@@ -35,6 +35,11 @@ typedef struct vp_op {
     unsigned char state; /* enum vp_state */
 } vp_op;
 
+/* The most slots a batch has: a try out for each of VP_MAX_CONCURRENCY,
+ * and as many ended but not yet read (the blocking driver starts the next
+ * tries before it reads a burst of answers). */
+#define VP_BATCH_SLOTS (2 * VP_MAX_CONCURRENCY)
+
 /* A transfer lent to one try at a time. */
 typedef struct vp_slot {
     vp_xfer x; /* first: a finished transfer is its slot */
@@ -52,7 +57,7 @@ typedef void (*vp_build_fn)(lua_State *L, const vp_request_ctx *rq, vp_xfer *x, 
  * AK/SK signature is never older than its try (the gateway refuses one
  * more than 15 minutes old), however long the batch runs. Native memory
  * is bounded by the concurrency, not by n: at most
- * min(n, VP_MAX_CONCURRENCY) slots (URL, body, answer buffers), each lent
+ * min(n, VP_BATCH_SLOTS) slots (URL, body, answer buffers), each lent
  * to one try and taken back when it settles. */
 typedef struct vp_batch {
     int n;
@@ -68,7 +73,7 @@ typedef struct vp_batch {
     int hi;              /* operations from hi on have never started */
     int n_slots, n_free; /* slots, and how many of them are free */
     vp_slot *slots;      /* after ops[n], in the same block */
-    short free_slots[VP_MAX_CONCURRENCY];
+    short free_slots[VP_BATCH_SLOTS];
     vp_op ops[1];
 } vp_batch;
 

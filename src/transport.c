@@ -813,6 +813,16 @@ vp_xfer *vp_transport_next(struct vp_transport *tp, double max_wait)
     }
 }
 
+vp_xfer *vp_transport_done(struct vp_transport *tp)
+{
+    return take_done(tp, &tp->bulk);
+}
+
+void vp_transport_kick(struct vp_transport *tp)
+{
+    vp_pollset_step(&tp->bulk_ps, tp->bulk.m, 0);
+}
+
 /* ---- socket mode ------------------------------------------------------------
  *
  * For hosts whose own event loop watches the sockets (uv.c): a second

@@ -98,6 +98,10 @@ int vp_transport_in_flight(const struct vp_transport *tp);
 /* Waits at most max_wait seconds for a transfer to end; returns it (done,
  * detached) or NULL. Never calls into Lua. */
 vp_xfer *vp_transport_next(struct vp_transport *tp, double max_wait);
+/* A transfer that has ended, detached, without waiting; or NULL. */
+vp_xfer *vp_transport_done(struct vp_transport *tp);
+/* Lets libcurl send what was just started, without waiting. */
+void vp_transport_kick(struct vp_transport *tp);
 /* Detaches every transfer still in flight (after a failure). */
 void vp_transport_abort(struct vp_transport *tp);
 /* ---- socket mode: the host's event loop watches the sockets (uv.c) ---- */
