@@ -84,12 +84,15 @@ http {
       add_header X-Request-Id 0123456789abcdef0123456789abcdef always;
       echo_read_request_body;
       echo_sleep SLEEP;
-      echo -n '{"connections":[{"id":"$ep","marker_id":422321321312321321,"created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:01Z","domain_id":"6e9dfd51d1124e8d8498dce894923a0d","status":"accepted","description":""}]}';
+      echo -n 'ANSWER';
     }
   }
 }
 ]]
-conf = conf:gsub("ECHO", ECHO):gsub("DIR", dir):gsub("PORT", tostring(port))
+local answer = '{"connections":[{"id":"$ep","marker_id":422321321312321321,'
+  .. '"created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:01Z",'
+  .. '"domain_id":"6e9dfd51d1124e8d8498dce894923a0d","status":"accepted","description":""}]}'
+conf = conf:gsub("ANSWER", answer):gsub("ECHO", ECHO):gsub("DIR", dir):gsub("PORT", tostring(port))
   :gsub("SLEEP", string.format("%.3f", DELAY / 1000))
 local f = assert(io.open(dir .. "/nginx.conf", "w"))
 f:write(conf)
