@@ -167,7 +167,7 @@ int vp_batch_op_of(const vp_batch *b, const vp_xfer *x)
     /* a transfer is the first member of its slot */
     const vp_slot *sl = (const vp_slot *)(const void *)x;
     int i;
-    if (b->n_slots == 0 || sl < b->slots || sl >= b->slots + b->n_slots || &sl->x != x)
+    if (b->n_slots == 0 || sl < b->slots || sl >= b->slots + b->n_slots)
         return -1;
     i = sl->op;
     if (i < 0 || i >= b->n || b->ops[i].state != OP_RUNNING || b->ops[i].slot != sl - b->slots)
