@@ -142,8 +142,9 @@ static int creds_step(lua_State *L, vp_plan *p)
 /* A credentials request settled: on to the next, or the call fails. */
 static void creds_done(lua_State *L, vp_plan *p)
 {
-    int ok;
-    vp_xfer_wipe(&p->cred_b->ops[0].x); /* a password, a token or keys */
+    int ok, k;
+    for (k = 0; k < p->cred_b->n_slots; k++) /* a password, a token or keys */
+        vp_xfer_wipe(&p->cred_b->slots[k].x);
     vp_batch_release(p->cred_b);
     p->cred_b = NULL;
     p->b = p->main_b;
