@@ -185,13 +185,9 @@ static int redo_refused(lua_State *L, vp_plan *p)
     for (i = 0; i < b->n; i++) {
         lua_rawgeti(L, results, i + 1);
         if (vp_is_error(L, -1) && status_of(L, -1) == 401) {
-            vp_op *op = &b->ops[i];
             lua_pushnil(L);
             lua_rawseti(L, results, i + 1);
-            op->state = OP_QUEUED;
-            op->tries = 0;
-            op->deadline = op->next_at = 0;
-            b->left++;
+            vp_batch_requeue(b, i);
             k++;
         }
         lua_pop(L, 1);

@@ -529,3 +529,14 @@ void vp_batch_run(lua_State *L, const vp_sched *s, vp_batch *b, int kept, int re
             protected(L, &ctx, settle_protected, vp_batch_op_of(b, done[j]));
     }
 }
+
+void vp_batch_requeue(vp_batch *b, int i)
+{
+    vp_op *op = &b->ops[i];
+    op->state = OP_QUEUED;
+    op->tries = 0;
+    op->deadline = op->next_at = 0;
+    b->left++;
+    if (i < b->lo) /* the scans start at lo */
+        b->lo = i;
+}

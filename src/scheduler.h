@@ -103,6 +103,9 @@ double vp_batch_wake(const vp_batch *b, double now, int slots);
 /* Counts a try of operation i, lends it a slot and builds its request
  * there (params: the stack index of what the builder reads). */
 void vp_batch_begin(lua_State *L, const vp_sched *s, vp_batch *b, int i, int params);
+/* Puts done operation i back in the queue for a new set of tries (a 401
+ * cured by fetching the credentials again), keeping the scans' bounds. */
+void vp_batch_requeue(vp_batch *b, int i);
 /* The transfer of running operation i's try. */
 vp_xfer *vp_batch_xfer(vp_batch *b, int i);
 /* The (0-based) running operation whose try x is, or -1 when x is none of
