@@ -55,5 +55,6 @@ echo "machine: $(nproc) CPUs, $(uname -sr), $(lscpu | sed -n 's/^Model name: *//
 echo "nginx: $("$NGINX_BIN" -v 2>&1), libcurl: $(curl-config --version 2>/dev/null || pkg-config --modversion libcurl)"
 BENCH_NGINX="http://127.0.0.1:$port" BENCH_FLOOR="$BUILD/bench-floor" \
   LUA_CPATH="$BUILD/?.so;;" LUA_PATH="./?.lua;;" "$LUA" bench/bench.lua
+BENCH_NGINX="http://127.0.0.1:$port" BUILD="$BUILD" LUA="$LUA" sh bench/callgrind.sh
 BUILD="$BUILD" LUA="$LUA" NGINX_BIN="$NGINX_BIN" sh bench/https.sh
 NGINX_BIN="$NGINX_BIN" LUA_CPATH="$BUILD/?.so;;" LUA_PATH="./?.lua;;" "$LUA" bench/bulk10k.lua
