@@ -25,6 +25,7 @@
 #include <string.h>
 #include "exact.h"
 #include "json.h"
+#include "quick.h"
 #include "text.h"
 
 #define MARK '\xFF'
@@ -248,8 +249,7 @@ static int in_range(enum field f, long long v)
     return f == F_MARKER || (v >= 0 && (VP_HAS_INTEGERS || v <= MAX_EXACT_DOUBLE));
 }
 
-/* Pushes v as the contract gives an exact integer (vp_pushint64). */
-static void push_exact(lua_State *L, long long v)
+void vp_push_exact(lua_State *L, long long v)
 {
     char digits[24] = "";
     if (!VP_HAS_INTEGERS && (v > MAX_EXACT_DOUBLE || v < -MAX_EXACT_DOUBLE))
@@ -302,7 +302,7 @@ static enum fix fix_int_field(lua_State *L, int t, const char *k, enum field f, 
     }
     if (!in_range(f, v))
         return FIX_BAD;
-    push_exact(L, v);
+    vp_push_exact(L, v);
     lua_setfield(L, t, k);
     return FIX_OK;
 }
@@ -398,7 +398,7 @@ static const char *unmark_top(lua_State *L)
     long long v;
     enum lit r = literal_exact(s, --len, &v);
     if (r == LIT_INT) {
-        push_exact(L, v);
+        vp_push_exact(L, v);
     } else if (r == LIT_BIG && digits_only(s, len)) {
         lua_pushlstring(L, s, len);
     } else if (r == LIT_FRACTION) {
@@ -649,6 +649,13 @@ static int refuse(lua_State *L, int base, const char *why, int ret)
 }
 
 int vp_decode_exact(lua_State *L, const char *body, size_t len)
+{
+    if (vp_decode_quick(L, body, len))
+        return 1;
+    return vp_decode_general(L, body, len);
+}
+
+int vp_decode_general(lua_State *L, const char *body, size_t len)
 {
     int base = lua_gettop(L), marked, ok;
     const char *why = NULL;
