@@ -53,9 +53,9 @@ check-valgrind: check-deps
 	  --error-exitcode=1 --suppressions=$(CURDIR)/spec/fuzz/valgrind.supp \
 	  $(CHECK_LUA) $(BUSTED_ARGS) --cpath='$(VG_O)/$(CHECK_LUA)/?.so'
 
-# (c) libFuzzer: the answer parser, the signer's canonicaliser and the
-# credentials file parser. New inputs go to the build folder; the
-# committed seed corpora are only read.
+# (c) libFuzzer: the answer parser, the signer's canonicaliser, the
+# credentials file parser and the quick decoder against the general path.
+# New inputs go to the build folder; the committed seed corpora are only read.
 FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
   -D_POSIX_C_SOURCE=200809L $$(pkg-config --cflags $(CHECK_LUA) libcurl libcrypto)
 FUZZ_LIBS = $$(pkg-config --libs $(CHECK_LUA) libcurl libcrypto) -lm -ldl
@@ -64,8 +64,8 @@ $(FUZZ_O)/fuzz_%: spec/fuzz/fuzz_%.c $(SRCS) $(wildcard src/*.h) | check-deps
 	mkdir -p $(FUZZ_O)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(SRCS) $(FUZZ_LIBS)
 
-check-fuzz: $(FUZZ_O)/fuzz_parse $(FUZZ_O)/fuzz_sign $(FUZZ_O)/fuzz_profile
-	@for t in parse sign profile; do \
+check-fuzz: $(FUZZ_O)/fuzz_parse $(FUZZ_O)/fuzz_sign $(FUZZ_O)/fuzz_profile $(FUZZ_O)/fuzz_quick
+	@for t in parse sign profile quick; do \
 	  mkdir -p $(FUZZ_O)/corpus-$$t $(FUZZ_O)/artifacts-$$t; \
 	  echo "fuzz_$$t: $(FUZZ_TIME) s"; \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
