@@ -67,7 +67,8 @@ end
 local function pick(t) return t[rand(#t)] end
 
 local strings = { '""', '"ep-0001"', '"accepted"', '"2024-01-01T00:00:00Z"',
-  '"h\195\169 \226\130\172 \240\159\152\128"', '"a\\"b"', '"tab\\t"', '"\\u00e9"', '"\127"', '"\1"', '"\255"', '"\192\175"', '"' .. ("x"):rep(300) .. '"' }
+  '"h\195\169 \226\130\172 \240\159\152\128"', '"a\\"b"', '"tab\\t"',
+  '"\\u00e9"', '"\127"', '"\1"', '"\255"', '"\192\175"', '"' .. ("x"):rep(300) .. '"' }
 local others = { "true", "false", "null", "[]", "{}", '[{"error_code":"E","error_message":"m"}]', "1", "1.5",
   '{"a":1}' }
 local keys = { "id", "status", "created_at", "updated_at", "domain_id", "description", "marker_id", "error",
