@@ -40,6 +40,15 @@ void vp_push_capped_text(lua_State *L, const char *s, size_t len, size_t cap)
 {
     luaL_Buffer b;
     size_t i = 0;
+    /* the usual case (a request id, an endpoint id): printable ASCII that
+     * fits, pushed as it is */
+    while (i < len && (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7F)
+        i++;
+    if (i == len && len <= cap) {
+        lua_pushlstring(L, s, len);
+        return;
+    }
+    i = 0;
     luaL_buffinit(L, &b);
     while (i < len && i < cap) {
         unsigned char c = (unsigned char)s[i];
