@@ -105,6 +105,23 @@ static int integer(cursor *c, long long *v)
     return 1;
 }
 
+/* The keys the service writes, as C strings: Lua 5.2+ finds a C string it
+ * has seen by its address (lua_pushstring's cache), without hashing it. */
+static const char *const known_keys[] = {"id", "status", "created_at", "updated_at", "domain_id", "description",
+                                         "marker_id", "connections", "total_count", "request_id", NULL};
+
+static void push_key(lua_State *L, const char *k, size_t kn)
+{
+    int i;
+    for (i = 0; known_keys[i] != NULL; i++) {
+        if (strncmp(known_keys[i], k, kn) == 0 && known_keys[i][kn] == '\0') {
+            lua_pushstring(L, known_keys[i]);
+            return;
+        }
+    }
+    lua_pushlstring(L, k, kn);
+}
+
 /* Pushes a plain string value. */
 static int string_value(lua_State *L, cursor *c)
 {
@@ -127,7 +144,7 @@ static int connection(lua_State *L, cursor *c)
         size_t kn;
         if (!plain_string(c, &k, &kn) || !take(c, ':'))
             return 0;
-        lua_pushlstring(L, k, kn);
+        push_key(L, k, kn);
         if (kn == 9 && memcmp(k, "marker_id", 9) == 0) {
             long long v;
             if (!integer(c, &v))
@@ -178,7 +195,7 @@ static int document(lua_State *L, cursor *c)
         int ok;
         if (!plain_string(c, &k, &kn) || !take(c, ':'))
             return 0;
-        lua_pushlstring(L, k, kn);
+        push_key(L, k, kn);
         if (kn == 11 && memcmp(k, "connections", 11) == 0)
             ok = connections(L, c);
         else if (kn == 11 && memcmp(k, "total_count", 11) == 0)
