@@ -106,20 +106,29 @@ static int integer(cursor *c, long long *v)
 }
 
 /* The keys the service writes, as C strings: Lua 5.2+ finds a C string it
- * has seen by its address (lua_pushstring's cache), without hashing it. */
-static const char *const known_keys[] = {"id", "status", "created_at", "updated_at", "domain_id", "description",
-                                         "marker_id", "connections", "total_count", "request_id", NULL};
+ * has seen by its address (lua_pushstring's cache), without hashing it.
+ * Picked by length and first byte, then compared. */
+static const char *known_key(const char *k, size_t kn)
+{
+    const char *c = NULL;
+    switch (kn) {
+    case 2: c = "id"; break;
+    case 6: c = "status"; break;
+    case 9: c = k[0] == 'm' ? "marker_id" : "domain_id"; break;
+    case 10: c = k[0] == 'c' ? "created_at" : k[0] == 'u' ? "updated_at" : "request_id"; break;
+    case 11: c = k[0] == 'd' ? "description" : k[0] == 'c' ? "connections" : "total_count"; break;
+    default: return NULL;
+    }
+    return memcmp(c, k, kn) == 0 ? c : NULL;
+}
 
 static void push_key(lua_State *L, const char *k, size_t kn)
 {
-    int i;
-    for (i = 0; known_keys[i] != NULL; i++) {
-        if (strncmp(known_keys[i], k, kn) == 0 && known_keys[i][kn] == '\0') {
-            lua_pushstring(L, known_keys[i]);
-            return;
-        }
-    }
-    lua_pushlstring(L, k, kn);
+    const char *c = known_key(k, kn);
+    if (c != NULL)
+        lua_pushstring(L, c);
+    else
+        lua_pushlstring(L, k, kn);
 }
 
 /* Pushes a plain string value. */
