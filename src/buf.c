@@ -35,37 +35,38 @@ void vp_buf_free(vp_buf *b)
     b->len = b->cap = 0;
 }
 
-struct curl_slist *vp_headers_append(struct curl_slist *list, const char *name, size_t nl, const char *value,
-                                     size_t vl)
+struct curl_slist *vp_headers_make(const char *const *nv, size_t n)
 {
-    char small[512];
-    char *line = nl + vl + 3 <= sizeof small ? small : malloc(nl + vl + 3);
-    struct curl_slist *next;
-    if (line == NULL)
+    struct curl_slist *nodes;
+    char *text;
+    size_t i, size = sizeof "Expect:";
+    for (i = 0; i < n; i++)
+        size += strlen(nv[2 * i]) + strlen(nv[2 * i + 1]) + 3;
+    /* the nodes, then their lines: one block, one free */
+    nodes = malloc((n + 1) * sizeof *nodes + size);
+    if (nodes == NULL)
         return NULL;
-    memcpy(line, name, nl);
-    if (vl > 0) {
-        line[nl] = ':';
-        line[nl + 1] = ' ';
-        memcpy(line + nl + 2, value, vl);
-        line[nl + 2 + vl] = '\0';
-    } else {
-        line[nl] = ';';
-        line[nl + 1] = '\0';
+    text = (char *)(nodes + n + 1);
+    for (i = 0; i < n; i++) {
+        size_t nl = strlen(nv[2 * i]), vl = strlen(nv[2 * i + 1]);
+        nodes[i].data = text;
+        nodes[i].next = &nodes[i + 1];
+        memcpy(text, nv[2 * i], nl);
+        if (vl > 0) {
+            text[nl] = ':';
+            text[nl + 1] = ' ';
+            memcpy(text + nl + 2, nv[2 * i + 1], vl);
+            text += nl + 2 + vl;
+        } else {
+            text[nl] = ';';
+            text += nl + 1;
+        }
+        *text++ = '\0';
     }
-    next = curl_slist_append(list, line);
-    OPENSSL_cleanse(line, nl + vl + 3);
-    if (line != small)
-        free(line);
-    return next;
-}
-
-struct curl_slist *vp_headers_end(struct curl_slist *list)
-{
-    struct curl_slist *next = list != NULL ? curl_slist_append(list, "Expect:") : NULL;
-    if (next == NULL)
-        vp_headers_free(list);
-    return next;
+    memcpy(text, "Expect:", sizeof "Expect:");
+    nodes[n].data = text;
+    nodes[n].next = NULL;
+    return nodes;
 }
 
 void vp_headers_free(struct curl_slist *list)
@@ -73,5 +74,5 @@ void vp_headers_free(struct curl_slist *list)
     struct curl_slist *l;
     for (l = list; l != NULL; l = l->next)
         OPENSSL_cleanse(l->data, strlen(l->data));
-    curl_slist_free_all(list);
+    free(list);
 }

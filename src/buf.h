@@ -23,14 +23,12 @@ int vp_buf_adds(vp_buf *b, const char *s);
 #define vp_buf_lit(b, lit) vp_buf_add(b, lit, sizeof lit - 1)
 void vp_buf_free(vp_buf *b);
 
-/* Appends "Name: value" (or "Name;", libcurl's way to send an empty
- * value). Returns the new list, or NULL when out of memory (the old list
- * is then still the caller's). */
-struct curl_slist *vp_headers_append(struct curl_slist *list, const char *name, size_t name_len,
-                                     const char *value, size_t value_len);
-/* Ends a list: no "Expect: 100-continue" round trip, so exactly the
- * headers given are sent. NULL when out of memory (the list is freed). */
-struct curl_slist *vp_headers_end(struct curl_slist *list);
+/* A header list of n lines "Name: value" from nv (name, value, name,
+ * value...; an empty value as "Name;", libcurl's way to send one), ended
+ * by "Expect:" (no 100-continue round trip, so exactly these headers are
+ * sent): nodes and lines in one allocation, for vp_headers_free only.
+ * NULL when out of memory. */
+struct curl_slist *vp_headers_make(const char *const *nv, size_t n);
 /* Frees a header list, overwriting each line first. */
 void vp_headers_free(struct curl_slist *list);
 

@@ -14,22 +14,14 @@
 
 struct curl_slist *vp_token_headers(const char *token, const char *user_agent)
 {
-    static const char *const names[] = {"Content-Type", "X-Auth-Token", "User-Agent"};
-    const char *values[3];
-    struct curl_slist *list = NULL, *next;
-    int i;
-    values[0] = "application/json";
-    values[1] = token;
-    values[2] = user_agent; /* not signed: proxies may rewrite it */
-    for (i = 0; i < 3; i++) {
-        next = vp_headers_append(list, names[i], strlen(names[i]), values[i], strlen(values[i]));
-        if (next == NULL) {
-            vp_headers_free(list);
-            return NULL;
-        }
-        list = next;
-    }
-    return vp_headers_end(list);
+    const char *nv[6];
+    nv[0] = "Content-Type";
+    nv[1] = "application/json";
+    nv[2] = "X-Auth-Token";
+    nv[3] = token;
+    nv[4] = "User-Agent";
+    nv[5] = user_agent; /* not signed: proxies may rewrite it */
+    return vp_headers_make(nv, 3);
 }
 
 /* ---- the request table ---------------------------------------------------- */
@@ -88,7 +80,6 @@ static struct curl_slist *aksk_headers(const vp_request_ctx *c, const vp_header 
                                        const char *auth)
 {
     const char *lines[2 * 8];
-    struct curl_slist *list = NULL, *next;
     size_t i, k = 0;
     for (i = 0; i < n; i++) {
         lines[k++] = hs[i].name;
@@ -104,15 +95,7 @@ static struct curl_slist *aksk_headers(const vp_request_ctx *c, const vp_header 
     lines[k++] = auth;
     lines[k++] = "User-Agent";
     lines[k++] = c->user_agent;
-    for (i = 0; i < k; i += 2) {
-        next = vp_headers_append(list, lines[i], strlen(lines[i]), lines[i + 1], strlen(lines[i + 1]));
-        if (next == NULL) {
-            vp_headers_free(list);
-            return NULL;
-        }
-        list = next;
-    }
-    return vp_headers_end(list);
+    return vp_headers_make(lines, k / 2);
 }
 
 /* Signs x with the client's AK/SK (the signer of vpcep.sign, called from
