@@ -61,7 +61,7 @@ end
 -- A small deterministic generator: the same bodies on every run.
 local seed = 12345
 local function rand(n)
-  seed = (seed * 1103515245 + 12345) % 2147483648
+  seed = seed * 16807 % 2147483647 -- exact in a double too (5.1, LuaJIT)
   return seed % n + 1
 end
 local function pick(t) return t[rand(#t)] end
