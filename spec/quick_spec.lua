@@ -1,7 +1,7 @@
 -- spec/quick_spec.lua: the quick decoder (src/quick.c) against the general
 -- path (lua-cjson and the exact-integer passes of src/exact.c), through
--- vpcep.parse. Each body is parsed as it is, and again with its first
--- "connections" key written as "connection\u0073": the same document to
+-- vpcep.parse. Each body is parsed as it is, and again with the last
+-- letter of a key escaped ("connection\u0073"): the same document to
 -- any JSON reader, but the escape sends it down the general path (the
 -- quick decoder takes nothing escaped). Both must give the same value
 -- (same tables, keys, strings; numbers of the same subtype) or both refuse
@@ -13,9 +13,16 @@ local cases = require "spec.number_cases"
 local HAS_INT = math.type ~= nil
 local JSON = { ["Content-Type"] = "application/json" }
 
+-- (Not marker_id or total_count: the general path finds those two by
+-- their bytes, so escaped they would not be the same document to it.)
 local function general_body(body)
-  local s, n = body:gsub('"connections"', '"connection\\u0073"', 1)
-  assert(n == 1, "body without a connections key: " .. body)
+  local done = false
+  local s = body:gsub('"([%w_]-)(%w)"(%s*):', function(k, last, w)
+    if done or k .. last == "marker_id" or k .. last == "total_count" then return nil end
+    done = true
+    return ('"%s\\u%04x"%s:'):format(k, last:byte(), w)
+  end)
+  assert(done, "body without a key to escape: " .. body)
   return s
 end
 
@@ -91,7 +98,8 @@ local function member(kind)
 end
 
 local function connection(kind)
-  local m = { member(kind), '"id":' .. pick({ '"ep-1"', '"ep-2"' }), '"marker_id":' .. literal() }
+  local m = { member(kind), '"marker_id":' .. literal() }
+  if rand(8) > 1 then m[#m + 1] = '"id":' .. pick({ '"ep-1"', '"ep-2"' }) end
   for _ = 1, rand(7) - 1 do m[#m + 1] = member(kind) end
   for i = #m, 2, -1 do local j = rand(i); m[i], m[j] = m[j], m[i] end
   return "{" .. table.concat(m, ",") .. "}"
@@ -100,7 +108,7 @@ end
 local function body(kind)
   local conns = {}
   for _ = 1, rand(4) == 1 and rand(20) or 1 do conns[#conns + 1] = connection(kind) end
-  local top = { '"connections":[' .. table.concat(conns, ",") .. "]" }
+  local top = { rand(10) > 1 and '"connections":[' .. table.concat(conns, ",") .. "]" or '"request_id":"r"' }
   if rand(3) == 1 then top[#top + 1] = '"total_count":' .. literal() end
   if rand(4) == 1 then top[#top + 1] = '"request_id":' .. pick(strings) end
   if rand(8) == 1 then top[#top + 1] = '"connections":[' .. connection(kind) .. "]" end
@@ -152,7 +160,7 @@ describe("the quick decoder and the general path", function()
       if why == "refused" then refused = refused + 1 else taken = taken + 1 end
     end
     -- both kinds occur, so the comparison covered both outcomes
-    assert.is_true(taken > 300, "taken " .. taken)
+    assert.is_true(taken > 200, "taken " .. taken)
     assert.is_true(refused > 300, "refused " .. refused)
   end)
 

@@ -650,7 +650,7 @@ static int refuse(lua_State *L, int base, const char *why, int ret)
 
 int vp_decode_exact(lua_State *L, const char *body, size_t len)
 {
-    if (vp_decode_quick(L, body, len))
+    if (vp_decode_quick(L, body, len, NULL))
         return 1;
     return vp_decode_general(L, body, len);
 }

@@ -20,6 +20,10 @@
 
 typedef struct cursor {
     const unsigned char *p, *e;
+    /* what response.c's shape checks would say of the result, known here:
+     * a connections array, each connection with an id and no error (the
+     * checks pass); cleared when unsure, and the checks then run */
+    int shaped, has_connections;
 } cursor;
 
 /* Bytes a plain string holds as they are: printable ASCII but '"' and '\\'. */
@@ -145,6 +149,7 @@ static int string_value(lua_State *L, cursor *c)
 /* One connection object into a new table. */
 static int connection(lua_State *L, cursor *c)
 {
+    int has_id = 0, has_error = 0;
     if (!take(c, '{'))
         return 0;
     lua_createtable(L, 0, 8);
@@ -154,6 +159,8 @@ static int connection(lua_State *L, cursor *c)
         if (!plain_string(c, &k, &kn) || !take(c, ':'))
             return 0;
         push_key(L, k, kn);
+        has_id |= kn == 2 && k[0] == 'i' && k[1] == 'd';
+        has_error |= kn == 5 && memcmp(k, "error", 5) == 0;
         if (kn == 9 && memcmp(k, "marker_id", 9) == 0) {
             long long v;
             if (!integer(c, &v))
@@ -164,6 +171,8 @@ static int connection(lua_State *L, cursor *c)
         }
         lua_rawset(L, -3);
     } while (take(c, ','));
+    if (!has_id || has_error)
+        c->shaped = 0;
     return take(c, '}');
 }
 
@@ -206,7 +215,7 @@ static int document(lua_State *L, cursor *c)
             return 0;
         push_key(L, k, kn);
         if (kn == 11 && memcmp(k, "connections", 11) == 0)
-            ok = connections(L, c);
+            ok = c->has_connections = connections(L, c);
         else if (kn == 11 && memcmp(k, "total_count", 11) == 0)
             ok = total_count(L, c);
         else
@@ -221,7 +230,7 @@ static int document(lua_State *L, cursor *c)
     return c->p == c->e;
 }
 
-int vp_decode_quick(lua_State *L, const char *body, size_t len)
+int vp_decode_quick(lua_State *L, const char *body, size_t len, int *checked)
 {
     int base = lua_gettop(L);
     cursor c;
@@ -229,9 +238,14 @@ int vp_decode_quick(lua_State *L, const char *body, size_t len)
         init_plain();
     c.p = (const unsigned char *)body;
     c.e = c.p + len;
+    c.shaped = 1;
+    c.has_connections = 0;
     luaL_checkstack(L, 8, "vpcep.parse");
-    if (document(L, &c))
+    if (document(L, &c)) {
+        if (checked != NULL)
+            *checked = c.shaped && c.has_connections;
         return 1;
+    }
     lua_settop(L, base);
     return 0;
 }

@@ -12,8 +12,10 @@ VP_HIDDEN_BEGIN
  * whose members are strings and an integer marker_id; nothing escaped, no
  * null, no other number, no empty object or array. Pushes the value the
  * general path (vp_decode_exact) would give and returns 1; returns 0,
- * pushing nothing, for anything else, which the general path then reads. */
-int vp_decode_quick(lua_State *L, const char *body, size_t len);
+ * pushing nothing, for anything else, which the general path then reads.
+ * *checked (when not NULL) is set to 1 when the value is known to pass the
+ * shape checks of response.c (so they need not run), else 0. */
+int vp_decode_quick(lua_State *L, const char *body, size_t len, int *checked);
 
 VP_HIDDEN_END
 

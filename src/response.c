@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "exact.h"
 #include "json.h"
+#include "quick.h"
 #include "response.h"
 #include "text.h"
 
@@ -258,6 +259,11 @@ static const char *check_document(lua_State *L)
     return bad; /* total_count was checked while decoding, as marker_id */
 }
 
+const char *vp_check_answer_shape(lua_State *L)
+{
+    return check_document(L);
+}
+
 /* 1 when a Content-Type names JSON (application/json, anything+json). */
 static int json_content_type(const char *ct)
 {
@@ -282,7 +288,7 @@ static void push_bad_response(lua_State *L, long status, const vp_answer_headers
 int vp_parse_answer(lua_State *L, long status, const char *body, size_t len, const vp_answer_headers *h)
 {
     const char *bad;
-    int decoded;
+    int decoded, checked = 0;
     luaL_checkstack(L, 20, "vpcep.parse");
     if (status < 200 || status > 299) {
         push_http_error(L, status, body, len, h);
@@ -298,7 +304,9 @@ int vp_parse_answer(lua_State *L, long status, const char *body, size_t len, con
         push_bad_response(L, status, h, "answer has an empty body%s", "");
         return 0;
     }
-    decoded = vp_decode_exact(L, body, len);
+    decoded = vp_decode_quick(L, body, len, &checked);
+    if (!decoded)
+        decoded = vp_decode_general(L, body, len);
     if (decoded <= 0) {
         vp_push_capped_text(L, lua_tostring(L, -1), vp_rawlen(L, -1), 200);
         push_bad_response(L, status, h, decoded == 0 ? "answer is not the expected JSON: %s"
@@ -307,7 +315,7 @@ int vp_parse_answer(lua_State *L, long status, const char *body, size_t len, con
         lua_pop(L, 1);
         return 0;
     }
-    bad = check_document(L);
+    bad = checked ? NULL : check_document(L);
     if (bad != NULL) {
         lua_pop(L, 1);
         push_bad_response(L, status, h, "answer has the wrong shape: %s", bad);
