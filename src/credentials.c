@@ -452,38 +452,28 @@ static int add_json(vp_buf *b, const char *s)
     return 0;
 }
 
-static struct curl_slist *add_header(struct curl_slist *l, const char *name, const char *value, int *oom)
-{
-    struct curl_slist *n;
-    if (*oom)
-        return l;
-    n = vp_headers_append(l, name, strlen(name), value, strlen(value));
-    if (n == NULL) {
-        *oom = 1;
-        return l;
-    }
-    return n;
-}
-
 /* The header list of an IAM or metadata request: JSON, User-Agent, and
  * one more header (name NULL: none). */
 static void set_headers(lua_State *L, const vp_creds *cr, vp_xfer *x, const char *name, const char *value,
                         const char *name2, const char *value2)
 {
-    int oom = 0;
-    struct curl_slist *l = NULL;
-    l = add_header(l, "Content-Type", "application/json;charset=utf8", &oom);
-    if (name != NULL)
-        l = add_header(l, name, value, &oom);
-    if (name2 != NULL)
-        l = add_header(l, name2, value2, &oom);
-    l = add_header(l, "User-Agent", cr->rq->user_agent, &oom);
-    if (!oom && (l = vp_headers_end(l)) == NULL)
-        oom = 1;
-    if (oom) {
-        vp_headers_free(l);
-        vp_raise_oom(L);
+    const char *nv[8];
+    size_t n = 0;
+    struct curl_slist *l;
+    nv[n++] = "Content-Type";
+    nv[n++] = "application/json;charset=utf8";
+    if (name != NULL) {
+        nv[n++] = name;
+        nv[n++] = value;
     }
+    if (name2 != NULL) {
+        nv[n++] = name2;
+        nv[n++] = value2;
+    }
+    nv[n++] = "User-Agent";
+    nv[n++] = cr->rq->user_agent;
+    if ((l = vp_headers_make(nv, n / 2)) == NULL)
+        vp_raise_oom(L);
     x->headers = l;
     x->headers_shared = 0;
 }
@@ -588,23 +578,28 @@ static void build_project(lua_State *L, const vp_creds *cr, vp_xfer *x)
         vp_raise_oom(L);
     rc = vp_sign(rq->signer, &req, &cred, auth, size, &out);
     if (rc == VP_SIGN_OK) {
-        int oom = 0;
-        struct curl_slist *l = NULL;
-        l = add_header(l, "Content-Type", "application/json", &oom);
-        l = add_header(l, "Host", host, &oom);
-        l = add_header(l, "X-Sdk-Date", out.date, &oom);
-        if (rq->security_token != NULL)
-            l = add_header(l, "X-Security-Token", rq->security_token, &oom);
-        l = add_header(l, "Authorization", auth, &oom);
-        l = add_header(l, "User-Agent", rq->user_agent, &oom);
-        if (!oom && (l = vp_headers_end(l)) == NULL)
-            oom = 1;
+        const char *nv[12];
+        size_t n = 0;
+        struct curl_slist *l;
+        nv[n++] = "Content-Type";
+        nv[n++] = "application/json";
+        nv[n++] = "Host";
+        nv[n++] = host;
+        nv[n++] = "X-Sdk-Date";
+        nv[n++] = out.date;
+        if (rq->security_token != NULL) {
+            nv[n++] = "X-Security-Token";
+            nv[n++] = rq->security_token;
+        }
+        nv[n++] = "Authorization";
+        nv[n++] = auth;
+        nv[n++] = "User-Agent";
+        nv[n++] = rq->user_agent;
+        l = vp_headers_make(nv, n / 2);
         OPENSSL_cleanse(auth, size);
         free(auth);
-        if (oom) {
-            vp_headers_free(l);
+        if (l == NULL)
             vp_raise_oom(L);
-        }
         x->headers = l;
         x->headers_shared = 0;
         return;
