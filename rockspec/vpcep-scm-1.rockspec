@@ -47,7 +47,7 @@ build = {
    modules = {
       vpcep = {
          sources = {
-            "src/buf.c", "src/ccache.c", "src/cli.c", "src/client.c", "src/credentials.c", "src/errors.c", "src/exact.c", "src/json.c", "src/l_flow.c", "src/l_plan.c", "src/l_sign.c", "src/l_source.c", "src/options.c", "src/plan.c", "src/policy.c",
+            "src/buf.c", "src/ccache.c", "src/cli.c", "src/client.c", "src/credentials.c", "src/errors.c", "src/exact.c", "src/json.c", "src/l_flow.c", "src/l_plan.c", "src/l_sign.c", "src/l_source.c", "src/options.c", "src/plan.c", "src/policy.c", "src/pollset.c",
             "src/profile.c", "src/quick.c", "src/regions.c", "src/request.c", "src/response.c", "src/scheduler.c",
             "src/share.c", "src/sign.c", "src/sockets.c", "src/source.c", "src/text.c", "src/transport.c", "src/uv.c", "src/validate.c", "src/vpcep.c",
          },

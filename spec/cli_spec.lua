@@ -985,11 +985,11 @@ local function shared_cases(runner)
         "no credentials: use --token-file FILE (or VPCEP_TOKEN_FILE), --profile NAME, --iam-user USER" },
     }
     for _, case in ipairs(cases) do
-      for _, runner in ipairs(RUNNERS) do
-        it(runner.name .. ": " .. case[3], function()
+      for _, each in ipairs(RUNNERS) do
+        it(each.name .. ": " .. case[3], function()
           local args = { "list", "--service", SID }
           for _, a in ipairs(case[1]) do args[#args + 1] = a end
-          local rc, out, err = runner.run(args, case[2])
+          local rc, out, err = each.run(args, case[2])
           assert.are.equal(2, rc, err)
           assert.are.equal("", out)
           assert.matches("^vpcep list: " .. case[3]:gsub("%p", "%%%0"), err)
