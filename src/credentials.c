@@ -245,18 +245,6 @@ static void project_key(lua_State *L, const vp_creds *cr)
 
 /* ---- time ---------------------------------------------------------------- */
 
-static long days_from_civil(long y, unsigned m, unsigned d)
-{
-    long era;
-    unsigned yoe, doy, doe;
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned)(y - era * 400);
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (long)doe - 719468;
-}
-
 /* "2026-01-02T03:04:05[.fraction](Z|+00:00)" -> seconds since the epoch,
  * or -1 when malformed. */
 static double parse_time(const char *s)
@@ -273,7 +261,7 @@ static double parse_time(const char *s)
             ;
     if (strcmp(p, "Z") != 0 && strcmp(p, "+00:00") != 0 && *p != '\0')
         return -1;
-    return (double)days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400.0 + h * 3600 + mi * 60 + sec;
+    return (double)vp_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400.0 + h * 3600 + mi * 60 + sec;
 }
 
 static int fresh(double expires_at)

@@ -46,19 +46,6 @@ static void vp_header_get(lua_State *L, int headers_idx, const char *name)
     lua_pushnil(L);
 }
 
-/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
-static long days_from_civil(long y, unsigned m, unsigned d)
-{
-    long era;
-    unsigned yoe, doy, doe;
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned)(y - era * 400);
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (long)doe - 719468;
-}
-
 /* Parses Retry-After (delta seconds or HTTP date); returns seconds or -1. */
 static double vp_retry_after_seconds(const char *v)
 {
@@ -83,7 +70,7 @@ static double vp_retry_after_seconds(const char *v)
         return -1;
     for (i = 0; i < 12; i++) {
         if (strcmp(mon, months[i]) == 0) {
-            double at = (double)days_from_civil(y, (unsigned)i + 1, (unsigned)d) * 86400.0 +
+            double at = (double)vp_days_from_civil(y, (unsigned)i + 1, (unsigned)d) * 86400.0 +
                         hh * 3600.0 + mm * 60.0 + ss;
             double now = (double)time(NULL);
             return at > now ? at - now : 0;

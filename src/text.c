@@ -99,3 +99,15 @@ void vp_addescaped(luaL_Buffer *b, const char *s, size_t len, int keep_slash)
             vp_addescaped_byte(b, (unsigned char)s[i]);
     }
 }
+
+long vp_days_from_civil(long y, unsigned m, unsigned d)
+{
+    long era;
+    unsigned yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long)doe - 719468;
+}

@@ -16,6 +16,9 @@ void vp_push_capped_text(lua_State *L, const char *s, size_t len, size_t cap);
 void vp_addescaped_byte(luaL_Buffer *b, unsigned char c);
 /* Percent-encodes s that way ('/' kept too when keep_slash). */
 void vp_addescaped(luaL_Buffer *b, const char *s, size_t len, int keep_slash);
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian): for HTTP
+ * dates (Retry-After) and IAM's expires_at. */
+long vp_days_from_civil(long y, unsigned m, unsigned d);
 
 VP_HIDDEN_END
 
