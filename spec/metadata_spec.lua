@@ -4,7 +4,7 @@
 -- process, refreshed when less than 40 minutes remain; a 401 gets a new
 -- metadata token and one more try, unless no agency is configured. The
 -- metadata service here is the mock on 127.0.0.1 (metadata_endpoint): no
--- test ever sends anything to 169.254.169.254.
+-- test ever sends anything to the real metadata address.
 local helper = require "spec.helper"
 local vpcep = require "vpcep"
 

@@ -517,8 +517,11 @@ result { text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "|") }
         says("VPCEP_TOKEN=not-taken", "vim.g.vpcep_options = { iam = { user = 'alice', password = "
              .. string.format("%q", password) .. ", domain = 'acme' } }\n",
              "IAM password token of user alice (domain acme), fetched at the first call")
-        says("VPCEP_METADATA=1", "", "ECS agency keys from the metadata service http://169.254.169.254 "
-             .. "($VPCEP_METADATA=1), fetched at the first call")
+        says("VPCEP_METADATA=1", "vim.g.vpcep_options = { metadata_endpoint = " .. string.format("%q", mock.url)
+             .. " }\n", "ECS agency keys from the metadata service " .. mock.url
+             .. " ($VPCEP_METADATA=1), fetched at the first call")
+        says("", "vim.g.vpcep_options = { metadata = true, metadata_endpoint = " .. string.format("%q", mock.url)
+             .. " }\n", "ECS agency keys from the metadata service " .. mock.url .. " (g:vpcep_options)")
         says("HUAWEICLOUD_SDK_IDP_ID=corp HUAWEICLOUD_SDK_ID_TOKEN_FILE=/run/idt", "",
              "federated token of idp corp from /run/idt ($HUAWEICLOUD_SDK_IDP_ID), fetched at the first call")
         local text = health("HUAWEICLOUD_SDK_AK=HALFONLY0001").text or ""

@@ -87,8 +87,9 @@ local function describe_source(s, o)
     return ("IAM password token of user %s (domain %s)%s"):format(o.iam.user, o.iam.domain, fetched)
   end
   if s.kind == "metadata" then
+    -- no metadata_endpoint: the module's default (README), not repeated here
     return ("ECS agency keys from the metadata service %s (%s)%s"):format(
-      s.metadata_endpoint or "http://169.254.169.254", o.metadata and "g:vpcep_options" or "$VPCEP_METADATA=1", fetched)
+      s.metadata_endpoint or "at its default address", o.metadata and "g:vpcep_options" or "$VPCEP_METADATA=1", fetched)
   end
   return ("federated token of idp %s from %s (%s)%s"):format(s.idp_id, s.id_token_file,
     o.idp and "g:vpcep_options" or "$HUAWEICLOUD_SDK_IDP_ID", fetched)
