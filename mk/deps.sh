@@ -14,7 +14,7 @@ for group in "$@"; do
     rocks) pkgs="$pkgs luarocks unzip" ;;
     check) pkgs="$pkgs valgrind clang libclang-rt-14-dev" ;;
     hosts) pkgs="$pkgs nginx-light libnginx-mod-http-lua libnginx-mod-http-ndk neovim lua-luv" ;;
-    bench) pkgs="$pkgs nginx-light" ;;
+    bench) pkgs="$pkgs nginx-light libnginx-mod-http-echo" ;;
     *) echo "deps.sh: unknown group $group" >&2; exit 2 ;;
   esac
 done
