@@ -929,6 +929,27 @@ local function shared_cases(runner)
     end)
   end)
 
+  -- (the child process only: the region's host and IAM come from the
+  -- environment the module itself reads, which an in-process run cannot set)
+  if runner.name == "as a child process" then
+    it("a token with a region needs no --project-id: the module looks it up with the token", function()
+      seed_basic()
+      mock:iam { projects = { ["cn-north-4"] = { D.project_id } } }
+      local rc, out, err = vpcep({ "list", "--service", SID, "--json" },
+        { VPCEP_ENDPOINT = false, HUAWEICLOUD_SDK_PROJECT_ID = false, VPCEP_REGION = "cn-north-4",
+          HUAWEICLOUD_SDK_REGION_VPCEP_CN_NORTH_4 = mock.url, HUAWEICLOUD_SDK_IAM_ENDPOINT = mock.url })
+      assert.are.equal(0, rc, err)
+      assert.matches('"e1"', out, 1, true)
+      local looked = {}
+      for _, r in ipairs(mock:log()) do
+        if r.path:find("^/v3/projects") then looked[#looked + 1] = r end
+      end
+      assert.are.equal(1, #looked)
+      assert.are.equal("/v3/projects?name=cn-north-4", looked[1].path)
+      assert.are.equal(D.token, helper.header(looked[1], "X-Auth-Token"))
+    end)
+  end
+
   describe("settings from the environment", function()
     local cases = {
       { { HUAWEICLOUD_SDK_AK = D.ak }, "HUAWEICLOUD_SDK_SK is not set" },
