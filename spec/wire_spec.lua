@@ -211,6 +211,38 @@ describe("the request on the wire", function()
     end
   end)
 
+  -- A handle keeps the URL it was last given, parsed, and parses again only
+  -- when the next differs: here each call changes it, or keeps it, in turn.
+  it("one client's calls each go to their own URL, whatever the handle sent before", function()
+    local SID2 = "5f0b8d2c-6e3a-4b9f-8c4d-123456789abc"
+    mock:service { service_id = SID2, endpoints = { { id = "f1" }, { id = "f2" }, { id = "f3" } } }
+    local c = client()
+    local base = "/v1/" .. D.project_id .. "/vpc-endpoint-services/"
+    local expect = {}
+    local function call(method, sid, arg, path, status)
+      local res = c[method](c, sid, arg)
+      if status then assert.are.equal(status, res[1].status) end
+      expect[#expect + 1] = base .. sid .. path
+    end
+    call("accept", SID, "e1", "/connections/action", "accepted")
+    call("accept", SID2, "f1", "/connections/action", "accepted")
+    call("accept", SID2, "f2", "/connections/action", "accepted")
+    call("connections", SID, { limit = 1 }, "/connections?limit=1&offset=0")
+    call("reject", SID, "e2", "/connections/action", "rejected")
+    call("connections", SID2, { limit = 2 }, "/connections?limit=2&offset=0")
+    call("accept", SID2, { "f3" }, "/connections/action", "accepted")
+    call("accept", SID, "e3", "/connections/action", "accepted")
+    c:close()
+    local log = mock:log()
+    local paths = {}
+    for i, r in ipairs(log) do
+      paths[i] = r.path
+      local res = recompute(r)
+      assert.is_true(res.ok, res.reason)
+    end
+    assert.are.same(expect, paths)
+  end)
+
   it("a retried request is still the signed one", function()
     mock:fault { match = { method = "POST" }, times = 1,
                  answer = { status = 503, json = { error_code = "APIGW.0201", error_msg = "busy" } } }
