@@ -98,7 +98,7 @@ local f = assert(io.open(dir .. "/nginx.conf", "w"))
 f:write(conf)
 f:close()
 local pid = assert(io.popen(q(NGINX_BIN) .. " -p " .. q(dir) .. " -c " .. q(dir .. "/nginx.conf")
-  .. " -g 'daemon off;' >/dev/null 2>&1 & echo $!")):read("*l")
+  .. " -g " .. q("daemon off; " .. (os.getenv("BENCH_NGINX_PIN") or "")) .. " >/dev/null 2>&1 & echo $!")):read("*l")
 local function stop()
   os.execute("kill " .. pid .. " 2>/dev/null; sleep 0.2; rm -rf " .. q(dir))
 end

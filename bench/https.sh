@@ -11,6 +11,7 @@ BUILD=${BUILD:-build/$LUA}
 NGINX_BIN=${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}
 [ -x "$NGINX_BIN" ] || { echo "https.sh: nginx not found (apt-get install nginx-light)" >&2; exit 1; }
 command -v openssl >/dev/null || { echo "https.sh: openssl not found (apt-get install openssl)" >&2; exit 1; }
+. bench/pin.sh
 certs="$BUILD/bench-https"
 mkdir -p "$certs"
 # a self-signed certificate for 127.0.0.1, made fresh each run (P-256)
@@ -49,7 +50,7 @@ http {
   }
 }
 CONF
-"$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' &
+"$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -g "daemon off; $BENCH_NGINX_PIN" &
 pid=$!
 i=0
 until curl -s -o /dev/null --cacert "$cafile" "https://127.0.0.1:$port/"; do
@@ -58,4 +59,4 @@ until curl -s -o /dev/null --cacert "$cafile" "https://127.0.0.1:$port/"; do
   sleep 0.05
 done
 BENCH_HTTPS="https://127.0.0.1:$port" BENCH_CAFILE="$cafile" BENCH_FLOOR="$BUILD/bench-floor" \
-  BENCH_LUA="$LUA" LUA_CPATH="$BUILD/?.so;;" LUA_PATH="./?.lua;;" "$LUA" bench/https.lua
+  BENCH_LUA="$LUA" LUA_CPATH="$BUILD/?.so;;" LUA_PATH="./?.lua;;" $BENCH_ON_CLIENT "$LUA" bench/https.lua

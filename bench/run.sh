@@ -8,6 +8,7 @@ LUA=${LUA:-lua5.4}
 BUILD=${BUILD:-build/$LUA}
 NGINX_BIN=${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}
 [ -x "$NGINX_BIN" ] || { echo "run.sh: nginx not found (apt-get install nginx-light)" >&2; exit 1; }
+. bench/pin.sh
 dir=$(mktemp -d /tmp/vpcep-bench.XXXXXX)
 pid=""
 cleanup() {
@@ -43,7 +44,7 @@ http {
   }
 }
 CONF
-"$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' &
+"$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -g "daemon off; $BENCH_NGINX_PIN" &
 pid=$!
 i=0
 until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
@@ -51,10 +52,11 @@ until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
   [ $i -lt 100 ] || { echo "run.sh: nginx did not start" >&2; cat "$dir/logs/error.log" >&2; exit 1; }
   sleep 0.05
 done
+echo "clients: ${BENCH_ON_CLIENT:-not pinned}; nginx: ${BENCH_NGINX_PIN:-not pinned}"
 echo "machine: $(nproc) CPUs, $(uname -sr), $(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
 echo "nginx: $("$NGINX_BIN" -v 2>&1), libcurl: $(curl-config --version 2>/dev/null || pkg-config --modversion libcurl)"
 BENCH_NGINX="http://127.0.0.1:$port" BENCH_FLOOR="$BUILD/bench-floor" \
-  LUA_CPATH="$BUILD/?.so;;" LUA_PATH="./?.lua;;" "$LUA" bench/bench.lua
+  LUA_CPATH="$BUILD/?.so;;" LUA_PATH="./?.lua;;" $BENCH_ON_CLIENT "$LUA" bench/bench.lua
 BENCH_NGINX="http://127.0.0.1:$port" BUILD="$BUILD" LUA="$LUA" sh bench/callgrind.sh
 BUILD="$BUILD" LUA="$LUA" NGINX_BIN="$NGINX_BIN" sh bench/https.sh
-NGINX_BIN="$NGINX_BIN" LUA_CPATH="$BUILD/?.so;;" LUA_PATH="./?.lua;;" "$LUA" bench/bulk10k.lua
+NGINX_BIN="$NGINX_BIN" LUA_CPATH="$BUILD/?.so;;" LUA_PATH="./?.lua;;" $BENCH_ON_CLIENT "$LUA" bench/bulk10k.lua
