@@ -574,24 +574,37 @@ static int remember_url(vp_handle *h, const vp_xfer *x)
  * Given a string (CURLOPT_URL), libcurl 7.88 parses it and formats it back
  * for every transfer: about 22k instructions a request, a fifth of a kept
  * connection's. The flags are the ones libcurl parses CURLOPT_URL with. A
- * URL that curl_url_set refuses (or no memory for a CURLU) goes as a
- * string, so that libcurl reports it as it always has. */
+ * changed URL is parsed into a new CURLU: curl_url_set on one that holds a
+ * URL resolves a URL without a scheme against the old one, where libcurl
+ * would guess the scheme. A URL curl_url_set refuses (or no memory) goes as
+ * a string, so that libcurl reports it as it always has. */
 static CURLcode set_url(vp_handle *h, const vp_xfer *x)
 {
     CURL *e = h->easy;
     CURLcode rc = CURLE_OK;
+    CURLU *uh;
     if (h->url_ok && h->url_len == x->url.len && memcmp(h->url, x->url.data, x->url.len) == 0)
         return CURLE_OK;
     h->url_ok = 0;
-    if (h->uh == NULL)
-        h->uh = curl_url();
-    if (h->uh != NULL && remember_url(h, x) == 0 &&
-        curl_url_set(h->uh, CURLUPART_URL, h->url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK) {
-        SET(CURLOPT_CURLU, h->uh);
-        h->url_ok = rc == CURLE_OK;
+    uh = curl_url();
+    if (uh != NULL && remember_url(h, x) == 0 &&
+        curl_url_set(uh, CURLUPART_URL, h->url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK) {
+        SET(CURLOPT_CURLU, uh);
+        if (rc != CURLE_OK) {
+            curl_url_cleanup(uh); /* the handle still has the old one */
+            return rc;
+        }
+        curl_url_cleanup(h->uh); /* no longer the handle's */
+        h->uh = uh;
+        h->url_ok = 1;
         return rc;
     }
+    curl_url_cleanup(uh);
     SET(CURLOPT_CURLU, NULL);
+    if (rc == CURLE_OK) {
+        curl_url_cleanup(h->uh);
+        h->uh = NULL;
+    }
     SET(CURLOPT_URL, x->url.data);
     return rc;
 }
