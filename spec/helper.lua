@@ -103,6 +103,32 @@ function helper.run(cmd)
   return ok, text
 end
 
+-- Can spec/c/ programs be built against this Lua and the pkg-config
+-- packages named (a space-separated list)?
+function helper.can_build_c(pkgs)
+  return helper.have("cc") and helper.have("pkg-config")
+      and exec_ok("pkg-config --exists " .. helper.this_lua .. " " .. pkgs)
+end
+
+-- Builds the C sources (spec/c/NAME.c first) against this Lua and pkgs,
+-- runs the program, and asserts it built, exited 0 and printed no FAIL
+-- line. Returns how many "ok" lines it printed, and its output.
+function helper.run_c_checks(name, sources, pkgs)
+  local dir = helper.tmpdir()
+  local exe = dir .. "/" .. name
+  local flags = helper.this_lua .. " " .. pkgs
+  local ok, out = helper.run("cc -std=c99 -Wall -Wextra -Werror -pedantic -D_POSIX_C_SOURCE=200809L "
+    .. "$(pkg-config --cflags " .. flags .. ") -o " .. exe .. " spec/c/" .. name .. ".c " .. sources
+    .. " $(pkg-config --libs " .. flags .. ") -lm")
+  if ok then ok, out = helper.run(exe) end
+  os.execute("rm -rf " .. shell_quote(dir))
+  assert(ok, out)
+  assert(not out:find("FAIL", 1, true), out)
+  local n = 0
+  for _ in out:gmatch("ok [^\n]*") do n = n + 1 end
+  return n, out
+end
+
 -- Is the command on PATH?
 function helper.have(cmd)
   return exec_ok("command -v " .. cmd .. " >/dev/null 2>&1")
