@@ -24,12 +24,11 @@ typedef struct vp_handle {
     const struct curl_slist *headers;
     const char *method;
     long timeout_ms, connect_ms;
-    /* the URL as libcurl's parsed form, and the text it was parsed from
-     * (url_ok: the handle is given uh, which holds url[0..url_len)) */
+    /* the URL the handle is given parsed, and the text it was parsed
+     * from, url[0..url_len); NULL when it is given the URL as text */
     CURLU *uh;
     char *url;
     size_t url_len, url_cap;
-    int url_ok;
 } vp_handle;
 
 /* A multi handle, the handles in it now, and those kept for it, with the
@@ -583,28 +582,21 @@ static CURLcode set_url(vp_handle *h, const vp_xfer *x)
     CURL *e = h->easy;
     CURLcode rc = CURLE_OK;
     CURLU *uh;
-    if (h->url_ok && h->url_len == x->url.len && memcmp(h->url, x->url.data, x->url.len) == 0)
+    if (h->uh != NULL && h->url_len == x->url.len && memcmp(h->url, x->url.data, x->url.len) == 0)
         return CURLE_OK;
-    h->url_ok = 0;
     uh = curl_url();
     if (uh != NULL && remember_url(h, x) == 0 &&
         curl_url_set(uh, CURLUPART_URL, h->url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK) {
-        SET(CURLOPT_CURLU, uh);
-        if (rc != CURLE_OK) {
-            curl_url_cleanup(uh); /* the handle still has the old one */
-            return rc;
-        }
+        /* setting CURLOPT_CURLU only stores the pointer: it cannot fail */
+        curl_easy_setopt(e, CURLOPT_CURLU, uh);
         curl_url_cleanup(h->uh); /* no longer the handle's */
         h->uh = uh;
-        h->url_ok = 1;
-        return rc;
+        return CURLE_OK;
     }
     curl_url_cleanup(uh);
-    SET(CURLOPT_CURLU, NULL);
-    if (rc == CURLE_OK) {
-        curl_url_cleanup(h->uh);
-        h->uh = NULL;
-    }
+    curl_easy_setopt(e, CURLOPT_CURLU, NULL);
+    curl_url_cleanup(h->uh);
+    h->uh = NULL;
     SET(CURLOPT_URL, x->url.data);
     return rc;
 }
